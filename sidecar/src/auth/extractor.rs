@@ -1,0 +1,73 @@
+//! `AuthedUser`: a handler that takes it is authenticated; one that does not, is not.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::auth::host_key;
+use crate::db::now_secs;
+use crate::db::users::DjangoUser;
+use crate::error::ApiError;
+use crate::server::RequestUser;
+use crate::state::AppState;
+use crate::transport::SyncHeader;
+
+/// Refreshing `last_used_at` on every request would turn every sync call into a write.
+const TOUCH_INTERVAL_SECS: i64 = 3600;
+
+#[derive(Clone, Debug)]
+pub struct AuthedUser {
+    pub user: DjangoUser,
+    pub header: SyncHeader,
+}
+
+impl FromRequestParts<AppState> for AuthedUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = SyncHeader::from_request_parts(parts, state).await?;
+        let user = authenticate(state, &header.host_key).await?;
+        if let Some(logged) = parts.extensions.get::<RequestUser>() {
+            let _ = logged.0.set(user.id);
+        }
+        Ok(Self { user, header })
+    }
+}
+
+/// Resolves a host key to its user. Every failure is a 403, which makes Anki drop the stored
+/// key and ask for the password again (protocol §2).
+pub async fn authenticate(state: &AppState, key: &str) -> Result<DjangoUser, ApiError> {
+    if key.is_empty() {
+        return Err(ApiError::Forbidden("missing host key".into()));
+    }
+    let key_hash = host_key::digest(key);
+    let stored = state
+        .db
+        .find_host_key(&key_hash)
+        .await
+        .map_err(|err| ApiError::Internal(err.into()))?
+        .ok_or_else(|| ApiError::Forbidden("unknown host key".into()))?;
+    if !stored.user.is_active {
+        return Err(ApiError::Forbidden("account is inactive".into()));
+    }
+    let current = host_key::password_fingerprint(&stored.user.password);
+    if !host_key::constant_time_eq(&current, &stored.password_fingerprint) {
+        // The password changed since this device logged in: the key is dead for good.
+        state
+            .db
+            .delete_host_key(&key_hash)
+            .await
+            .map_err(|err| ApiError::Internal(err.into()))?;
+        return Err(ApiError::Forbidden(
+            "password changed since login; log in again".into(),
+        ));
+    }
+    let now = now_secs();
+    if now - stored.last_used_at > TOUCH_INTERVAL_SECS {
+        state
+            .db
+            .touch_host_key(&key_hash, now)
+            .await
+            .map_err(|err| ApiError::Internal(err.into()))?;
+    }
+    Ok(stored.user)
+}

@@ -1,0 +1,162 @@
+//! The JSON objects of a schema-11 `col` row: notetypes (`models`), decks, deck configs
+//! (`dconf`), config (`conf`) and tags. Normal sync and server-side import read and write them
+//! through this one type, so the rules (usn, unique names) live in one place.
+//!
+//! Objects are kept as the JSON the client sent, so keys we do not model survive untouched
+//! (protocol §8: "keep unknown keys that clients send, and send them back unchanged").
+
+use anyhow::{Context, anyhow};
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+pub type JsonObject = Map<String, Value>;
+
+#[derive(Debug, Clone)]
+pub struct ColObjects {
+    /// `"<id>"` -> notetype.
+    pub models: JsonObject,
+    /// `"<id>"` -> deck.
+    pub decks: JsonObject,
+    /// `"<id>"` -> deck config.
+    pub dconf: JsonObject,
+    /// key -> any JSON.
+    pub conf: JsonObject,
+    /// tag name -> usn.
+    pub tags: JsonObject,
+}
+
+fn parse_object(text: &str, column: &str) -> anyhow::Result<JsonObject> {
+    if text.trim().is_empty() {
+        return Ok(JsonObject::new());
+    }
+    match serde_json::from_str(text).with_context(|| format!("col.{column} is not JSON"))? {
+        Value::Object(map) => Ok(map),
+        _ => Err(anyhow!("col.{column} is not a JSON object")),
+    }
+}
+
+impl ColObjects {
+    pub fn load(conn: &Connection) -> anyhow::Result<Self> {
+        let (models, decks, dconf, conf, tags): (String, String, String, String, String) = conn
+            .query_row(
+                "SELECT models, decks, dconf, conf, tags FROM col WHERE id = 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+            )
+            .context("reading the col row")?;
+        Ok(Self {
+            models: parse_object(&models, "models")?,
+            decks: parse_object(&decks, "decks")?,
+            dconf: parse_object(&dconf, "dconf")?,
+            conf: parse_object(&conf, "conf")?,
+            tags: parse_object(&tags, "tags")?,
+        })
+    }
+
+    pub fn save(&self, conn: &Connection) -> anyhow::Result<()> {
+        conn.execute(
+            "UPDATE col SET models = ?1, decks = ?2, dconf = ?3, conf = ?4, tags = ?5 WHERE id = 1",
+            [
+                serde_json::to_string(&self.models)?,
+                serde_json::to_string(&self.decks)?,
+                serde_json::to_string(&self.dconf)?,
+                serde_json::to_string(&self.conf)?,
+                serde_json::to_string(&self.tags)?,
+            ],
+        )
+        .context("writing the col row")?;
+        Ok(())
+    }
+
+    /// Whether a tag exists, ignoring case as Anki does.
+    pub fn has_tag(&self, tag: &str) -> bool {
+        let wanted = unicase::UniCase::new(tag);
+        self.tags
+            .keys()
+            .any(|existing| unicase::UniCase::new(existing.as_str()) == wanted)
+    }
+
+    /// Registers a tag unless one with that name exists in any case; returns whether it did.
+    pub fn register_tag(&mut self, tag: &str, usn: i32) -> bool {
+        if tag.is_empty() || self.has_tag(tag) {
+            return false;
+        }
+        self.tags.insert(tag.to_string(), Value::from(usn));
+        true
+    }
+
+    /// A name that no other object in `objects` (other than `own_id`) has, ignoring case,
+    /// found by appending `+` as Anki does.
+    pub fn unique_name(objects: &JsonObject, own_id: &str, name: &str) -> String {
+        let mut candidate = name.to_string();
+        loop {
+            let wanted = unicase::UniCase::new(candidate.as_str());
+            let taken = objects.iter().any(|(id, object)| {
+                id != own_id
+                    && object
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|other| unicase::UniCase::new(other) == wanted)
+            });
+            if !taken {
+                return candidate;
+            }
+            candidate.push('+');
+        }
+    }
+}
+
+/// An object's id as the map key: ids may arrive as integers or numeric strings.
+pub fn object_id(object: &JsonObject) -> Option<i64> {
+    match object.get("id")? {
+        Value::Number(number) => number.as_i64(),
+        Value::String(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+/// `mod` of a notetype, deck or deck config, in seconds; missing counts as 0.
+pub fn object_mtime(object: &JsonObject) -> i64 {
+    object.get("mod").and_then(as_i64_lenient).unwrap_or(0)
+}
+
+pub fn object_usn(object: &JsonObject) -> i64 {
+    object.get("usn").and_then(as_i64_lenient).unwrap_or(0)
+}
+
+/// Integers, floats (truncated) and numeric strings, as Anki's parsers accept them.
+pub fn as_i64_lenient(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(number) => number
+            .as_i64()
+            .or_else(|| number.as_f64().map(|float| float as i64)),
+        Value::String(text) => text.trim().parse().ok(),
+        Value::Bool(flag) => Some(i64::from(*flag)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unique_names_append_plus_ignoring_case() {
+        let objects: JsonObject = serde_json::from_value(json!({
+            "1": {"id": 1, "name": "Basic"},
+            "2": {"id": 2, "name": "basic+"},
+        }))
+        .unwrap();
+        assert_eq!(ColObjects::unique_name(&objects, "3", "BASIC"), "BASIC++");
+        assert_eq!(ColObjects::unique_name(&objects, "1", "Basic"), "Basic");
+        assert_eq!(ColObjects::unique_name(&objects, "3", "Cloze"), "Cloze");
+    }
+
+    #[test]
+    fn ids_can_be_strings() {
+        let object: JsonObject = serde_json::from_value(json!({"id": "1700000000001"})).unwrap();
+        assert_eq!(object_id(&object), Some(1_700_000_000_001));
+        assert_eq!(as_i64_lenient(&json!(2.9)), Some(2));
+    }
+}

@@ -1,0 +1,177 @@
+//! Settings, read from the command line or the environment (clap's `env` support).
+//!
+//! Every variable here is listed in the README with its default; keep the two in step.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+/// Where the client address of a request comes from. Behind nginx the socket address is the
+/// proxy's, so a trusted header has to be named explicitly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IpSource {
+    /// The TCP peer address.
+    None,
+    /// `X-Real-IP`, as set by nginx's `proxy_set_header X-Real-IP $remote_addr`.
+    XRealIp,
+    /// The rightmost entry of `X-Forwarded-For`, which is the one our own proxy appended.
+    XForwardedFor,
+}
+
+/// The names of Django's user table and columns, configurable for custom user models.
+#[derive(Clone, Debug, Args)]
+pub struct UserTableSettings {
+    #[arg(long, env = "SIDECAR_USER_TABLE", default_value = "auth_user")]
+    pub user_table: String,
+    #[arg(long, env = "SIDECAR_USER_ID_COLUMN", default_value = "id")]
+    pub user_id_column: String,
+    #[arg(long, env = "SIDECAR_USERNAME_COLUMN", default_value = "username")]
+    pub username_column: String,
+    #[arg(long, env = "SIDECAR_PASSWORD_COLUMN", default_value = "password")]
+    pub password_column: String,
+    #[arg(long, env = "SIDECAR_ACTIVE_COLUMN", default_value = "is_active")]
+    pub active_column: String,
+}
+
+#[derive(Clone, Args)]
+pub struct Settings {
+    /// Address of the public listener (`/sync/`, `/msync/`, `/health`).
+    #[arg(long, env = "SIDECAR_PUBLIC_ADDR", default_value = "0.0.0.0:8080")]
+    pub public_addr: SocketAddr,
+
+    /// Address of the internal listener (import and admin API, metrics). Keep it private.
+    #[arg(long, env = "SIDECAR_INTERNAL_ADDR", default_value = "127.0.0.1:8081")]
+    pub internal_addr: SocketAddr,
+
+    /// Bearer token that every internal API call must carry. Unset: the internal API refuses all.
+    #[arg(long, env = "SIDECAR_INTERNAL_TOKEN", hide_env_values = true)]
+    pub internal_token: Option<String>,
+
+    /// Django's database, in dj-database-url form (`sqlite:////abs/db.sqlite3`,
+    /// `postgres://user:pass@host/db`). Falls back to `DATABASE_URL`.
+    #[arg(long, env = "SIDECAR_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Folder holding `users/<django id>/` with each user's collection and media.
+    #[arg(long, env = "SIDECAR_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Path prefix the public routes are served under, e.g. `/anki`.
+    #[arg(long, env = "SIDECAR_BASE_PATH", default_value = "")]
+    pub base_path: String,
+
+    /// Trusted source of the client IP, for throttling and logs.
+    #[arg(long, env = "SIDECAR_IP_HEADER", value_enum, default_value = "none")]
+    pub ip_header: IpSource,
+
+    /// Cap on a compressed request body, in MiB.
+    #[arg(long, env = "SIDECAR_MAX_BODY_MB", default_value_t = 100)]
+    pub max_body_mb: u64,
+
+    /// Cap on a decompressed request body, in MiB (a full upload is bounded by this).
+    #[arg(long, env = "SIDECAR_MAX_UNCOMPRESSED_MB", default_value_t = 300)]
+    pub max_uncompressed_mb: u64,
+
+    /// Failed logins allowed per username, and per client IP, within the window.
+    #[arg(long, env = "SIDECAR_LOGIN_MAX_FAILURES", default_value_t = 10)]
+    pub login_max_failures: u32,
+
+    /// Length of the login throttling window, in seconds.
+    #[arg(long, env = "SIDECAR_LOGIN_WINDOW_SECS", default_value_t = 900)]
+    pub login_window_secs: u64,
+
+    /// A normal sync left idle this long is rolled back, so a vanished client cannot hold a
+    /// user's collection hostage.
+    #[arg(long, env = "SIDECAR_SYNC_IDLE_TIMEOUT_SECS", default_value_t = 300)]
+    pub sync_idle_timeout_secs: u64,
+
+    #[command(flatten)]
+    pub user_table: UserTableSettings,
+}
+
+impl Settings {
+    pub fn max_body_bytes(&self) -> u64 {
+        self.max_body_mb.saturating_mul(1024 * 1024)
+    }
+
+    pub fn max_uncompressed_bytes(&self) -> u64 {
+        self.max_uncompressed_mb.saturating_mul(1024 * 1024)
+    }
+
+    /// The base path without a trailing slash, and with a leading one when non-empty.
+    pub fn normalized_base_path(&self) -> String {
+        let trimmed = self.base_path.trim_matches('/');
+        if trimmed.is_empty() {
+            String::new()
+        } else {
+            format!("/{trimmed}")
+        }
+    }
+
+    pub fn resolved_database_url(&self) -> Option<String> {
+        self.database_url
+            .clone()
+            .filter(|url| !url.is_empty())
+            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|url| !url.is_empty()))
+    }
+}
+
+/// Written by hand so that the database URL (it may hold a password) and the internal token
+/// never reach a log line.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("public_addr", &self.public_addr)
+            .field("internal_addr", &self.internal_addr)
+            .field("internal_token", &self.internal_token.as_ref().map(|_| "<redacted>"))
+            .field("database_url", &self.resolved_database_url().map(|u| redact_url(&u)))
+            .field("data_dir", &self.data_dir)
+            .field("base_path", &self.base_path)
+            .field("ip_header", &self.ip_header)
+            .field("max_body_mb", &self.max_body_mb)
+            .field("max_uncompressed_mb", &self.max_uncompressed_mb)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_window_secs", &self.login_window_secs)
+            .field("sync_idle_timeout_secs", &self.sync_idle_timeout_secs)
+            .field("user_table", &self.user_table)
+            .finish()
+    }
+}
+
+/// Replaces the password part of `scheme://user:password@host` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.find('@') else {
+        return url.to_string();
+    };
+    let credentials = &rest[..at];
+    match credentials.find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &credentials[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/app"),
+            "postgres://app:***@db:5432/app"
+        );
+        assert_eq!(redact_url("sqlite:////tmp/db.sqlite3"), "sqlite:////tmp/db.sqlite3");
+        assert_eq!(redact_url("postgres://app@db/app"), "postgres://app@db/app");
+    }
+}

@@ -1,0 +1,110 @@
+//! Stored host keys: only their SHA-256, the owner, and a fingerprint of the owner's password
+//! column at the time of login.
+
+use sqlx::Row;
+
+use super::{Database, with_pool};
+use crate::db::users::DjangoUser;
+
+/// A stored key joined with its owner's current Django row.
+#[derive(Clone, Debug)]
+pub struct StoredHostKey {
+    pub password_fingerprint: String,
+    pub last_used_at: i64,
+    pub user: DjangoUser,
+}
+
+impl Database {
+    pub async fn insert_host_key(
+        &self,
+        key_hash: &str,
+        user_id: i64,
+        password_fingerprint: &str,
+        client_version: &str,
+        now: i64,
+    ) -> sqlx::Result<()> {
+        let sql = "INSERT INTO sidecar_host_keys \
+                   (key_hash, user_id, password_fingerprint, client_version, created_at, last_used_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(key_hash)
+            .bind(user_id)
+            .bind(password_fingerprint)
+            .bind(client_version)
+            .bind(now)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The key and its owner, or None when the key is unknown or its user is gone.
+    pub async fn find_host_key(&self, key_hash: &str) -> sqlx::Result<Option<StoredHostKey>> {
+        let t = &self.users;
+        let sql = format!(
+            "SELECT k.password_fingerprint AS password_fingerprint, k.last_used_at AS last_used_at, \
+             CAST(u.{id} AS BIGINT) AS id, u.{username} AS username, u.{password} AS password, \
+             CAST(CASE WHEN u.{active} THEN 1 ELSE 0 END AS BIGINT) AS is_active \
+             FROM sidecar_host_keys k JOIN {table} u ON u.{id} = k.user_id \
+             WHERE k.key_hash = $1",
+            id = t.id,
+            username = t.username,
+            password = t.password,
+            active = t.active,
+            table = t.table,
+        );
+        let found = with_pool!(self, |pool| {
+            let row = sqlx::query(&sql).bind(key_hash).fetch_optional(pool).await?;
+            row.map(|row| -> sqlx::Result<StoredHostKey> {
+                Ok(StoredHostKey {
+                    password_fingerprint: row.try_get("password_fingerprint")?,
+                    last_used_at: row.try_get("last_used_at")?,
+                    user: DjangoUser {
+                        id: row.try_get("id")?,
+                        username: row.try_get("username")?,
+                        password: row.try_get("password")?,
+                        is_active: row.try_get::<i64, _>("is_active")? != 0,
+                    },
+                })
+            })
+            .transpose()
+        })?;
+        Ok(found)
+    }
+
+    pub async fn touch_host_key(&self, key_hash: &str, now: i64) -> sqlx::Result<()> {
+        with_pool!(self, |pool| sqlx::query(
+            "UPDATE sidecar_host_keys SET last_used_at = $1 WHERE key_hash = $2"
+        )
+        .bind(now)
+        .bind(key_hash)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn delete_host_key(&self, key_hash: &str) -> sqlx::Result<()> {
+        with_pool!(self, |pool| sqlx::query(
+            "DELETE FROM sidecar_host_keys WHERE key_hash = $1"
+        )
+        .bind(key_hash)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Logs the user out of every device. Returns how many keys were revoked.
+    pub async fn delete_host_keys_of_user(&self, user_id: i64) -> sqlx::Result<u64> {
+        let result = with_pool!(self, |pool| sqlx::query(
+            "DELETE FROM sidecar_host_keys WHERE user_id = $1"
+        )
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(result)
+    }
+}

@@ -1,0 +1,198 @@
+//! Django's database, seen from the sidecar: `auth_user` read-only, plus our own `sidecar_*`
+//! tables, on SQLite (the embedded default) or PostgreSQL (production).
+//!
+//! Both backends run the same SQL: it sticks to the common dialect (`$n` placeholders, which
+//! SQLite numbers in order of appearance) and casts Django's columns to BIGINT so that one
+//! decoding works for both.
+
+pub mod host_keys;
+pub mod login_failures;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{PgPool, SqlitePool};
+
+use crate::config::{UserTableSettings, redact_url};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same query code against whichever pool is configured.
+macro_rules! with_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match &$db.pool {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// The validated, quoted names of Django's user table and columns.
+#[derive(Clone, Debug)]
+pub struct UserTable {
+    pub table: String,
+    pub id: String,
+    pub username: String,
+    pub password: String,
+    pub active: String,
+}
+
+impl UserTable {
+    pub fn from_settings(settings: &UserTableSettings) -> anyhow::Result<Self> {
+        Ok(Self {
+            table: quote_identifier(&settings.user_table)?,
+            id: quote_identifier(&settings.user_id_column)?,
+            username: quote_identifier(&settings.username_column)?,
+            password: quote_identifier(&settings.password_column)?,
+            active: quote_identifier(&settings.active_column)?,
+        })
+    }
+}
+
+/// Only plain identifiers are accepted, because they are pasted into SQL.
+fn quote_identifier(name: &str) -> anyhow::Result<String> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        bail!("invalid SQL identifier {name:?} in the user table settings");
+    }
+    Ok(format!("\"{name}\""))
+}
+
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub pool: Pool,
+    pub users: UserTable,
+}
+
+impl Database {
+    /// Connects, checks that Django's user table is there, and runs our migrations.
+    pub async fn connect(url: &str, users: UserTable) -> anyhow::Result<Self> {
+        let pool = if let Some(path) = sqlite_path(url) {
+            let options = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(false)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(false);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await
+                .with_context(|| {
+                    format!("cannot open Django's SQLite database {path} (run `manage.py migrate` first)")
+                })?;
+            Pool::Sqlite(pool)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)
+                .with_context(|| format!("invalid PostgreSQL URL {}", redact_url(url)))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .with_context(|| format!("cannot connect to {}", redact_url(url)))?;
+            Pool::Postgres(pool)
+        } else {
+            bail!(
+                "unsupported database URL {} (expected sqlite:// or postgres://)",
+                redact_url(url)
+            );
+        };
+        let db = Self { pool, users };
+        db.check_user_table().await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn check_user_table(&self) -> anyhow::Result<()> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE 1 = 0",
+            self.users.table
+        );
+        let result: Result<i64, sqlx::Error> =
+            with_pool!(self, |pool| sqlx::query_scalar(&sql).fetch_one(pool).await);
+        result.with_context(|| {
+            format!(
+                "Django's user table {} is not readable (has `manage.py migrate` run?)",
+                self.users.table
+            )
+        })?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+        }
+        .context("running the sidecar's database migrations")
+    }
+
+    /// Cheap liveness probe for `/health`.
+    pub async fn ping(&self) -> bool {
+        let result: Result<i64, sqlx::Error> =
+            with_pool!(self, |pool| sqlx::query_scalar("SELECT 1").fetch_one(pool).await);
+        result.is_ok()
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Maps dj-database-url's SQLite forms to a file path, exactly as Django reads them:
+/// `sqlite:////abs/db.sqlite3` is absolute and `sqlite:///db.sqlite3` is relative to the cwd.
+fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let path = rest.strip_prefix('/').unwrap_or(rest);
+    // Query options (`?mode=rwc`) are ours to choose, not the caller's.
+    Some(path.split('?').next().unwrap_or_default().to_string())
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn understands_dj_database_url_sqlite_forms() {
+        assert_eq!(sqlite_path("sqlite:////tmp/db.sqlite3").unwrap(), "/tmp/db.sqlite3");
+        assert_eq!(sqlite_path("sqlite:///db.sqlite3").unwrap(), "db.sqlite3");
+        assert_eq!(sqlite_path("sqlite:///d/db.sqlite3?mode=ro").unwrap(), "d/db.sqlite3");
+        assert!(sqlite_path("postgres://x").is_none());
+    }
+
+    #[test]
+    fn refuses_identifiers_that_could_inject_sql() {
+        assert_eq!(quote_identifier("auth_user").unwrap(), "\"auth_user\"");
+        for bad in ["", "a b", "x\"; DROP TABLE y", "1abc", "a-b"] {
+            assert!(quote_identifier(bad).is_err(), "{bad}");
+        }
+    }
+}

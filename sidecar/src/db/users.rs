@@ -1,0 +1,71 @@
+//! Read-only access to Django's user table.
+
+use sqlx::Row;
+
+use super::{Database, with_pool};
+
+/// The columns of a Django user that the sidecar needs.
+#[derive(Clone, Debug)]
+pub struct DjangoUser {
+    pub id: i64,
+    pub username: String,
+    /// Django's encoded password string, e.g. `pbkdf2_sha256$1000000$salt$hash`.
+    pub password: String,
+    pub is_active: bool,
+}
+
+impl std::fmt::Display for DjangoUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (id {})", self.username, self.id)
+    }
+}
+
+impl Database {
+    fn user_select(&self) -> String {
+        let t = &self.users;
+        format!(
+            "SELECT CAST({id} AS BIGINT) AS id, {username} AS username, {password} AS password, \
+             CAST(CASE WHEN {active} THEN 1 ELSE 0 END AS BIGINT) AS is_active FROM {table}",
+            id = t.id,
+            username = t.username,
+            password = t.password,
+            active = t.active,
+            table = t.table,
+        )
+    }
+
+    /// Django usernames are case-sensitive by default, so the match is exact.
+    pub async fn find_user_by_username(&self, username: &str) -> sqlx::Result<Option<DjangoUser>> {
+        let sql = format!("{} WHERE {} = $1", self.user_select(), self.users.username);
+        let row = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(username)
+            .fetch_optional(pool)
+            .await
+            .and_then(|row| row.map(|row| user_from_row(&row)).transpose()))?;
+        Ok(row)
+    }
+
+    pub async fn find_user_by_id(&self, id: i64) -> sqlx::Result<Option<DjangoUser>> {
+        let sql = format!("{} WHERE {} = $1", self.user_select(), self.users.id);
+        let row = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .and_then(|row| row.map(|row| user_from_row(&row)).transpose()))?;
+        Ok(row)
+    }
+}
+
+fn user_from_row<R: Row>(row: &R) -> sqlx::Result<DjangoUser>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(DjangoUser {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        password: row.try_get("password")?,
+        is_active: row.try_get::<i64, _>("is_active")? != 0,
+    })
+}

@@ -1,0 +1,87 @@
+//! The one error type of the HTTP layer, mapped once to a status code.
+//!
+//! Policy: the client acts on status codes only (protocol §1.7), so the body is a short
+//! human-readable sentence for operators and curl users. Details of internal errors are logged
+//! with the request, never sent. 400 means "your data is wrong" and makes the Anki client ask
+//! for Check Database, so our own bugs must surface as 500 instead.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed header, body, JSON, or an operation the collection refuses.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Unknown, revoked or stale host key, or a failed login.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A stateful sync call without the matching active session.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Anki shows "your Anki version is too old" for this status.
+    #[error("{0}")]
+    ClientTooOld(String),
+    /// Storage is not reachable or something broke on our side.
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest(message.into())
+    }
+
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        Self::Internal(anyhow::anyhow!("{message}"))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::ClientTooOld(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(err: tokio::task::JoinError) -> Self {
+        Self::Internal(anyhow::anyhow!("blocking task failed: {err}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            Self::Internal(err) => {
+                tracing::error!(error = %format!("{err:#}"), "internal error");
+                "internal server error".to_string()
+            }
+            other => {
+                tracing::info!(status = status.as_u16(), reason = %other, "request refused");
+                other.to_string()
+            }
+        };
+        (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{message}\n"),
+        )
+            .into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

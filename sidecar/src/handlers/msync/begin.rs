@@ -1,0 +1,48 @@
+//! `POST /msync/begin`: the server's media USN, for a standalone media sync.
+
+use axum::body::Body;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+use super::wrapped;
+use crate::auth::AuthedUser;
+use crate::error::{ApiError, ApiResult};
+use crate::media;
+use crate::state::AppState;
+use crate::transport::{SyncResponse, read_json};
+
+#[derive(Deserialize)]
+struct BeginRequest {
+    #[serde(rename = "v", default)]
+    client_version: String,
+}
+
+#[derive(Serialize)]
+struct BeginResponse {
+    usn: i64,
+    /// Legacy media session key; clients of v11 ignore it, older ones echo it back.
+    sk: String,
+}
+
+pub async fn begin(
+    State(state): State<AppState>,
+    AuthedUser { user, header }: AuthedUser,
+    body: Body,
+) -> ApiResult<SyncResponse> {
+    let request: BeginRequest = read_json(body, state.body_limits()).await?;
+    if request.client_version.is_empty() {
+        return Err(ApiError::bad_request("begin needs the client version"));
+    }
+    let files = state.data.user(user.id);
+    let usn = tokio::task::spawn_blocking(move || media::last_usn(&files)).await??;
+    wrapped(BeginResponse {
+        usn,
+        sk: header.host_key,
+    })
+    .await
+}
+
+/// `GET /msync/begin?k=…` came from legacy clients, which this server does not support.
+pub async fn begin_legacy() -> ApiError {
+    ApiError::bad_request("legacy media sync is not supported; update the client")
+}

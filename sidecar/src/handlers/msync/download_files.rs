@@ -1,0 +1,39 @@
+//! `POST /msync/downloadFiles`: a zip holding a prefix of the requested files.
+
+use axum::body::Body;
+use axum::extract::State;
+use serde::Deserialize;
+
+use crate::auth::AuthedUser;
+use crate::error::{ApiError, ApiResult};
+use crate::media::MediaDb;
+use crate::media::download_zip::{DownloadError, build_download};
+use crate::state::AppState;
+use crate::transport::{SyncResponse, read_json};
+
+#[derive(Deserialize)]
+struct DownloadFilesRequest {
+    files: Vec<String>,
+}
+
+pub async fn download_files(
+    State(state): State<AppState>,
+    AuthedUser { user, .. }: AuthedUser,
+    body: Body,
+) -> ApiResult<SyncResponse> {
+    let request: DownloadFilesRequest = read_json(body, state.body_limits()).await?;
+    let files = state.data.user(user.id);
+    let slot = state.registry.lock(user.id).await;
+    let zip = tokio::task::spawn_blocking(move || {
+        let mut db = MediaDb::open(&files).map_err(DownloadError::Other)?;
+        build_download(&files, &mut db, &request.files)
+    })
+    .await?;
+    drop(slot);
+    match zip {
+        Ok(zip) => SyncResponse::file(zip),
+        Err(DownloadError::TooMany) => Err(ApiError::bad_request(DownloadError::TooMany.to_string())),
+        Err(err @ DownloadError::Missing(_)) => Err(ApiError::Conflict(err.to_string())),
+        Err(DownloadError::Other(err)) => Err(ApiError::Internal(err)),
+    }
+}

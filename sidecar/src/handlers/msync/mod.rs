@@ -1,0 +1,41 @@
+//! `/msync/*`: media sync (protocol §6). Every JSON answer is wrapped as
+//! `{"data": …, "err": ""}`; `downloadFiles` answers a bare zip.
+
+pub mod begin;
+pub mod download_files;
+pub mod media_changes;
+pub mod media_sanity;
+pub mod upload_changes;
+
+use axum::Router;
+use axum::routing::post;
+use serde::Serialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::transport::SyncResponse;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/begin", post(begin::begin).get(begin::begin_legacy))
+        .route("/mediaChanges", post(media_changes::media_changes))
+        .route("/uploadChanges", post(upload_changes::upload_changes))
+        .route("/downloadFiles", post(download_files::download_files))
+        .route("/mediaSanity", post(media_sanity::media_sanity))
+        .fallback(unknown_method)
+}
+
+async fn unknown_method(uri: axum::http::Uri) -> ApiError {
+    ApiError::bad_request(format!("unknown media sync method {}", uri.path()))
+}
+
+#[derive(Serialize)]
+struct Wrapped<T: Serialize> {
+    data: T,
+    err: &'static str,
+}
+
+/// Legacy clients need the `err` key even on success.
+pub async fn wrapped<T: Serialize>(data: T) -> ApiResult<SyncResponse> {
+    SyncResponse::json(&Wrapped { data, err: "" }).await
+}

@@ -1,0 +1,24 @@
+//! `POST /sync/abort`: roll back the active sync. Idempotent, and the session key is not
+//! checked, as on the official server (protocol §4.8).
+
+use axum::body::Body;
+use axum::extract::State;
+
+use crate::auth::AuthedUser;
+use crate::error::ApiResult;
+use crate::handlers::EmptyInput;
+use crate::normal_sync::end_session;
+use crate::state::AppState;
+use crate::transport::{SyncResponse, read_json};
+
+pub async fn abort(
+    State(state): State<AppState>,
+    AuthedUser { user, .. }: AuthedUser,
+    body: Body,
+) -> ApiResult<SyncResponse> {
+    let _: EmptyInput = read_json(body, state.body_limits()).await?;
+    let mut slot = state.registry.lock(user.id).await;
+    end_session(&mut slot, "aborted by client").await?;
+    drop(slot);
+    SyncResponse::json(&serde_json::Value::Null).await
+}

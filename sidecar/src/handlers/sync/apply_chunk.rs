@@ -1,0 +1,31 @@
+//! `POST /sync/applyChunk`: merge a batch of the client's rows.
+
+use axum::body::Body;
+use axum::extract::State;
+
+use crate::auth::AuthedUser;
+use crate::error::ApiResult;
+use crate::normal_sync::chunks::{ApplyContext, apply_chunk as apply};
+use crate::normal_sync::run_in_session;
+use crate::normal_sync::session::AfterCall;
+use crate::normal_sync::wire::ApplyChunkRequest;
+use crate::state::AppState;
+use crate::transport::{SyncResponse, read_json};
+
+pub async fn apply_chunk(
+    State(state): State<AppState>,
+    AuthedUser { user, header }: AuthedUser,
+    body: Body,
+) -> ApiResult<SyncResponse> {
+    let request: ApplyChunkRequest = read_json(body, state.body_limits()).await?;
+    run_in_session(&state, user.id, &header.session_key, move |session| {
+        let context = ApplyContext {
+            server_usn: session.server_usn,
+            client_usn: session.client_usn,
+        };
+        apply(&session.conn, &context, &request.chunk, &mut session.counters)?;
+        Ok(((), AfterCall::KeepSession))
+    })
+    .await?;
+    SyncResponse::json(&serde_json::Value::Null).await
+}

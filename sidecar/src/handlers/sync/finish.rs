@@ -1,0 +1,28 @@
+//! `POST /sync/finish`: commit the sync; answers the new `mod` as a bare number.
+
+use axum::body::Body;
+use axum::extract::State;
+
+use crate::auth::AuthedUser;
+use crate::error::ApiResult;
+use crate::handlers::EmptyInput;
+use crate::normal_sync::finish::finish as commit;
+use crate::normal_sync::run_in_session;
+use crate::normal_sync::session::AfterCall;
+use crate::state::AppState;
+use crate::transport::{SyncResponse, read_json};
+
+pub async fn finish(
+    State(state): State<AppState>,
+    AuthedUser { user, header }: AuthedUser,
+    body: Body,
+) -> ApiResult<SyncResponse> {
+    let _: EmptyInput = read_json(body, state.body_limits()).await?;
+    let modified = run_in_session(&state, user.id, &header.session_key, |session| {
+        let modified = commit(&session.conn, session.server_usn)?;
+        session.log_outcome("committed");
+        Ok((modified, AfterCall::EndSession))
+    })
+    .await?;
+    SyncResponse::json(&modified).await
+}

@@ -1,0 +1,65 @@
+//! `POST /sync/start`: open a normal sync and send the server's deletions.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+
+use crate::auth::AuthedUser;
+use crate::collection::sqlite::open_collection;
+use crate::error::ApiResult;
+use crate::normal_sync::graves::{apply_graves, pending_graves};
+use crate::normal_sync::wire::StartRequest;
+use crate::normal_sync::{NormalSyncSession, OpResult, SyncCounters, SyncOpError, end_session};
+use crate::state::AppState;
+use crate::storage::status::ensure_collection;
+use crate::transport::{SyncResponse, read_json};
+
+pub async fn start(
+    State(state): State<AppState>,
+    AuthedUser { user, header }: AuthedUser,
+    body: Body,
+) -> ApiResult<SyncResponse> {
+    let request: StartRequest = read_json(body, state.body_limits()).await?;
+    let mut slot = state.registry.lock(user.id).await;
+    // A new start always replaces the previous sync of this user (protocol §1.9).
+    end_session(&mut slot, "replaced by a new start").await?;
+    let files = state.data.user(user.id);
+    let user_id = user.id;
+    let session_key = header.session_key.clone();
+    let (session, graves) = tokio::task::spawn_blocking(move || -> OpResult<_> {
+        ensure_collection(&files)?;
+        let conn = open_collection(&files.collection()).map_err(anyhow::Error::from)?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let server_usn: i32 = conn.query_row("SELECT usn FROM col WHERE id = 1", [], |row| row.get(0))?;
+        // The server's pending graves are read before legacy client graves are applied.
+        let graves = pending_graves(&conn, request.min_usn)?;
+        let mut counters = SyncCounters {
+            graves_sent: graves.len(),
+            ..Default::default()
+        };
+        if let Some(legacy) = request.graves.as_ref().filter(|g| !g.is_empty()) {
+            apply_graves(&conn, legacy, server_usn)?;
+            counters.graves_received += legacy.len();
+        }
+        let now = Instant::now();
+        let session = NormalSyncSession {
+            user_id,
+            session_key,
+            conn,
+            server_usn,
+            client_usn: request.min_usn,
+            client_is_newer: request.local_is_newer,
+            pending: None,
+            counters,
+            started: now,
+            last_activity: now,
+        };
+        Ok((session, graves))
+    })
+    .await?
+    .map_err(|err: SyncOpError| crate::error::ApiError::from(err))?;
+    slot.session = Some(session);
+    drop(slot);
+    SyncResponse::json(&graves).await
+}

@@ -1,0 +1,56 @@
+//! `POST /sync/upload`: a full upload replaces the user's collection (protocol §5.1).
+//!
+//! Answers are sentences with HTTP 200, as the client shows them to the user verbatim.
+
+use axum::body::Body;
+use axum::extract::State;
+
+use crate::auth::AuthedUser;
+use crate::error::{ApiError, ApiResult};
+use crate::normal_sync::end_session;
+use crate::state::AppState;
+use crate::storage::full_sync::{
+    UPLOAD_CORRUPT, UPLOAD_OK, UPLOAD_TOO_LARGE, UploadOutcome, install_upload,
+};
+use crate::transport::SyncResponse;
+use crate::transport::body::{SpoolError, read_to_file};
+
+pub async fn upload(
+    State(state): State<AppState>,
+    AuthedUser { user, .. }: AuthedUser,
+    body: Body,
+) -> ApiResult<SyncResponse> {
+    let files = state.data.user(user.id);
+    {
+        let files = files.clone();
+        tokio::task::spawn_blocking(move || files.ensure_dir())
+            .await?
+            .map_err(|err| ApiError::Internal(err.into()))?;
+    }
+    // Receiving the body can take minutes; the user's lock is taken only afterwards.
+    let spooled = match read_to_file(body, state.body_limits(), files.dir()).await {
+        Ok(file) => file,
+        Err(SpoolError::TooLarge) => {
+            tracing::info!(user_id = user.id, "upload refused: over the size limit");
+            return SyncResponse::bytes(UPLOAD_TOO_LARGE.into()).await;
+        }
+        Err(SpoolError::Api(err)) => return Err(err),
+    };
+
+    let mut slot = state.registry.lock(user.id).await;
+    end_session(&mut slot, "upload").await?;
+    let outcome = tokio::task::spawn_blocking(move || install_upload(&files, spooled)).await??;
+    drop(slot);
+
+    let answer = match outcome {
+        UploadOutcome::Installed => {
+            tracing::info!(user_id = user.id, "full upload installed");
+            UPLOAD_OK
+        }
+        UploadOutcome::Corrupt(reason) => {
+            tracing::info!(user_id = user.id, reason = %reason, "full upload refused as corrupt");
+            UPLOAD_CORRUPT
+        }
+    };
+    SyncResponse::bytes(answer.into()).await
+}

@@ -1,0 +1,22 @@
+//! Anki sync server (protocol v11) that lives beside a Django app.
+//!
+//! The crate is split by concept: `transport` speaks the wire format, `auth` checks Django
+//! users and host keys, `db` reads Django's database, `storage` owns the per-user files,
+//! `collection` knows the collection file's formats, `normal_sync` the incremental merge,
+//! `media` the media store, and `handlers` translate between the wire and storage.
+
+pub mod auth;
+pub mod collection;
+pub mod collection_json;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod handlers;
+pub mod media;
+pub mod normal_sync;
+pub mod note_text;
+pub mod registry;
+pub mod server;
+pub mod state;
+pub mod storage;
+pub mod transport;

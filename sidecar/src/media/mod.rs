@@ -1,0 +1,59 @@
+//! The user's media store: flat `media/` plus `media.db` (design §6, protocol §6).
+
+pub mod db;
+pub mod download_zip;
+pub mod names;
+pub mod upload_zip;
+
+pub use db::{MediaDb, last_usn};
+
+use anyhow::Context;
+
+use crate::storage::UserFiles;
+use upload_zip::UploadEntry;
+
+/// Applies validated upload entries in one media.db transaction. Each file is moved into
+/// place by rename before it is recorded, so a crash never records a half-written file.
+/// Returns how many entries were processed and the media USN afterwards.
+pub fn apply_upload(files: &UserFiles, entries: Vec<UploadEntry>) -> anyhow::Result<(usize, i64)> {
+    let mut db = MediaDb::open(files)?;
+    let media_dir = files.media_dir();
+    let now = crate::db::now_secs();
+    let processed = entries.len();
+    let tx = db.transaction()?;
+    for entry in entries {
+        let path = media_dir.join(&entry.name);
+        match entry.data {
+            None => {
+                if tx.record_deletion(&entry.name, now)?.is_some() {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(err) => return Err(err).context("deleting a media file"),
+                    }
+                    tracing::debug!(name = %entry.name, "media removed");
+                }
+            }
+            Some(staged) => {
+                if tx
+                    .live_entry(&entry.name)?
+                    .is_some_and(|existing| existing.sha1 == staged.sha1)
+                {
+                    continue;
+                }
+                staged
+                    .file
+                    .persist(&path)
+                    .map_err(|err| err.error)
+                    .context("moving a media file into place")?;
+                tx.record_file(&entry.name, &staged.sha1, staged.size as i64, now)?;
+                tracing::debug!(name = %entry.name, "media added or replaced");
+            }
+        }
+    }
+    tx.commit()?;
+    std::fs::File::open(&media_dir)
+        .and_then(|dir| dir.sync_all())
+        .context("syncing the media folder")?;
+    Ok((processed, db.totals()?.last_usn))
+}

@@ -1,0 +1,143 @@
+//! Building the routers and running both listeners.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use futures_util::StreamExt;
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::db::{Database, UserTable};
+use crate::handlers;
+use crate::registry::Registry;
+use crate::state::AppState;
+use crate::storage::DataDir;
+
+/// Connects to the database, runs migrations and prepares the data folder.
+pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    let url = settings.resolved_database_url().context(
+        "no database configured: set SIDECAR_DATABASE_URL or DATABASE_URL to Django's database",
+    )?;
+    let users = UserTable::from_settings(&settings.user_table)?;
+    let db = Database::connect(&url, users).await?;
+    let data = DataDir::new(&settings.data_dir).with_context(|| {
+        format!("cannot create the data folder {}", settings.data_dir.display())
+    })?;
+    Ok(AppState {
+        settings: Arc::new(settings),
+        db,
+        data,
+        registry: Arc::new(Registry::default()),
+    })
+}
+
+/// The public tree: `/sync/*`, `/msync/*` and `/health`, under the configured base path.
+pub fn public_router(state: AppState) -> Router {
+    let base = state.settings.normalized_base_path();
+    // Sync bodies are chunked and can be hundreds of MiB; the transport layer enforces our
+    // own caps while streaming, so axum's 2 MB default must not apply.
+    let sync = Router::new()
+        .nest("/sync", handlers::sync::router())
+        .nest("/msync", handlers::msync::router())
+        .layer(DefaultBodyLimit::disable());
+    let mut app = Router::new().route("/health", get(handlers::health::health));
+    if base.is_empty() {
+        app = app.merge(sync);
+    } else {
+        app = app
+            .nest(&base, sync)
+            .route(&format!("{base}/health"), get(handlers::health::health));
+    }
+    app.layer(middleware::from_fn(log_request)).with_state(state)
+}
+
+/// The internal tree, on its own listener.
+pub fn internal_router(state: AppState) -> Router {
+    handlers::internal::router(state.clone())
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Set by the auth extractor so the request log line can name the user.
+#[derive(Clone, Default)]
+pub struct RequestUser(pub Arc<OnceLock<i64>>);
+
+/// One line per request: user, method, status, bytes in and out, milliseconds (design §8).
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let path = request.uri().path().to_string();
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let user = RequestUser::default();
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(user.clone());
+    let counter = bytes_in.clone();
+    let body = Body::from_stream(body.into_data_stream().inspect(move |chunk| {
+        if let Ok(chunk) = chunk {
+            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+    }));
+    let response = next.run(Request::from_parts(parts, body)).await;
+    let bytes_out = response
+        .headers()
+        .get("content-length")
+        .or_else(|| response.headers().get(crate::transport::response::ORIGINAL_SIZE_HEADER))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    tracing::info!(
+        target: "sidecar::request",
+        path = %path,
+        status = response.status().as_u16(),
+        user_id = user.0.get().copied(),
+        bytes_in = bytes_in.load(Ordering::Relaxed),
+        bytes_out,
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+/// Serves both listeners until `shutdown` resolves. Tests bind port 0 and pass the listeners.
+pub async fn launch_with_listeners(
+    state: AppState,
+    public: TcpListener,
+    internal: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let public_addr = public.local_addr()?;
+    let internal_addr = internal.local_addr()?;
+    tracing::info!("listening public={public_addr} internal={internal_addr}");
+
+    let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_sender.send(true);
+    });
+    let wait_for_stop = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = receiver.wait_for(|stopped| *stopped).await;
+    };
+
+    crate::normal_sync::spawn_idle_expiry(state.clone());
+
+    let public_server = axum::serve(
+        public,
+        public_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(wait_for_stop(stop_receiver.clone()));
+    let internal_server = axum::serve(
+        internal,
+        internal_router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(wait_for_stop(stop_receiver));
+    tokio::try_join!(public_server, internal_server)?;
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! Per-user files under `SIDECAR_DATA_DIR/users/<django user id>/` (design §2).
+//!
+//! Folders are keyed by the numeric Django id, never the username: a username is not a safe
+//! path, and renaming a user must not lose their data.
+
+pub mod full_sync;
+pub mod status;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub const COLLECTION_FILE: &str = "collection.anki2";
+pub const MEDIA_DIR: &str = "media";
+pub const MEDIA_DB: &str = "media.db";
+
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(root.join("users"))?;
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn user(&self, user_id: i64) -> UserFiles {
+        UserFiles {
+            dir: self.root.join("users").join(user_id.to_string()),
+        }
+    }
+
+    /// Whether the data folder is there and writable, for `/health`.
+    pub fn is_writable(&self) -> bool {
+        tempfile::Builder::new()
+            .prefix(".health-")
+            .tempfile_in(self.root.join("users"))
+            .is_ok()
+    }
+}
+
+/// The files of one user. Creating them is idempotent.
+#[derive(Clone, Debug)]
+pub struct UserFiles {
+    dir: PathBuf,
+}
+
+impl UserFiles {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn collection(&self) -> PathBuf {
+        self.dir.join(COLLECTION_FILE)
+    }
+
+    pub fn media_dir(&self) -> PathBuf {
+        self.dir.join(MEDIA_DIR)
+    }
+
+    pub fn media_db(&self) -> PathBuf {
+        self.dir.join(MEDIA_DB)
+    }
+
+    pub fn ensure_dir(&self) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)
+    }
+}
+
+/// Renames `from` over `to` and makes the rename durable, so a crash leaves either the old
+/// or the new file, never a mix.
+pub fn atomic_replace(from: &Path, to: &Path) -> io::Result<()> {
+    fs::File::open(from)?.sync_all()?;
+    fs::rename(from, to)?;
+    if let Some(parent) = to.parent() {
+        fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Removes journal files that belonged to a database that is being replaced. A stale `-wal`
+/// next to a new main file would be replayed into it and corrupt it (protocol §12.14).
+pub fn remove_stale_journals(db_path: &Path) -> io::Result<()> {
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut name = db_path.as_os_str().to_owned();
+        name.push(suffix);
+        match fs::remove_file(PathBuf::from(name)) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// The most recent 04:00 UTC, in seconds: the day rollover a new collection is created with.
+pub fn rollover_crt(now_secs: i64) -> i64 {
+    const ROLLOVER_SECS: i64 = 4 * 3600;
+    now_secs - (now_secs - ROLLOVER_SECS).rem_euclid(86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_folders_are_keyed_by_numeric_id() {
+        let data = DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
+        let files = data.user(42);
+        assert!(files.collection().ends_with("users/42/collection.anki2"));
+        assert!(files.media_dir().ends_with("users/42/media"));
+    }
+
+    #[test]
+    fn crt_is_the_last_4am() {
+        // 2026-11-22 10:30:00 UTC -> 2026-11-22 04:00:00 UTC
+        assert_eq!(rollover_crt(1_795_343_400), 1_795_320_000);
+        // 03:00 belongs to the previous day's rollover
+        assert_eq!(rollover_crt(1_795_316_400), 1_795_233_600);
+    }
+}

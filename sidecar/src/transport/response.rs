@@ -1,0 +1,170 @@
+//! Successful v11 responses: a zstd body plus `anki-original-size` (protocol §1.4).
+//!
+//! The client refuses a 200 without that header, and the header must hold the *uncompressed*
+//! length, so it is always known before the first byte is sent.
+
+use std::io::{Read, Write};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::error::{ApiError, ApiResult};
+
+pub const ORIGINAL_SIZE_HEADER: &str = "anki-original-size";
+
+/// Level 1 keeps latency low; sync payloads are mostly JSON and SQLite pages, which compress
+/// well even at the fastest level.
+const ZSTD_LEVEL: i32 = 1;
+const INLINE_COMPRESS_LIMIT: usize = 64 * 1024;
+const STREAM_CHUNK: usize = 256 * 1024;
+
+pub struct SyncResponse(Response);
+
+impl SyncResponse {
+    /// A raw payload (JSON text, `OK`, a zip) compressed in one piece.
+    pub async fn bytes(data: Vec<u8>) -> ApiResult<Self> {
+        let original_size = data.len() as u64;
+        let compressed = if data.len() <= INLINE_COMPRESS_LIMIT {
+            zstd::encode_all(&data[..], ZSTD_LEVEL)
+        } else {
+            tokio::task::spawn_blocking(move || zstd::encode_all(&data[..], ZSTD_LEVEL)).await?
+        }
+        .map_err(|err| ApiError::Internal(err.into()))?;
+        Ok(Self::with_body(original_size, Body::from(compressed)))
+    }
+
+    pub async fn json<T: Serialize>(value: &T) -> ApiResult<Self> {
+        let data = serde_json::to_vec(value).map_err(|err| ApiError::Internal(err.into()))?;
+        Self::bytes(data).await
+    }
+
+    /// Streams a file, compressing it on the fly on a blocking thread, so that a large
+    /// collection is never held whole in memory. The file is deleted once sent.
+    pub fn file(file: tempfile::NamedTempFile) -> ApiResult<Self> {
+        let size = file
+            .as_file()
+            .metadata()
+            .map_err(|err| ApiError::Internal(err.into()))?
+            .len();
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+        tokio::task::spawn_blocking(move || {
+            let result = compress_file_into_channel(&file, &sender);
+            if let Err(err) = result {
+                // The client sees a truncated body and fails its checksum; nothing else to do.
+                tracing::warn!(error = %err, "streaming a download failed");
+                let _ = sender.blocking_send(Err(err));
+            }
+        });
+        let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|item| (item, receiver))
+        });
+        Ok(Self::with_body(size, Body::from_stream(stream)))
+    }
+
+    fn with_body(original_size: u64, body: Body) -> Self {
+        let mut response = Response::new(body);
+        *response.status_mut() = StatusCode::OK;
+        response.headers_mut().insert(
+            ORIGINAL_SIZE_HEADER,
+            HeaderValue::from_str(&original_size.to_string()).expect("digits are a valid header"),
+        );
+        Self(response)
+    }
+}
+
+impl IntoResponse for SyncResponse {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+/// Writes compressed output into the channel in chunks as the encoder produces it.
+struct ChannelWriter<'a> {
+    sender: &'a tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    pending: Vec<u8>,
+}
+
+impl ChannelWriter<'_> {
+    fn send_pending(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.pending));
+        self.sender
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl Write for ChannelWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        if self.pending.len() >= STREAM_CHUNK {
+            self.send_pending()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send_pending()
+    }
+}
+
+fn compress_file_into_channel(
+    file: &tempfile::NamedTempFile,
+    sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> std::io::Result<()> {
+    let mut source = std::io::BufReader::new(file.reopen()?);
+    let writer = ChannelWriter {
+        sender,
+        pending: Vec::with_capacity(STREAM_CHUNK),
+    };
+    let mut encoder = zstd::stream::write::Encoder::new(writer, ZSTD_LEVEL)?;
+    let mut buffer = vec![0u8; STREAM_CHUNK];
+    loop {
+        let read = source.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        encoder.write_all(&buffer[..read])?;
+    }
+    let mut writer = encoder.finish()?;
+    writer.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn decode(response: SyncResponse) -> (u64, Vec<u8>) {
+        let response = response.into_response();
+        let size: u64 = response.headers()[ORIGINAL_SIZE_HEADER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (size, zstd::decode_all(&body[..]).unwrap())
+    }
+
+    #[tokio::test]
+    async fn json_responses_carry_the_original_size() {
+        let (size, body) = decode(SyncResponse::json(&serde_json::json!({"a": 1})).await.unwrap()).await;
+        assert_eq!(body, br#"{"a":1}"#);
+        assert_eq!(size, 7);
+    }
+
+    #[tokio::test]
+    async fn files_stream_compressed() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let content: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+        file.write_all(&content).unwrap();
+        let (size, body) = decode(SyncResponse::file(file).unwrap()).await;
+        assert_eq!(size, content.len() as u64);
+        assert_eq!(body, content);
+    }
+}

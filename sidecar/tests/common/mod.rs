@@ -1,0 +1,182 @@
+//! Test harness: a sidecar on port 0 over a temporary Django-shaped SQLite database.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use anki_sidecar::config::Settings;
+use anki_sidecar::server;
+use clap::Parser;
+use serde_json::Value;
+
+/// `secret`, hashed by Django 5.2's PBKDF2PasswordHasher with 1000 iterations (kept low so
+/// the tests stay fast; the hasher reads the count from the string).
+pub const SECRET_HASH: &str =
+    "pbkdf2_sha256$1000$fixedsalt0123456$LtDxXBUkRZQftI9lcNBk4rG26Gphvp7JAPmBY3fMsG4=";
+
+/// Django's own DDL for `auth_user` on SQLite, as `manage.py migrate` creates it.
+const AUTH_USER_DDL: &str = r#"CREATE TABLE "auth_user" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "password" varchar(128) NOT NULL, "last_login" datetime NULL, "is_superuser" bool NOT NULL, "username" varchar(150) NOT NULL UNIQUE, "last_name" varchar(150) NOT NULL, "email" varchar(254) NOT NULL, "is_staff" bool NOT NULL, "is_active" bool NOT NULL, "date_joined" datetime NOT NULL, "first_name" varchar(150) NOT NULL)"#;
+
+#[derive(Parser)]
+struct TestCli {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub internal: String,
+    pub token: String,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
+            panic!("not JSON ({err}): {}", String::from_utf8_lossy(&self.body))
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a server with extra command-line settings, e.g. `["--max-body-mb", "1"]`.
+    pub async fn start_with(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("db.sqlite3");
+        {
+            let conn = rusqlite::Connection::open(&db_path).unwrap();
+            conn.execute_batch(AUTH_USER_DDL).unwrap();
+        }
+        let token = "test-internal-token".to_string();
+        let data_dir: PathBuf = dir.path().join("data");
+        let mut args = vec![
+            "test".to_string(),
+            format!("--database-url=sqlite:///{}", db_path.display()),
+            format!("--data-dir={}", data_dir.display()),
+            format!("--internal-token={token}"),
+            "--public-addr=127.0.0.1:0".into(),
+            "--internal-addr=127.0.0.1:0".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let settings = TestCli::parse_from(args).settings;
+        let state = server::build_state(settings).await.expect("server state");
+        let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let internal = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", public.local_addr().unwrap());
+        let internal_base = format!("http://{}", internal.local_addr().unwrap());
+        let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server::launch_with_listeners(
+            state,
+            public,
+            internal,
+            async move {
+                let _ = receiver.await;
+            },
+        ));
+        Self {
+            base,
+            internal: internal_base,
+            token,
+            dir,
+            http: reqwest::Client::new(),
+            shutdown: Some(sender),
+        }
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path().join("db.sqlite3")).unwrap()
+    }
+
+    /// Inserts a Django user whose password is `secret`; returns its id.
+    pub fn add_user(&self, username: &str, active: bool) -> i64 {
+        let conn = self.db();
+        conn.execute(
+            "INSERT INTO auth_user (password, is_superuser, username, last_name, email, is_staff, \
+             is_active, date_joined, first_name) VALUES (?1, 0, ?2, '', '', 0, ?3, '2026-01-01', '')",
+            rusqlite::params![SECRET_HASH, username, active],
+        )
+        .unwrap();
+        conn.last_insert_rowid()
+    }
+
+    pub fn user_dir(&self, user_id: i64) -> PathBuf {
+        self.dir.path().join("data/users").join(user_id.to_string())
+    }
+
+    /// Sends a raw v11 request: `header` is the `anki-sync` value (None: no header), `body`
+    /// is sent as is.
+    pub async fn raw(&self, method: &str, header: Option<String>, body: Vec<u8>) -> Response {
+        let mut request = self
+            .http
+            .post(format!("{}/sync/{method}", self.base))
+            .body(body);
+        if let Some(header) = header {
+            request = request.header("anki-sync", header);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let original_size = response
+            .headers()
+            .get("anki-original-size")
+            .map(|v| v.to_str().unwrap().parse::<usize>().unwrap());
+        let bytes = response.bytes().await.unwrap().to_vec();
+        let body = if status == 200 {
+            let size = original_size.expect("200 responses carry anki-original-size");
+            let decoded = zstd::decode_all(&bytes[..]).unwrap();
+            assert_eq!(decoded.len(), size);
+            decoded
+        } else {
+            bytes
+        };
+        Response { status, body }
+    }
+
+    pub fn header(key: &str, session: &str) -> String {
+        serde_json::json!({"v": 11, "k": key, "c": "test,1", "s": session}).to_string()
+    }
+
+    /// A well-formed call with a zstd JSON body.
+    pub async fn call(&self, method: &str, key: &str, session: &str, body: Value) -> Response {
+        let compressed = zstd::encode_all(body.to_string().as_bytes(), 0).unwrap();
+        self.raw(method, Some(Self::header(key, session)), compressed)
+            .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.call(
+            "hostKey",
+            "",
+            "login",
+            serde_json::json!({"u": username, "p": password}),
+        )
+        .await
+    }
+
+    pub async fn login_key(&self, username: &str) -> String {
+        let response = self.login(username, "secret").await;
+        assert_eq!(response.status, 200, "{}", response.text());
+        response.json()["key"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(sender) = self.shutdown.take() {
+            let _ = sender.send(());
+        }
+    }
+}
