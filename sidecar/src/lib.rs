@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod handlers;
 pub mod media;
+pub mod metrics;
 pub mod normal_sync;
 pub mod note_text;
 pub mod registry;

@@ -93,14 +93,17 @@ async fn log_request(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
+    let bytes_in = bytes_in.load(Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    crate::metrics::record_request(&path, response.status().as_u16(), elapsed.as_secs_f64(), bytes_in, bytes_out);
     tracing::info!(
         target: "sidecar::request",
         path = %path,
         status = response.status().as_u16(),
         user_id = user.0.get().copied(),
-        bytes_in = bytes_in.load(Ordering::Relaxed),
+        bytes_in,
         bytes_out,
-        ms = started.elapsed().as_millis() as u64,
+        ms = elapsed.as_millis() as u64,
         "request"
     );
     response
@@ -127,6 +130,7 @@ pub async fn launch_with_listeners(
     };
 
     crate::normal_sync::spawn_idle_expiry(state.clone());
+    crate::metrics::handle();
 
     let public_server = axum::serve(
         public,

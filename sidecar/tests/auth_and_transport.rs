@@ -163,3 +163,20 @@ async fn internal_api_requires_the_token() {
     let meta = app.call("meta", &key, "s", json!({"v": 11, "cv": "x"})).await;
     assert_eq!(meta.status, 403, "a revoked key is refused");
 }
+
+#[tokio::test]
+async fn metrics_are_served_on_the_internal_listener_with_the_token() {
+    let app = TestApp::start().await;
+    app.add_user("alice", true);
+    let key = app.login_key("alice").await;
+    app.call("meta", &key, "s", json!({"v": 11, "cv": "x"})).await;
+    let url = format!("{}/metrics", app.internal);
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 403);
+    let response = app.http.get(&url).bearer_auth(&app.token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("sidecar_requests_total"), "{text}");
+    assert!(text.contains("route=\"sync/meta\""), "{text}");
+    let public = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    assert_eq!(public.status(), 404);
+}

@@ -37,6 +37,7 @@ pub async fn login(
         .map_err(|err| ApiError::Internal(err.into()))?;
     if user_failures >= max_failures || ip_failures >= max_failures * IP_BUDGET_MULTIPLIER {
         tracing::warn!(username = %username, ip = %ip, user_failures, ip_failures, "login throttled");
+        crate::metrics::login_failure("throttled");
         return Err(ApiError::TooManyRequests(
             "too many failed logins; try again later".into(),
         ));
@@ -77,6 +78,7 @@ pub async fn login(
                 .map_err(|err| ApiError::Internal(err.into()))?;
         }
         tracing::info!(username = %username, ip = %ip, "login failed");
+        crate::metrics::login_failure("bad_credentials");
         return Err(ApiError::Forbidden("invalid username or password".into()));
     };
 

@@ -39,7 +39,10 @@ impl NormalSyncSession {
         }
     }
 
+    /// Logs the sync's outcome; called exactly once per session, when it ends.
     pub fn log_outcome(&self, outcome: &str) {
+        crate::metrics::sync_outcome(outcome, self.started.elapsed().as_secs_f64());
+        crate::metrics::session_ended();
         let c = &self.counters;
         tracing::info!(
             user_id = self.user_id,

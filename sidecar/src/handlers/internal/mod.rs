@@ -2,12 +2,13 @@
 //! (design §1). nginx never routes here.
 
 pub mod host_keys;
+pub mod metrics;
 
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::delete;
+use axum::routing::{delete, get};
 
 use crate::auth::host_key::constant_time_eq;
 use crate::error::ApiError;
@@ -19,6 +20,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/internal/v1/users/{user_id}/host-keys",
             delete(host_keys::revoke_all),
         )
+        .route("/metrics", get(metrics::metrics))
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 

@@ -59,6 +59,7 @@ pub async fn start(
     })
     .await?
     .map_err(|err: SyncOpError| crate::error::ApiError::from(err))?;
+    crate::metrics::session_started();
     slot.session = Some(session);
     drop(slot);
     SyncResponse::json(&graves).await

@@ -1,0 +1,113 @@
+//! Prometheus metrics, served on the internal listener only (design §8).
+//!
+//! One recorder per process: tests start many servers in one process, so it is installed once
+//! and shared.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the global recorder on first use. Returns None if another recorder was installed
+/// first (then metrics are simply not exported).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                ])
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+fn describe() {
+    metrics::describe_counter!("sidecar_requests_total", "HTTP requests by route and status");
+    metrics::describe_histogram!(
+        "sidecar_request_duration_seconds",
+        "HTTP request duration by route"
+    );
+    metrics::describe_counter!("sidecar_request_bytes_total", "Request body bytes received");
+    metrics::describe_counter!("sidecar_response_bytes_total", "Response body bytes sent (uncompressed)");
+    metrics::describe_histogram!(
+        "sidecar_sync_duration_seconds",
+        "Duration of normal syncs, from start to their outcome"
+    );
+    metrics::describe_counter!("sidecar_sync_outcomes_total", "Normal sync outcomes");
+    metrics::describe_gauge!("sidecar_active_sync_sessions", "Normal syncs in progress");
+    metrics::describe_counter!("sidecar_login_failures_total", "Failed logins by reason");
+    metrics::describe_counter!("sidecar_imports_total", "Server-side imports by result");
+}
+
+/// Routes are a fixed set, so their paths make bounded label values; anything else is
+/// folded into one label to keep hostile URLs from creating series.
+pub fn route_label(path: &str) -> String {
+    let tail = path.rsplit('/').next().unwrap_or_default();
+    let known = [
+        "hostKey", "meta", "start", "applyGraves", "applyChanges", "chunk", "applyChunk",
+        "sanityCheck2", "finish", "abort", "upload", "download", "begin", "mediaChanges",
+        "uploadChanges", "downloadFiles", "mediaSanity", "health", "metrics", "imports",
+        "host-keys",
+    ];
+    if known.contains(&tail) {
+        if path.contains("/msync/") {
+            format!("msync/{tail}")
+        } else if path.contains("/sync/") {
+            format!("sync/{tail}")
+        } else {
+            tail.to_string()
+        }
+    } else {
+        "other".to_string()
+    }
+}
+
+pub fn record_request(path: &str, status: u16, seconds: f64, bytes_in: u64, bytes_out: u64) {
+    let route = route_label(path);
+    metrics::counter!("sidecar_requests_total", "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("sidecar_request_duration_seconds", "route" => route).record(seconds);
+    metrics::counter!("sidecar_request_bytes_total").increment(bytes_in);
+    metrics::counter!("sidecar_response_bytes_total").increment(bytes_out);
+}
+
+pub fn sync_outcome(outcome: &str, seconds: f64) {
+    metrics::counter!("sidecar_sync_outcomes_total", "outcome" => outcome.to_string()).increment(1);
+    metrics::histogram!("sidecar_sync_duration_seconds").record(seconds);
+}
+
+pub fn session_started() {
+    metrics::gauge!("sidecar_active_sync_sessions").increment(1.0);
+}
+
+pub fn session_ended() {
+    metrics::gauge!("sidecar_active_sync_sessions").decrement(1.0);
+}
+
+pub fn login_failure(reason: &'static str) {
+    metrics::counter!("sidecar_login_failures_total", "reason" => reason).increment(1);
+}
+
+pub fn import_result(result: &'static str) {
+    metrics::counter!("sidecar_imports_total", "result" => result).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_labels_are_bounded() {
+        assert_eq!(route_label("/sync/meta"), "sync/meta");
+        assert_eq!(route_label("/anki/msync/begin"), "msync/begin");
+        assert_eq!(route_label("/sync/../../etc/passwd"), "other");
+        assert_eq!(route_label("/health"), "health");
+    }
+}
