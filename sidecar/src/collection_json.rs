@@ -41,7 +41,15 @@ impl ColObjects {
             .query_row(
                 "SELECT models, decks, dconf, conf, tags FROM col WHERE id = 1",
                 [],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                },
             )
             .context("reading the col row")?;
         Ok(Self {

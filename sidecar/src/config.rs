@@ -114,7 +114,11 @@ impl Settings {
         self.database_url
             .clone()
             .filter(|url| !url.is_empty())
-            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|url| !url.is_empty()))
+            .or_else(|| {
+                std::env::var("DATABASE_URL")
+                    .ok()
+                    .filter(|url| !url.is_empty())
+            })
     }
 }
 
@@ -125,8 +129,14 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("public_addr", &self.public_addr)
             .field("internal_addr", &self.internal_addr)
-            .field("internal_token", &self.internal_token.as_ref().map(|_| "<redacted>"))
-            .field("database_url", &self.resolved_database_url().map(|u| redact_url(&u)))
+            .field(
+                "internal_token",
+                &self.internal_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "database_url",
+                &self.resolved_database_url().map(|u| redact_url(&u)),
+            )
             .field("data_dir", &self.data_dir)
             .field("base_path", &self.base_path)
             .field("ip_header", &self.ip_header)
@@ -171,7 +181,10 @@ mod tests {
             redact_url("postgres://app:s3cret@db:5432/app"),
             "postgres://app:***@db:5432/app"
         );
-        assert_eq!(redact_url("sqlite:////tmp/db.sqlite3"), "sqlite:////tmp/db.sqlite3");
+        assert_eq!(
+            redact_url("sqlite:////tmp/db.sqlite3"),
+            "sqlite:////tmp/db.sqlite3"
+        );
         assert_eq!(redact_url("postgres://app@db/app"), "postgres://app@db/app");
     }
 }

@@ -77,7 +77,10 @@ impl IntoResponse for ApiError {
         };
         (
             status,
-            [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
             format!("{message}\n"),
         )
             .into_response()

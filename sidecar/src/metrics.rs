@@ -29,13 +29,19 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 }
 
 fn describe() {
-    metrics::describe_counter!("sidecar_requests_total", "HTTP requests by route and status");
+    metrics::describe_counter!(
+        "sidecar_requests_total",
+        "HTTP requests by route and status"
+    );
     metrics::describe_histogram!(
         "sidecar_request_duration_seconds",
         "HTTP request duration by route"
     );
     metrics::describe_counter!("sidecar_request_bytes_total", "Request body bytes received");
-    metrics::describe_counter!("sidecar_response_bytes_total", "Response body bytes sent (uncompressed)");
+    metrics::describe_counter!(
+        "sidecar_response_bytes_total",
+        "Response body bytes sent (uncompressed)"
+    );
     metrics::describe_histogram!(
         "sidecar_sync_duration_seconds",
         "Duration of normal syncs, from start to their outcome"
@@ -51,9 +57,26 @@ fn describe() {
 pub fn route_label(path: &str) -> String {
     let tail = path.rsplit('/').next().unwrap_or_default();
     let known = [
-        "hostKey", "meta", "start", "applyGraves", "applyChanges", "chunk", "applyChunk",
-        "sanityCheck2", "finish", "abort", "upload", "download", "begin", "mediaChanges",
-        "uploadChanges", "downloadFiles", "mediaSanity", "health", "metrics", "imports",
+        "hostKey",
+        "meta",
+        "start",
+        "applyGraves",
+        "applyChanges",
+        "chunk",
+        "applyChunk",
+        "sanityCheck2",
+        "finish",
+        "abort",
+        "upload",
+        "download",
+        "begin",
+        "mediaChanges",
+        "uploadChanges",
+        "downloadFiles",
+        "mediaSanity",
+        "health",
+        "metrics",
+        "imports",
         "host-keys",
     ];
     if known.contains(&tail) {

@@ -22,21 +22,17 @@ static STYLE_OR_SCRIPT: LazyLock<Regex> = LazyLock::new(|| {
 });
 static TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?s)<.*?>").expect("valid regex"));
 
+fn is_invalid_in_fields(c: char) -> bool {
+    c.is_ascii_control() && c != '\n' && c != '\t' && c != FIELD_SEPARATOR
+}
+
 /// Drops ASCII control characters other than newline and tab, which Anki strips from
-/// incoming fields.
-pub fn remove_invalid_chars(field: &str) -> Cow<'_, str> {
-    if field
-        .chars()
-        .any(|c| c.is_ascii_control() && c != '\n' && c != '\t')
-    {
-        Cow::Owned(
-            field
-                .chars()
-                .filter(|c| !c.is_ascii_control() || *c == '\n' || *c == '\t')
-                .collect(),
-        )
+/// incoming fields. Works on joined fields: the separator itself is kept.
+pub fn remove_invalid_chars(fields: &str) -> Cow<'_, str> {
+    if fields.chars().any(is_invalid_in_fields) {
+        Cow::Owned(fields.chars().filter(|c| !is_invalid_in_fields(*c)).collect())
     } else {
-        Cow::Borrowed(field)
+        Cow::Borrowed(fields)
     }
 }
 
@@ -88,7 +84,10 @@ mod tests {
     #[test]
     fn matches_the_observed_worked_example() {
         let field = "hello<img src=\"pic-11ab.png\">";
-        assert_eq!(strip_html_preserving_media_filenames(field), "hello pic-11ab.png ");
+        assert_eq!(
+            strip_html_preserving_media_filenames(field),
+            "hello pic-11ab.png "
+        );
     }
 
     #[test]
@@ -113,5 +112,6 @@ mod tests {
     #[test]
     fn removes_control_characters_but_keeps_newlines() {
         assert_eq!(remove_invalid_chars("a\u{1}b\nc\td"), "ab\nc\td");
+        assert_eq!(remove_invalid_chars("a\u{1f}b\u{0}"), "a\u{1f}b");
     }
 }

@@ -25,7 +25,10 @@ pub struct Registry {
 
 impl Registry {
     fn slot(&self, user_id: i64) -> Arc<AsyncMutex<UserSlot>> {
-        let mut users = self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut users = self
+            .users
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         users.entry(user_id).or_default().clone()
     }
 
@@ -41,7 +44,10 @@ impl Registry {
 
     /// The ids of users whose slot exists, for housekeeping such as idle-session expiry.
     pub fn known_users(&self) -> Vec<i64> {
-        let users = self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let users = self
+            .users
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         users.keys().copied().collect()
     }
 }
@@ -64,7 +70,10 @@ mod tests {
         let registry = Arc::new(Registry::default());
         let first = registry.lock(7).await;
         let second = tokio::time::timeout(Duration::from_millis(100), registry.lock(7)).await;
-        assert!(second.is_err(), "a second request of the same user must wait");
+        assert!(
+            second.is_err(),
+            "a second request of the same user must wait"
+        );
         drop(first);
         assert!(
             tokio::time::timeout(Duration::from_secs(1), registry.lock(7))

@@ -30,7 +30,10 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let users = UserTable::from_settings(&settings.user_table)?;
     let db = Database::connect(&url, users).await?;
     let data = DataDir::new(&settings.data_dir).with_context(|| {
-        format!("cannot create the data folder {}", settings.data_dir.display())
+        format!(
+            "cannot create the data folder {}",
+            settings.data_dir.display()
+        )
     })?;
     Ok(AppState {
         settings: Arc::new(settings),
@@ -57,7 +60,8 @@ pub fn public_router(state: AppState) -> Router {
             .nest(&base, sync)
             .route(&format!("{base}/health"), get(handlers::health::health));
     }
-    app.layer(middleware::from_fn(log_request)).with_state(state)
+    app.layer(middleware::from_fn(log_request))
+        .with_state(state)
 }
 
 /// The internal tree, on its own listener.
@@ -89,13 +93,23 @@ async fn log_request(request: Request, next: Next) -> Response {
     let bytes_out = response
         .headers()
         .get("content-length")
-        .or_else(|| response.headers().get(crate::transport::response::ORIGINAL_SIZE_HEADER))
+        .or_else(|| {
+            response
+                .headers()
+                .get(crate::transport::response::ORIGINAL_SIZE_HEADER)
+        })
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     let bytes_in = bytes_in.load(Ordering::Relaxed);
     let elapsed = started.elapsed();
-    crate::metrics::record_request(&path, response.status().as_u16(), elapsed.as_secs_f64(), bytes_in, bytes_out);
+    crate::metrics::record_request(
+        &path,
+        response.status().as_u16(),
+        elapsed.as_secs_f64(),
+        bytes_in,
+        bytes_out,
+    );
     tracing::info!(
         target: "sidecar::request",
         path = %path,

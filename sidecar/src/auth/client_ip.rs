@@ -70,6 +70,9 @@ mod tests {
             resolve(IpSource::XForwardedFor, &headers, Some(peer)),
             Some("198.51.100.2".parse().unwrap())
         );
-        assert_eq!(resolve(IpSource::XRealIp, &HeaderMap::new(), Some(peer)), None);
+        assert_eq!(
+            resolve(IpSource::XRealIp, &HeaderMap::new(), Some(peer)),
+            None
+        );
     }
 }

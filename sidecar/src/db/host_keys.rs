@@ -55,7 +55,10 @@ impl Database {
             table = t.table,
         );
         let found = with_pool!(self, |pool| {
-            let row = sqlx::query(&sql).bind(key_hash).fetch_optional(pool).await?;
+            let row = sqlx::query(&sql)
+                .bind(key_hash)
+                .fetch_optional(pool)
+                .await?;
             row.map(|row| -> sqlx::Result<StoredHostKey> {
                 Ok(StoredHostKey {
                     password_fingerprint: row.try_get("password_fingerprint")?,

@@ -64,7 +64,11 @@ impl Database {
         Ok(())
     }
 
-    pub async fn clear_login_failures(&self, scope: ThrottleScope, subject: &str) -> sqlx::Result<()> {
+    pub async fn clear_login_failures(
+        &self,
+        scope: ThrottleScope,
+        subject: &str,
+    ) -> sqlx::Result<()> {
         with_pool!(self, |pool| sqlx::query(
             "DELETE FROM sidecar_login_failures WHERE scope = $1 AND subject = $2"
         )

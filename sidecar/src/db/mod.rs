@@ -122,10 +122,7 @@ impl Database {
     }
 
     async fn check_user_table(&self) -> anyhow::Result<()> {
-        let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE 1 = 0",
-            self.users.table
-        );
+        let sql = format!("SELECT COUNT(*) FROM {} WHERE 1 = 0", self.users.table);
         let result: Result<i64, sqlx::Error> =
             with_pool!(self, |pool| sqlx::query_scalar(&sql).fetch_one(pool).await);
         result.with_context(|| {
@@ -148,7 +145,9 @@ impl Database {
     /// Cheap liveness probe for `/health`.
     pub async fn ping(&self) -> bool {
         let result: Result<i64, sqlx::Error> =
-            with_pool!(self, |pool| sqlx::query_scalar("SELECT 1").fetch_one(pool).await);
+            with_pool!(self, |pool| sqlx::query_scalar("SELECT 1")
+                .fetch_one(pool)
+                .await);
         result.is_ok()
     }
 
@@ -182,9 +181,15 @@ mod tests {
 
     #[test]
     fn understands_dj_database_url_sqlite_forms() {
-        assert_eq!(sqlite_path("sqlite:////tmp/db.sqlite3").unwrap(), "/tmp/db.sqlite3");
+        assert_eq!(
+            sqlite_path("sqlite:////tmp/db.sqlite3").unwrap(),
+            "/tmp/db.sqlite3"
+        );
         assert_eq!(sqlite_path("sqlite:///db.sqlite3").unwrap(), "db.sqlite3");
-        assert_eq!(sqlite_path("sqlite:///d/db.sqlite3?mode=ro").unwrap(), "d/db.sqlite3");
+        assert_eq!(
+            sqlite_path("sqlite:///d/db.sqlite3?mode=ro").unwrap(),
+            "d/db.sqlite3"
+        );
         assert!(sqlite_path("postgres://x").is_none());
     }
 

@@ -14,6 +14,9 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, &'static str)
     match (database_ok, data_ok) {
         (true, true) => (StatusCode::OK, "ok\n"),
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n"),
-        (_, false) => (StatusCode::SERVICE_UNAVAILABLE, "data folder not writable\n"),
+        (_, false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "data folder not writable\n",
+        ),
     }
 }

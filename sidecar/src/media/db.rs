@@ -85,7 +85,8 @@ impl MediaDb {
     pub fn open_path(path: &Path) -> anyhow::Result<Self> {
         let conn = Connection::open(path).context("opening media.db")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(SCHEMA).context("creating media.db tables")?;
+        conn.execute_batch(SCHEMA)
+            .context("creating media.db tables")?;
         Ok(Self { conn })
     }
 
@@ -149,7 +150,9 @@ impl MediaTransaction<'_> {
     fn next_usn(&self) -> anyhow::Result<i64> {
         self.tx
             .execute("UPDATE meta SET last_usn = last_usn + 1", [])?;
-        Ok(self.tx.query_row("SELECT last_usn FROM meta", [], |row| row.get(0))?)
+        Ok(self
+            .tx
+            .query_row("SELECT last_usn FROM meta", [], |row| row.get(0))?)
     }
 
     pub fn live_entry(&self, name: &str) -> anyhow::Result<Option<MediaEntry>> {
@@ -165,7 +168,13 @@ impl MediaTransaction<'_> {
     }
 
     /// Records a new or changed live file under the next media USN.
-    pub fn record_file(&self, name: &str, sha1: &[u8; 20], size: i64, now: i64) -> anyhow::Result<i64> {
+    pub fn record_file(
+        &self,
+        name: &str,
+        sha1: &[u8; 20],
+        size: i64,
+        now: i64,
+    ) -> anyhow::Result<i64> {
         let previous = self.live_entry(name)?;
         let usn = self.next_usn()?;
         self.tx.execute(
@@ -204,7 +213,8 @@ impl MediaTransaction<'_> {
     /// (what the official server does when a download finds the file missing).
     pub fn forget(&self, name: &str) -> anyhow::Result<()> {
         if let Some(previous) = self.live_entry(name)? {
-            self.tx.execute("DELETE FROM media WHERE fname = ?1", [name])?;
+            self.tx
+                .execute("DELETE FROM media WHERE fname = ?1", [name])?;
             self.tx.execute(
                 "UPDATE meta SET total_bytes = total_bytes - ?1, total_nonempty_files = total_nonempty_files - 1",
                 [previous.size],
@@ -231,18 +241,34 @@ mod tests {
         assert_eq!(tx.record_file("a.png", &[1; 20], 10, 0).unwrap(), 1);
         assert_eq!(tx.record_file("b.png", &[2; 20], 5, 0).unwrap(), 2);
         assert_eq!(tx.record_deletion("a.png", 0).unwrap(), Some(3));
-        assert_eq!(tx.record_deletion("a.png", 0).unwrap(), None, "already deleted");
+        assert_eq!(
+            tx.record_deletion("a.png", 0).unwrap(),
+            None,
+            "already deleted"
+        );
         tx.commit().unwrap();
         assert_eq!(
             db.totals().unwrap(),
-            MediaTotals { last_usn: 3, total_bytes: 5, total_files: 1 }
+            MediaTotals {
+                last_usn: 3,
+                total_bytes: 5,
+                total_files: 1
+            }
         );
         let changes = db.changes_since(1, 1000).unwrap();
         assert_eq!(
             changes,
             vec![
-                MediaChange { name: "b.png".into(), usn: 2, sha1: Some([2; 20]) },
-                MediaChange { name: "a.png".into(), usn: 3, sha1: None },
+                MediaChange {
+                    name: "b.png".into(),
+                    usn: 2,
+                    sha1: Some([2; 20])
+                },
+                MediaChange {
+                    name: "a.png".into(),
+                    usn: 3,
+                    sha1: None
+                },
             ]
         );
         assert_eq!(db.changes_since(3, 1000).unwrap(), vec![]);

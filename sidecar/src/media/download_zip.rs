@@ -81,7 +81,11 @@ pub fn build_download(
         .start_file("_meta", options)
         .map_err(anyhow::Error::from)?;
     writer
-        .write_all(serde_json::to_string(&mapping).map_err(anyhow::Error::from)?.as_bytes())
+        .write_all(
+            serde_json::to_string(&mapping)
+                .map_err(anyhow::Error::from)?
+                .as_bytes(),
+        )
         .map_err(anyhow::Error::from)?;
     writer.finish().map_err(anyhow::Error::from)?;
     Ok(output)

@@ -120,8 +120,20 @@ mod tests {
     fn refuses_hostile_names() {
         let long = format!("{}.png", "a".repeat(296));
         for name in [
-            "", ".", "..", "../x", "a/b", "/etc/x", "a\\b", "nul\0byte", "tab\there", &long,
-            "x:y.png", "con.jpg", "ends.", "ends ",
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "/etc/x",
+            "a\\b",
+            "nul\0byte",
+            "tab\there",
+            &long,
+            "x:y.png",
+            "con.jpg",
+            "ends.",
+            "ends ",
         ] {
             assert!(validate(name).is_err(), "{name:?} must be refused");
         }

@@ -51,7 +51,10 @@ pub fn read_upload(
     let mut archive = zip::ZipArchive::new(std::fs::File::open(zip_path)?)
         .map_err(|err| invalid(format!("invalid zip: {err}")))?;
     if archive.len() > MAX_ENTRIES + 1 {
-        return Err(invalid(format!("zip has {} members; at most {MAX_ENTRIES} files are allowed", archive.len() - 1)));
+        return Err(invalid(format!(
+            "zip has {} members; at most {MAX_ENTRIES} files are allowed",
+            archive.len() - 1
+        )));
     }
     let meta: Vec<(String, Option<String>)> = {
         let mut member = archive
@@ -62,7 +65,10 @@ pub fn read_upload(
         parse_meta(&text)?
     };
     if meta.len() > MAX_ENTRIES {
-        return Err(invalid(format!("_meta lists {} entries; at most {MAX_ENTRIES}", meta.len())));
+        return Err(invalid(format!(
+            "_meta lists {} entries; at most {MAX_ENTRIES}",
+            meta.len()
+        )));
     }
 
     let mut seen_names = HashSet::new();
@@ -138,7 +144,11 @@ fn parse_meta(text: &[u8]) -> Result<Vec<(String, Option<String>)>, UploadError>
         .collect()
 }
 
-fn stage(source: &mut impl Read, staging_dir: &Path, name: &str) -> Result<StagedFile, UploadError> {
+fn stage(
+    source: &mut impl Read,
+    staging_dir: &Path,
+    name: &str,
+) -> Result<StagedFile, UploadError> {
     let mut file = tempfile::Builder::new()
         .prefix(".media-upload-")
         .tempfile_in(staging_dir)?;
@@ -204,7 +214,11 @@ pub(crate) mod tests {
 
     #[test]
     fn reads_files_and_deletions() {
-        let zip = make_zip(r#"[["a.png","0"],["gone.mp3",null],["old.jpg",""]]"#, &[("0", b"png")], false);
+        let zip = make_zip(
+            r#"[["a.png","0"],["gone.mp3",null],["old.jpg",""]]"#,
+            &[("0", b"png")],
+            false,
+        );
         let entries = read(&zip).unwrap();
         assert_eq!(entries.len(), 3);
         let staged = entries[0].data.as_ref().unwrap();
@@ -225,7 +239,10 @@ pub(crate) mod tests {
             make_zip(r#"[["a.png","0"],["a.png",null]]"#, &[("0", b"x")], false),
         ];
         for (index, zip) in cases.iter().enumerate() {
-            assert!(matches!(read(zip), Err(UploadError::Invalid(_))), "case {index}");
+            assert!(
+                matches!(read(zip), Err(UploadError::Invalid(_))),
+                "case {index}"
+            );
         }
     }
 

@@ -8,9 +8,7 @@ use serde_json::Value;
 
 use super::wire::UnchunkedChanges;
 use super::{OpResult, SyncOpError};
-use crate::collection_json::{
-    ColObjects, JsonObject, object_id, object_mtime, object_usn,
-};
+use crate::collection_json::{ColObjects, JsonObject, object_id, object_mtime, object_usn};
 
 pub struct ChangesContext {
     pub server_usn: i32,
@@ -54,7 +52,8 @@ pub fn apply_changes(
     if !context.client_is_newer {
         // Exactly one side's config wins: the side whose collection was modified last.
         answer.conf = Some(objects.conf.clone());
-        answer.crt = Some(conn.query_row("SELECT crt FROM col WHERE id = 1", [], |row| row.get(0))?);
+        answer.crt =
+            Some(conn.query_row("SELECT crt FROM col WHERE id = 1", [], |row| row.get(0))?);
     }
 
     let usn = context.server_usn;
@@ -88,7 +87,10 @@ fn id_key(object: &JsonObject, what: &str) -> OpResult<String> {
 }
 
 fn array_len(object: &JsonObject, key: &str) -> usize {
-    object.get(key).and_then(Value::as_array).map_or(0, Vec::len)
+    object
+        .get(key)
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
 }
 
 fn merge_notetype(objects: &mut ColObjects, mut incoming: JsonObject, usn: i32) -> OpResult<()> {
@@ -131,7 +133,12 @@ fn merge_named(
     Ok(())
 }
 
-fn store_with_unique_name(objects: &mut JsonObject, key: String, incoming: &mut JsonObject, usn: i32) {
+fn store_with_unique_name(
+    objects: &mut JsonObject,
+    key: String,
+    incoming: &mut JsonObject,
+    usn: i32,
+) {
     if let Some(name) = incoming.get("name").and_then(Value::as_str) {
         let unique = ColObjects::unique_name(objects, &key, name);
         incoming.insert("name".into(), Value::from(unique));

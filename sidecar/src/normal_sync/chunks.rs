@@ -26,8 +26,9 @@ pub struct PendingRows {
 impl PendingRows {
     pub fn gather(conn: &Connection, client_usn: i32) -> OpResult<Self> {
         let ids = |table: &str| -> OpResult<VecDeque<i64>> {
-            let mut statement =
-                conn.prepare(&format!("SELECT id FROM {table} WHERE usn >= ?1 ORDER BY id"))?;
+            let mut statement = conn.prepare(&format!(
+                "SELECT id FROM {table} WHERE usn >= ?1 ORDER BY id"
+            ))?;
             let ids = statement
                 .query_map([client_usn], |row| row.get(0))?
                 .collect::<Result<_, _>>()?;
@@ -106,9 +107,8 @@ fn card_row(conn: &Connection, id: i64) -> OpResult<Vec<Value>> {
 /// `sfld` and `csum` go out as empty strings, `flags` as 0 and `data` as "" (protocol §4.5):
 /// the client recomputes the derived columns and would reject integers there.
 fn note_row(conn: &Connection, id: i64) -> OpResult<Vec<Value>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT id, guid, mid, mod, usn, tags, flds FROM notes WHERE id = ?1",
-    )?;
+    let mut statement =
+        conn.prepare_cached("SELECT id, guid, mid, mod, usn, tags, flds FROM notes WHERE id = ?1")?;
     Ok(statement.query_row([id], |row| {
         Ok(vec![
             Value::from(row.get::<_, i64>(0)?),
@@ -191,8 +191,7 @@ pub fn apply_chunk(
     }
     counters.revlog_received += chunk.revlog.len();
 
-    let mut existing_card =
-        conn.prepare_cached("SELECT mod, usn FROM cards WHERE id = ?1")?;
+    let mut existing_card = conn.prepare_cached("SELECT mod, usn FROM cards WHERE id = ?1")?;
     let mut upsert_card = conn.prepare_cached(
         "INSERT OR REPLACE INTO cards (id, nid, did, ord, mod, usn, type, queue, due, ivl, \
          factor, reps, lapses, left, odue, odid, flags, data) \
@@ -257,8 +256,7 @@ fn notetype_shape(objects: &ColObjects, notetype_id: i64) -> Option<(usize, usiz
 
 fn apply_notes(conn: &Connection, context: &ApplyContext, rows: &[Vec<Value>]) -> OpResult<()> {
     let objects = ColObjects::load(conn)?;
-    let mut existing_note =
-        conn.prepare_cached("SELECT mod, usn FROM notes WHERE id = ?1")?;
+    let mut existing_note = conn.prepare_cached("SELECT mod, usn FROM notes WHERE id = ?1")?;
     let mut upsert_note = conn.prepare_cached(
         "INSERT OR REPLACE INTO notes (id, guid, mid, mod, usn, tags, flds, sfld, csum, flags, data) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -272,8 +270,9 @@ fn apply_notes(conn: &Connection, context: &ApplyContext, rows: &[Vec<Value>]) -
             .get(3)
             .and_then(Value::as_i64)
             .ok_or_else(|| SyncOpError::invalid(format!("note {id}: mod is not an integer")))?;
-        let (field_count, sort_field) = notetype_shape(&objects, notetype_id)
-            .ok_or_else(|| SyncOpError::invalid(format!("note {id} is missing notetype {notetype_id}")))?;
+        let (field_count, sort_field) = notetype_shape(&objects, notetype_id).ok_or_else(|| {
+            SyncOpError::invalid(format!("note {id} is missing notetype {notetype_id}"))
+        })?;
         let fields = remove_invalid_chars(text_at(row, 6, "note")?);
         let actual_fields = fields.split(FIELD_SEPARATOR).count();
         if actual_fields != field_count {

@@ -19,7 +19,9 @@ enum GraveKind {
 pub fn pending_graves(conn: &Connection, min_usn: i32) -> OpResult<Graves> {
     let mut graves = Graves::default();
     let mut statement = conn.prepare("SELECT oid, type FROM graves WHERE usn >= ?1")?;
-    let rows = statement.query_map([min_usn], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?;
+    let rows = statement.query_map([min_usn], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+    })?;
     for row in rows {
         let (oid, kind) = row?;
         match kind {

@@ -34,7 +34,11 @@ pub fn server_counts(conn: &Connection) -> OpResult<Option<Value>> {
         return Ok(None);
     }
     let count = |table: &str| -> OpResult<i64> {
-        Ok(conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| row.get(0))?)
+        Ok(
+            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })?,
+        )
     };
     Ok(Some(json!([
         [0, 0, 0],

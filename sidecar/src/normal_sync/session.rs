@@ -33,6 +33,10 @@ pub struct NormalSyncSession {
 impl NormalSyncSession {
     /// Discards every change of this sync.
     pub fn rollback(self) {
+        if self.conn.is_autocommit() {
+            // Already committed by `finish`.
+            return;
+        }
         if let Err(err) = self.conn.execute_batch("ROLLBACK") {
             // Closing the connection rolls back anyway; this only loses the log line's cause.
             tracing::warn!(error = %err, "explicit rollback failed; closing rolls back");

@@ -196,7 +196,10 @@ mod tests {
     #[test]
     fn decompresses_within_the_caps() {
         let compressed = zstd::encode_all(&br#"{"v":11}"#[..], 0).unwrap();
-        assert_eq!(decompress_capped(&compressed, LIMITS).unwrap(), br#"{"v":11}"#);
+        assert_eq!(
+            decompress_capped(&compressed, LIMITS).unwrap(),
+            br#"{"v":11}"#
+        );
     }
 
     #[test]

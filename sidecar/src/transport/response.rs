@@ -153,7 +153,12 @@ mod tests {
 
     #[tokio::test]
     async fn json_responses_carry_the_original_size() {
-        let (size, body) = decode(SyncResponse::json(&serde_json::json!({"a": 1})).await.unwrap()).await;
+        let (size, body) = decode(
+            SyncResponse::json(&serde_json::json!({"a": 1}))
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(body, br#"{"a":1}"#);
         assert_eq!(size, 7);
     }

@@ -29,7 +29,12 @@ async fn require_token(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let Some(expected) = state.settings.internal_token.as_deref().filter(|t| !t.is_empty()) else {
+    let Some(expected) = state
+        .settings
+        .internal_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    else {
         return Err(ApiError::Forbidden(
             "internal API disabled: SIDECAR_INTERNAL_TOKEN is not set".into(),
         ));

@@ -32,7 +32,9 @@ pub async fn download_files(
     drop(slot);
     match zip {
         Ok(zip) => SyncResponse::file(zip),
-        Err(DownloadError::TooMany) => Err(ApiError::bad_request(DownloadError::TooMany.to_string())),
+        Err(DownloadError::TooMany) => {
+            Err(ApiError::bad_request(DownloadError::TooMany.to_string()))
+        }
         Err(err @ DownloadError::Missing(_)) => Err(ApiError::Conflict(err.to_string())),
         Err(DownloadError::Other(err)) => Err(ApiError::Internal(err)),
     }

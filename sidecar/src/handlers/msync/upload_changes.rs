@@ -31,18 +31,20 @@ pub async fn upload_changes(
     };
     let max_total = state.settings.max_uncompressed_bytes();
     let staging = files.clone();
-    let entries = tokio::task::spawn_blocking(move || read_upload(zip.path(), staging.dir(), max_total))
-        .await?
-        .map_err(|err| match err {
-            UploadError::Invalid(message) => {
-                tracing::info!(user_id = user.id, reason = %message, "media upload refused");
-                ApiError::BadRequest(message)
-            }
-            UploadError::Io(err) => ApiError::Internal(err.into()),
-        })?;
+    let entries =
+        tokio::task::spawn_blocking(move || read_upload(zip.path(), staging.dir(), max_total))
+            .await?
+            .map_err(|err| match err {
+                UploadError::Invalid(message) => {
+                    tracing::info!(user_id = user.id, reason = %message, "media upload refused");
+                    ApiError::BadRequest(message)
+                }
+                UploadError::Io(err) => ApiError::Internal(err.into()),
+            })?;
 
     let slot = state.registry.lock(user.id).await;
-    let (processed, usn) = tokio::task::spawn_blocking(move || apply_upload(&files, entries)).await??;
+    let (processed, usn) =
+        tokio::task::spawn_blocking(move || apply_upload(&files, entries)).await??;
     drop(slot);
     wrapped([processed as i64, usn]).await
 }

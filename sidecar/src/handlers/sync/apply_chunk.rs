@@ -23,7 +23,12 @@ pub async fn apply_chunk(
             server_usn: session.server_usn,
             client_usn: session.client_usn,
         };
-        apply(&session.conn, &context, &request.chunk, &mut session.counters)?;
+        apply(
+            &session.conn,
+            &context,
+            &request.chunk,
+            &mut session.counters,
+        )?;
         Ok(((), AfterCall::KeepSession))
     })
     .await?;

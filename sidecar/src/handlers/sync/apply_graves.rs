@@ -6,9 +6,9 @@ use axum::extract::State;
 use crate::auth::AuthedUser;
 use crate::error::ApiResult;
 use crate::normal_sync::graves::apply_graves as apply;
+use crate::normal_sync::run_in_session;
 use crate::normal_sync::session::AfterCall;
 use crate::normal_sync::wire::ApplyGravesRequest;
-use crate::normal_sync::run_in_session;
 use crate::state::AppState;
 use crate::transport::{SyncResponse, read_json};
 

@@ -8,8 +8,8 @@ use crate::auth::AuthedUser;
 use crate::error::{ApiError, ApiResult};
 use crate::normal_sync::end_session;
 use crate::state::AppState;
-use crate::storage::status::{ensure_collection, read_status};
 use crate::storage::now_millis;
+use crate::storage::status::{ensure_collection, read_status};
 use crate::transport::header::{SYNC_VERSION_MAX, SYNC_VERSION_MIN};
 use crate::transport::{SyncResponse, read_json};
 
@@ -71,7 +71,10 @@ pub async fn meta(
     let now = now_millis();
     let schema = if status.file_size > state.settings.max_uncompressed_bytes() {
         // Too big for a normal sync's limits: force one-way syncs, as the official server does.
-        tracing::warn!(user_id = user.id, "collection is too large, forcing one-way sync");
+        tracing::warn!(
+            user_id = user.id,
+            "collection is too large, forcing one-way sync"
+        );
         now
     } else {
         status.schema_ms

@@ -31,7 +31,8 @@ pub async fn start(
         ensure_collection(&files)?;
         let conn = open_collection(&files.collection()).map_err(anyhow::Error::from)?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        let server_usn: i32 = conn.query_row("SELECT usn FROM col WHERE id = 1", [], |row| row.get(0))?;
+        let server_usn: i32 =
+            conn.query_row("SELECT usn FROM col WHERE id = 1", [], |row| row.get(0))?;
         // The server's pending graves are read before legacy client graves are applied.
         let graves = pending_graves(&conn, request.min_usn)?;
         let mut counters = SyncCounters {
