@@ -30,7 +30,12 @@ fn is_invalid_in_fields(c: char) -> bool {
 /// incoming fields. Works on joined fields: the separator itself is kept.
 pub fn remove_invalid_chars(fields: &str) -> Cow<'_, str> {
     if fields.chars().any(is_invalid_in_fields) {
-        Cow::Owned(fields.chars().filter(|c| !is_invalid_in_fields(*c)).collect())
+        Cow::Owned(
+            fields
+                .chars()
+                .filter(|c| !is_invalid_in_fields(*c))
+                .collect(),
+        )
     } else {
         Cow::Borrowed(fields)
     }

@@ -8,7 +8,12 @@ use serde_json::json;
 #[tokio::test]
 async fn health_answers_ok() {
     let app = TestApp::start().await;
-    let response = app.http.get(format!("{}/health", app.base)).send().await.unwrap();
+    let response = app
+        .http
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
 }
 
@@ -18,7 +23,9 @@ async fn login_issues_a_key_that_opens_meta() {
     app.add_user("alice", true);
     let key = app.login_key("alice").await;
     assert_eq!(key.len(), 64);
-    let meta = app.call("meta", &key, "s1", json!({"v": 11, "cv": "test"})).await;
+    let meta = app
+        .call("meta", &key, "s1", json!({"v": 11, "cv": "test"}))
+        .await;
     assert_eq!(meta.status, 200, "{}", meta.text());
     let meta = meta.json();
     assert_eq!(meta["mod"], 0);
@@ -31,11 +38,16 @@ async fn login_issues_a_key_that_opens_meta() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    assert!((meta["ts"].as_i64().unwrap() - now).abs() < 10, "ts is in seconds");
+    assert!(
+        (meta["ts"].as_i64().unwrap() - now).abs() < 10,
+        "ts is in seconds"
+    );
     // Only the hash of the key is stored.
     let stored: String = app
         .db()
-        .query_row("SELECT key_hash FROM sidecar_host_keys", [], |row| row.get(0))
+        .query_row("SELECT key_hash FROM sidecar_host_keys", [], |row| {
+            row.get(0)
+        })
         .unwrap();
     assert_ne!(stored, key);
 }
@@ -64,12 +76,23 @@ async fn keys_die_with_a_password_change_or_deactivation() {
             [alice],
         )
         .unwrap();
-    assert_eq!(app.call("meta", &alice_key, "s", meta.clone()).await.status, 403);
+    assert_eq!(
+        app.call("meta", &alice_key, "s", meta.clone()).await.status,
+        403
+    );
     app.db()
         .execute("UPDATE auth_user SET is_active = 0 WHERE id = ?1", [carol])
         .unwrap();
-    assert_eq!(app.call("meta", &carol_key, "s", meta.clone()).await.status, 403);
-    assert_eq!(app.call("meta", "not-a-key", "s", meta.clone()).await.status, 403);
+    assert_eq!(
+        app.call("meta", &carol_key, "s", meta.clone()).await.status,
+        403
+    );
+    assert_eq!(
+        app.call("meta", "not-a-key", "s", meta.clone())
+            .await
+            .status,
+        403
+    );
     assert_eq!(app.call("meta", "", "s", meta).await.status, 403);
 }
 
@@ -94,7 +117,12 @@ async fn hostile_transport_input_gets_4xx_and_the_server_keeps_serving() {
     let meta_body = zstd::encode_all(&br#"{"v":11,"cv":"x"}"#[..], 0).unwrap();
     let cases: Vec<(&str, Option<String>, Vec<u8>, u16)> = vec![
         ("no header", None, meta_body.clone(), 400),
-        ("header not JSON", Some("{nope".into()), meta_body.clone(), 400),
+        (
+            "header not JSON",
+            Some("{nope".into()),
+            meta_body.clone(),
+            400,
+        ),
         (
             "header missing keys",
             Some(r#"{"v":11,"k":"x"}"#.into()),
@@ -107,7 +135,12 @@ async fn hostile_transport_input_gets_4xx_and_the_server_keeps_serving() {
             meta_body.clone(),
             400,
         ),
-        ("body not zstd", Some(header.clone()), b"{\"v\":11}".to_vec(), 400),
+        (
+            "body not zstd",
+            Some(header.clone()),
+            b"{\"v\":11}".to_vec(),
+            400,
+        ),
         (
             "body not JSON",
             Some(header.clone()),
@@ -131,11 +164,17 @@ async fn hostile_transport_input_gets_4xx_and_the_server_keeps_serving() {
         let response = app.raw("meta", header, body).await;
         assert_eq!(response.status, expected, "{name}: {}", response.text());
     }
-    let unknown = app.raw("bogus", Some(TestApp::header(&key, "s")), meta_body.clone()).await;
+    let unknown = app
+        .raw("bogus", Some(TestApp::header(&key, "s")), meta_body.clone())
+        .await;
     assert_eq!(unknown.status, 400);
-    let meta = app.call("meta", &key, "s", json!({"v": 11, "cv": "x"})).await;
+    let meta = app
+        .call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
+        .await;
     assert_eq!(meta.status, 200);
-    let old = app.call("meta", &key, "s", json!({"v": 7, "cv": "x"})).await;
+    let old = app
+        .call("meta", &key, "s", json!({"v": 7, "cv": "x"}))
+        .await;
     assert_eq!(old.status, 501);
 }
 
@@ -147,7 +186,13 @@ async fn internal_api_requires_the_token() {
     let url = format!("{}/internal/v1/users/{alice}/host-keys", app.internal);
     let no_token = app.http.delete(&url).send().await.unwrap();
     assert_eq!(no_token.status(), 403);
-    let wrong = app.http.delete(&url).bearer_auth("nope").send().await.unwrap();
+    let wrong = app
+        .http
+        .delete(&url)
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 403);
     // The public listener does not serve the internal API at all.
     let public = app
@@ -158,9 +203,17 @@ async fn internal_api_requires_the_token() {
         .await
         .unwrap();
     assert_eq!(public.status(), 404);
-    let revoked = app.http.delete(&url).bearer_auth(&app.token).send().await.unwrap();
+    let revoked = app
+        .http
+        .delete(&url)
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(revoked.status(), 200);
-    let meta = app.call("meta", &key, "s", json!({"v": 11, "cv": "x"})).await;
+    let meta = app
+        .call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
+        .await;
     assert_eq!(meta.status, 403, "a revoked key is refused");
 }
 
@@ -169,14 +222,26 @@ async fn metrics_are_served_on_the_internal_listener_with_the_token() {
     let app = TestApp::start().await;
     app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    app.call("meta", &key, "s", json!({"v": 11, "cv": "x"})).await;
+    app.call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
+        .await;
     let url = format!("{}/metrics", app.internal);
     assert_eq!(app.http.get(&url).send().await.unwrap().status(), 403);
-    let response = app.http.get(&url).bearer_auth(&app.token).send().await.unwrap();
+    let response = app
+        .http
+        .get(&url)
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     assert!(text.contains("sidecar_requests_total"), "{text}");
     assert!(text.contains("route=\"sync/meta\""), "{text}");
-    let public = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    let public = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(public.status(), 404);
 }

@@ -133,12 +133,10 @@ fn notetypes_json(conn: &Connection) -> Result<JsonObject, ConvertError> {
                 .push(Value::Object(field));
         }
     }
-    let mut templates_by_notetype: std::collections::HashMap<i64, Vec<Value>> =
-        Default::default();
+    let mut templates_by_notetype: std::collections::HashMap<i64, Vec<Value>> = Default::default();
     {
-        let mut statement = conn.prepare(
-            "SELECT ntid, ord, name, config FROM templates ORDER BY ntid, ord",
-        )?;
+        let mut statement =
+            conn.prepare("SELECT ntid, ord, name, config FROM templates ORDER BY ntid, ord")?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
             let notetype_id: i64 = row.get(0)?;
@@ -179,7 +177,10 @@ fn notetypes_json(conn: &Connection) -> Result<JsonObject, ConvertError> {
             "req": config.reqs.iter().map(requirement).collect::<Vec<_>>(),
         }));
         if config.original_stock_kind != 0 {
-            notetype.insert("originalStockKind".into(), json!(config.original_stock_kind));
+            notetype.insert(
+                "originalStockKind".into(),
+                json!(config.original_stock_kind),
+            );
         }
         if let Some(original) = config.original_id {
             notetype.insert("originalId".into(), json!(original));
@@ -345,9 +346,11 @@ fn tags_json(conn: &Connection) -> Result<JsonObject, ConvertError> {
 }
 
 fn col_json(conn: &Connection, column: &str) -> Result<JsonObject, ConvertError> {
-    let text: String = conn.query_row(&format!("SELECT {column} FROM col WHERE id = 1"), [], |row| {
-        row.get(0)
-    })?;
+    let text: String = conn.query_row(
+        &format!("SELECT {column} FROM col WHERE id = 1"),
+        [],
+        |row| row.get(0),
+    )?;
     if text.trim().is_empty() {
         return Ok(JsonObject::new());
     }
@@ -404,7 +407,15 @@ fn convert_inside_transaction(conn: &Connection) -> Result<(), ConvertError> {
         col_json(conn, "tags")?
     };
 
-    for table in ["notetypes", "fields", "templates", "decks", "deck_config", "config", "tags"] {
+    for table in [
+        "notetypes",
+        "fields",
+        "templates",
+        "decks",
+        "deck_config",
+        "config",
+        "tags",
+    ] {
         conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))?;
     }
     let graves_has_rowid_shape: bool = conn
@@ -434,7 +445,10 @@ fn convert_inside_transaction(conn: &Connection) -> Result<(), ConvertError> {
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     for index in extra_indexes {
-        conn.execute_batch(&format!("DROP INDEX IF EXISTS \"{}\"", index.replace('"', "\"\"")))?;
+        conn.execute_batch(&format!(
+            "DROP INDEX IF EXISTS \"{}\"",
+            index.replace('"', "\"\"")
+        ))?;
     }
     if table_exists(conn, "sqlite_stat1")? {
         // Statistics that name dropped indexes would only confuse the planner.
