@@ -120,10 +120,11 @@ impl TestApp {
     /// Sends a raw v11 request: `header` is the `anki-sync` value (None: no header), `body`
     /// is sent as is.
     pub async fn raw(&self, method: &str, header: Option<String>, body: Vec<u8>) -> Response {
-        let mut request = self
-            .http
-            .post(format!("{}/sync/{method}", self.base))
-            .body(body);
+        self.raw_path(&format!("sync/{method}"), header, body).await
+    }
+
+    async fn raw_path(&self, path: &str, header: Option<String>, body: Vec<u8>) -> Response {
+        let mut request = self.http.post(format!("{}/{path}", self.base)).body(body);
         if let Some(header) = header {
             request = request.header("anki-sync", header);
         }
@@ -143,6 +144,18 @@ impl TestApp {
             bytes
         };
         Response { status, body }
+    }
+
+    /// A raw `/msync/` request.
+    pub async fn raw_media(&self, method: &str, header: Option<String>, body: Vec<u8>) -> Response {
+        self.raw_path(&format!("msync/{method}"), header, body)
+            .await
+    }
+
+    pub async fn call_media(&self, method: &str, key: &str, body: Value) -> Response {
+        let compressed = zstd::encode_all(body.to_string().as_bytes(), 0).unwrap();
+        self.raw_media(method, Some(Self::header(key, "media")), compressed)
+            .await
     }
 
     pub fn header(key: &str, session: &str) -> String {

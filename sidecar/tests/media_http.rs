@@ -1,0 +1,254 @@
+//! Media sync at HTTP level: protocol shapes, and hostile uploads that must change nothing.
+
+mod common;
+
+use std::io::Write;
+
+use common::TestApp;
+use serde_json::{Value, json};
+use sha1::{Digest, Sha1};
+use zip::write::SimpleFileOptions;
+
+fn zip_of(meta: &Value, members: &[(&str, &[u8])], deflate: bool) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let method = if deflate {
+        zip::CompressionMethod::Deflated
+    } else {
+        zip::CompressionMethod::Stored
+    };
+    let options = SimpleFileOptions::default()
+        .compression_method(method)
+        .large_file(true);
+    for (name, data) in members {
+        writer.start_file(*name, options).unwrap();
+        writer.write_all(data).unwrap();
+    }
+    writer.start_file("_meta", options).unwrap();
+    writer.write_all(meta.to_string().as_bytes()).unwrap();
+    writer.finish().unwrap().into_inner()
+}
+
+async fn upload(app: &TestApp, key: &str, zip: Vec<u8>) -> common::Response {
+    let body = zstd::encode_all(&zip[..], 0).unwrap();
+    app.raw_media("uploadChanges", Some(TestApp::header(key, "m")), body)
+        .await
+}
+
+/// Every file under `root`, relative, so a test can prove nothing escaped the media folder.
+fn all_files(root: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn upload_list_download_and_sanity() {
+    let app = TestApp::start().await;
+    let alice = app.add_user("alice", true);
+    let key = app.login_key("alice").await;
+
+    let begin = app
+        .call_media("begin", &key, json!({"v": "anki,test"}))
+        .await;
+    assert_eq!(
+        begin.json(),
+        json!({"data": {"usn": 0, "sk": key}, "err": ""})
+    );
+
+    let zip = zip_of(
+        &json!([["a.png", "0"], ["b c.mp3", "1"], ["never.jpg", null]]),
+        &[("0", b"first"), ("1", b"second")],
+        false,
+    );
+    let answer = upload(&app, &key, zip).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    // Three entries processed; two changed something, so the usn advanced twice.
+    assert_eq!(answer.json(), json!({"data": [3, 2], "err": ""}));
+
+    // The same content again changes nothing and keeps the usn.
+    let again = upload(
+        &app,
+        &key,
+        zip_of(&json!([["a.png", "0"]]), &[("0", b"first")], false),
+    )
+    .await;
+    assert_eq!(again.json()["data"], json!([1, 2]));
+
+    let deleted = upload(&app, &key, zip_of(&json!([["b c.mp3", ""]]), &[], false)).await;
+    assert_eq!(deleted.json()["data"], json!([1, 3]));
+
+    let changes = app
+        .call_media("mediaChanges", &key, json!({"lastUsn": 0}))
+        .await
+        .json();
+    let sha1_first = hex::encode(Sha1::digest(b"first"));
+    assert_eq!(
+        changes,
+        json!({"data": [["a.png", 1, sha1_first], ["b c.mp3", 3, ""]], "err": ""})
+    );
+    let later = app
+        .call_media("mediaChanges", &key, json!({"lastUsn": 3}))
+        .await
+        .json();
+    assert_eq!(later, json!({"data": [], "err": ""}));
+
+    let meta = app
+        .call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
+        .await
+        .json();
+    assert_eq!(meta["media_usn"], 3);
+
+    let download = app
+        .call_media("downloadFiles", &key, json!({"files": ["a.png"]}))
+        .await;
+    assert_eq!(download.status, 200);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(download.body)).unwrap();
+    let mut meta_text = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("_meta").unwrap(), &mut meta_text).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&meta_text).unwrap(),
+        json!({"0": "a.png"})
+    );
+    let mut content = Vec::new();
+    std::io::Read::read_to_end(&mut archive.by_name("0").unwrap(), &mut content).unwrap();
+    assert_eq!(content, b"first");
+
+    let missing = app
+        .call_media("downloadFiles", &key, json!({"files": ["b c.mp3"]}))
+        .await;
+    assert_eq!(missing.status, 409);
+    let names: Vec<String> = (0..26).map(|i| format!("{i}.png")).collect();
+    let too_many = app
+        .call_media("downloadFiles", &key, json!({"files": names}))
+        .await;
+    assert_eq!(too_many.status, 400);
+
+    let ok = app
+        .call_media("mediaSanity", &key, json!({"local": 1}))
+        .await
+        .json();
+    assert_eq!(ok, json!({"data": "OK", "err": ""}));
+    let bad = app
+        .call_media("mediaSanity", &key, json!({"local": 5}))
+        .await
+        .json();
+    assert_eq!(bad, json!({"data": "mediaSanity", "err": ""}));
+    assert_eq!(all_files(&app.user_dir(alice).join("media")), vec!["a.png"]);
+}
+
+#[tokio::test]
+async fn downloads_are_a_prefix_cut_after_the_size_limit() {
+    let app = TestApp::start().await;
+    app.add_user("alice", true);
+    let key = app.login_key("alice").await;
+    let big = vec![7u8; 2_000_000];
+    let zip = zip_of(
+        &json!([["one.bin", "0"], ["two.bin", "1"], ["three.bin", "2"]]),
+        &[("0", &big), ("1", &big), ("2", b"small")],
+        false,
+    );
+    assert_eq!(upload(&app, &key, zip).await.status, 200);
+    let download = app
+        .call_media(
+            "downloadFiles",
+            &key,
+            json!({"files": ["one.bin", "two.bin", "three.bin"]}),
+        )
+        .await;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(download.body)).unwrap();
+    let mut meta_text = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("_meta").unwrap(), &mut meta_text).unwrap();
+    // The second file takes the total past 2.5 MiB, so it is the last one sent.
+    assert_eq!(
+        serde_json::from_str::<Value>(&meta_text).unwrap(),
+        json!({"0": "one.bin", "1": "two.bin"})
+    );
+}
+
+#[tokio::test]
+async fn hostile_uploads_change_nothing_and_good_syncs_still_work() {
+    let app = TestApp::start().await;
+    let alice = app.add_user("alice", true);
+    let key = app.login_key("alice").await;
+    let long_name = format!("{}.png", "a".repeat(296));
+    let zeros = vec![0u8; 200 * 1024 * 1024];
+    let bomb = zip_of(&json!([["bomb.bin", "0"]]), &[("0", &zeros)], true);
+    drop(zeros);
+    assert!(bomb.len() < 1024 * 1024, "the bomb is small on the wire");
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "../x",
+            zip_of(&json!([["../x", "0"]]), &[("0", b"evil")], false),
+        ),
+        (
+            "a/b",
+            zip_of(&json!([["a/b", "0"]]), &[("0", b"evil")], false),
+        ),
+        (
+            "/etc/x",
+            zip_of(&json!([["/etc/x", "0"]]), &[("0", b"evil")], false),
+        ),
+        (
+            "NUL byte",
+            zip_of(&json!([["x\u{0}y.png", "0"]]), &[("0", b"evil")], false),
+        ),
+        (
+            "300 bytes",
+            zip_of(&json!([[long_name, "0"]]), &[("0", b"evil")], false),
+        ),
+        ("zip bomb", bomb),
+        (
+            "_meta names a missing member",
+            zip_of(&json!([["a.png", "1"]]), &[("0", b"evil")], false),
+        ),
+        (
+            "member not in _meta",
+            zip_of(
+                &json!([["a.png", "0"]]),
+                &[("0", b"ok"), ("1", b"smuggled")],
+                false,
+            ),
+        ),
+        ("not a zip", b"PK\x03\x04 but not really".to_vec()),
+    ];
+    for (name, zip) in cases {
+        let response = upload(&app, &key, zip).await;
+        assert!(
+            (400..500).contains(&response.status),
+            "{name}: got {} {}",
+            response.status,
+            response.text()
+        );
+    }
+    let user_dir = app.user_dir(alice);
+    assert!(
+        all_files(&user_dir.join("media")).is_empty(),
+        "nothing was written"
+    );
+    let leftovers: Vec<String> = all_files(&user_dir)
+        .into_iter()
+        .filter(|path| path != "media.db")
+        .collect();
+    assert!(leftovers.is_empty(), "no temp files left: {leftovers:?}");
+    assert!(!app.dir.path().join("x").exists());
+
+    let good = upload(
+        &app,
+        &key,
+        zip_of(&json!([["fine.png", "0"]]), &[("0", b"ok")], false),
+    )
+    .await;
+    assert_eq!(good.json()["data"], json!([1, 1]));
+}
