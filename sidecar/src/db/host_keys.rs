@@ -111,3 +111,16 @@ impl Database {
         Ok(result)
     }
 }
+
+impl Database {
+    /// How many devices hold a key, and when one was last used (seconds; None if never).
+    pub async fn host_key_summary(&self, user_id: i64) -> sqlx::Result<(i64, Option<i64>)> {
+        let summary: (i64, Option<i64>) = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT COUNT(*), MAX(last_used_at) FROM sidecar_host_keys WHERE user_id = $1"
+        )
+        .bind(user_id)
+        .fetch_one(pool)
+        .await)?;
+        Ok(summary)
+    }
+}

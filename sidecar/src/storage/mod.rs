@@ -5,6 +5,7 @@
 
 pub mod full_sync;
 pub mod status;
+pub mod user_data;
 
 use std::fs;
 use std::io;

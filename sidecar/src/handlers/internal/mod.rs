@@ -3,12 +3,13 @@
 
 pub mod host_keys;
 pub mod metrics;
+pub mod users;
 
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 
 use crate::auth::host_key::constant_time_eq;
 use crate::error::ApiError;
@@ -20,6 +21,8 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/internal/v1/users/{user_id}/host-keys",
             delete(host_keys::revoke_all),
         )
+        .route("/internal/v1/users/{user_id}/stats", get(users::stats))
+        .route("/internal/v1/users/{user_id}/reset", post(users::reset))
         .route("/metrics", get(metrics::metrics))
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }

@@ -1,0 +1,151 @@
+//! What the server holds for one user, and wiping it (admin stats and reset).
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::{UserFiles, remove_stale_journals};
+use crate::media::MediaDb;
+
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct UserDataStats {
+    pub has_collection: bool,
+    pub cards: i64,
+    pub notes: i64,
+    pub revlog: i64,
+    /// The collection's `col.usn`.
+    pub usn: i64,
+    /// `col.mod` in milliseconds.
+    pub modified_ms: i64,
+    /// `col.ls`: when a client last completed a sync (ms), 0 if never.
+    pub last_sync_ms: i64,
+    pub collection_bytes: u64,
+    pub media_files: i64,
+    pub media_bytes: i64,
+    pub media_usn: i64,
+}
+
+/// Counts rows and files without creating anything for a user who never synced.
+pub fn user_stats(files: &UserFiles) -> anyhow::Result<UserDataStats> {
+    let mut stats = UserDataStats::default();
+    let collection = files.collection();
+    if collection.exists() {
+        let conn = rusqlite::Connection::open_with_flags(
+            &collection,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .context("opening the collection")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let count = |table: &str| -> anyhow::Result<i64> {
+            Ok(
+                conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                    row.get(0)
+                })?,
+            )
+        };
+        stats.has_collection = true;
+        stats.cards = count("cards")?;
+        stats.notes = count("notes")?;
+        stats.revlog = count("revlog")?;
+        (stats.usn, stats.modified_ms, stats.last_sync_ms) =
+            conn.query_row("SELECT usn, mod, ls FROM col WHERE id = 1", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?;
+        stats.collection_bytes = std::fs::metadata(&collection)?.len();
+    }
+    if files.media_db().exists() {
+        let totals = MediaDb::open_path(&files.media_db())?.totals()?;
+        stats.media_files = totals.total_files;
+        stats.media_bytes = totals.total_bytes;
+        stats.media_usn = totals.last_usn;
+    }
+    Ok(stats)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResetReport {
+    pub dry_run: bool,
+    pub keep_media: bool,
+    /// What was (or, in a dry run, would be) deleted.
+    pub deleted: UserDataStats,
+}
+
+/// Deletes the user's collection, and unless `keep_media` their media too. Afterwards the
+/// user's next sync finds an empty server and is offered a clean full upload. A dry run only
+/// reports. The caller holds the user's lock and has ended any normal sync.
+pub fn reset_user_data(
+    files: &UserFiles,
+    dry_run: bool,
+    keep_media: bool,
+) -> anyhow::Result<ResetReport> {
+    let mut deleted = user_stats(files)?;
+    if keep_media {
+        deleted.media_files = 0;
+        deleted.media_bytes = 0;
+        deleted.media_usn = 0;
+    }
+    if !dry_run {
+        let collection = files.collection();
+        remove_if_present(&collection)?;
+        remove_stale_journals(&collection)?;
+        if !keep_media {
+            if files.media_dir().exists() {
+                std::fs::remove_dir_all(files.media_dir()).context("deleting the media folder")?;
+            }
+            remove_if_present(&files.media_db())?;
+            remove_stale_journals(&files.media_db())?;
+        }
+        if files.dir().exists() {
+            std::fs::File::open(files.dir())?.sync_all()?;
+        }
+    }
+    Ok(ResetReport {
+        dry_run,
+        keep_media,
+        deleted,
+    })
+}
+
+fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("deleting {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::DataDir;
+    use crate::storage::status::ensure_collection;
+
+    #[test]
+    fn a_dry_run_deletes_nothing_and_a_real_reset_can_keep_media() {
+        let data = DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
+        let files = data.user(3);
+        ensure_collection(&files).unwrap();
+        {
+            let mut media = MediaDb::open(&files).unwrap();
+            let tx = media.transaction().unwrap();
+            tx.record_file("a.png", &[1; 20], 4, 0).unwrap();
+            tx.commit().unwrap();
+            std::fs::write(files.media_dir().join("a.png"), b"abcd").unwrap();
+        }
+        let report = reset_user_data(&files, true, false).unwrap();
+        assert!(report.dry_run);
+        assert_eq!(report.deleted.media_files, 1);
+        assert!(files.collection().exists());
+
+        let report = reset_user_data(&files, false, true).unwrap();
+        assert_eq!(report.deleted.media_files, 0);
+        assert!(!files.collection().exists());
+        assert!(files.media_dir().join("a.png").exists());
+        assert_eq!(user_stats(&files).unwrap().media_files, 1);
+
+        reset_user_data(&files, false, false).unwrap();
+        assert!(!files.media_dir().exists());
+        assert_eq!(user_stats(&files).unwrap(), UserDataStats::default());
+    }
+}
