@@ -25,3 +25,53 @@ pub fn open_collection(path: &Path) -> rusqlite::Result<Connection> {
     conn.execute_batch("PRAGMA locking_mode = NORMAL")?;
     Ok(conn)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unicase_compares_unicode_case_insensitively() {
+        let conn = Connection::open_in_memory().unwrap();
+        register_unicase(&conn).unwrap();
+        let equal: bool = conn
+            .query_row(
+                "SELECT 'ÄRGER::Straße' = 'ärger::straße' COLLATE unicase",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(equal);
+        let before: bool = conn
+            .query_row("SELECT 'apple' < 'Banana' COLLATE unicase", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(before);
+    }
+
+    #[test]
+    fn opening_never_creates_a_file_and_keeps_the_journal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.anki2");
+        assert!(open_collection(&missing).is_err());
+        assert!(!missing.exists());
+
+        let path = dir.path().join("wal.anki2");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+                .unwrap();
+            // A plain connection does not know the collation the schema-18 tables use.
+            conn.execute_batch("CREATE TABLE t (name text COLLATE unicase)")
+                .unwrap_err();
+        }
+        let conn = open_collection(&path).unwrap();
+        let journal: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(journal, "wal");
+        conn.execute_batch("CREATE TABLE t (name text COLLATE unicase)")
+            .unwrap();
+    }
+}
