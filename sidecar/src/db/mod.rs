@@ -145,7 +145,7 @@ impl Database {
     /// Cheap liveness probe for `/health`.
     pub async fn ping(&self) -> bool {
         let result: Result<i64, sqlx::Error> =
-            with_pool!(self, |pool| sqlx::query_scalar("SELECT 1")
+            with_pool!(self, |pool| sqlx::query_scalar("SELECT CAST(1 AS BIGINT)")
                 .fetch_one(pool)
                 .await);
         result.is_ok()
