@@ -252,3 +252,34 @@ async fn hostile_uploads_change_nothing_and_good_syncs_still_work() {
     .await;
     assert_eq!(good.json()["data"], json!([1, 1]));
 }
+
+#[tokio::test]
+async fn a_full_upload_keeps_the_servers_media() {
+    let app = TestApp::start().await;
+    let alice = app.add_user("alice", true);
+    let key = app.login_key("alice").await;
+    let zip = zip_of(&json!([["kept.png", "0"]]), &[("0", b"keep me")], false);
+    assert_eq!(upload(&app, &key, zip).await.status, 200);
+
+    let collection = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema18.anki2"),
+    )
+    .unwrap();
+    let body = zstd::encode_all(&collection[..], 0).unwrap();
+    let answer = app
+        .raw("upload", Some(TestApp::header(&key, "full")), body)
+        .await;
+    assert_eq!(answer.text(), "OK");
+
+    let meta = app
+        .call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
+        .await
+        .json();
+    assert_eq!(meta["media_usn"], 1);
+    let changes = app
+        .call_media("mediaChanges", &key, json!({"lastUsn": 0}))
+        .await
+        .json();
+    assert_eq!(changes["data"][0][0], "kept.png");
+    assert!(app.user_dir(alice).join("media/kept.png").exists());
+}

@@ -279,3 +279,32 @@ async fn notes_with_a_missing_notetype_are_refused_with_400() {
     assert_eq!(app.call("finish", &key, "s", pad()).await.status, 409);
     assert_eq!(count(&app, alice, "cards"), 0);
 }
+
+#[tokio::test]
+async fn an_idle_sync_is_rolled_back_after_the_timeout() {
+    let app = TestApp::start_with(&["--sync-idle-timeout-secs=1"]).await;
+    let alice = app.add_user("alice", true);
+    let key = app.login_key("alice").await;
+    begin(&app, &key, "s", 0, true).await;
+    let changes = app
+        .call(
+            "applyChanges",
+            &key,
+            "s",
+            json!({"changes": {"models": [], "decks": [[], []], "tags": ["idle"]}}),
+        )
+        .await
+        .json();
+    let notetype = basic_notetype_id(&changes);
+    app.call("chunk", &key, "s", pad()).await;
+    app.call(
+        "applyChunk",
+        &key,
+        "s",
+        json!({"chunk": note_and_card(notetype)}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(app.call("finish", &key, "s", pad()).await.status, 409);
+    assert_eq!(count(&app, alice, "notes"), 0);
+}
