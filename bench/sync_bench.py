@@ -75,7 +75,7 @@ def start_sidecar(work: Path) -> tuple[subprocess.Popen, str]:
         SIDECAR_DATA_DIR=str(work / "sidecar-data"),
         SIDECAR_PUBLIC_ADDR="127.0.0.1:0",
         SIDECAR_INTERNAL_ADDR="127.0.0.1:0",
-        RUST_LOG="warn,sidecar=info",
+        RUST_LOG="info",
     )
     process = subprocess.Popen(
         [str(SIDECAR_BIN)], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
@@ -178,7 +178,9 @@ def run_workload(endpoint: str, work: Path, notes: int, media: int, results: dic
         note["Back"] = note["Back"] + " edited"
         a.update_note(note)
     timed(results, f"normal sync, {len(changed)} notes up", lambda: a.sync_collection(auth, False))
-    timed(results, f"normal sync, {len(changed)} notes down", lambda: b.sync_collection(auth, False))
+    timed(
+        results, f"normal sync, {len(changed)} notes down", lambda: b.sync_collection(auth, False)
+    )
     timed(results, "normal sync, nothing to do", lambda: b.sync_collection(auth, False))
 
     media_dir = Path(a.media.dir())
