@@ -87,6 +87,11 @@ pub struct Settings {
     #[arg(long, env = "SIDECAR_SYNC_IDLE_TIMEOUT_SECS", default_value_t = 300)]
     pub sync_idle_timeout_secs: u64,
 
+    /// How long an import waits for the user's active normal sync to end before answering
+    /// 503; imports never break a sync in progress.
+    #[arg(long, env = "SIDECAR_IMPORT_WAIT_SECS", default_value_t = 60)]
+    pub import_wait_secs: u64,
+
     #[command(flatten)]
     pub user_table: UserTableSettings,
 }
@@ -145,6 +150,7 @@ impl fmt::Debug for Settings {
             .field("login_max_failures", &self.login_max_failures)
             .field("login_window_secs", &self.login_window_secs)
             .field("sync_idle_timeout_secs", &self.sync_idle_timeout_secs)
+            .field("import_wait_secs", &self.import_wait_secs)
             .field("user_table", &self.user_table)
             .finish()
     }

@@ -3,7 +3,7 @@
 //! The crate is split by concept: `transport` speaks the wire format, `auth` checks Django
 //! users and host keys, `db` reads Django's database, `storage` owns the per-user files,
 //! `collection` knows the collection file's formats, `normal_sync` the incremental merge,
-//! `media` the media store, and `handlers` translate between the wire and storage.
+//! `media` the media store, `import` the merge of `.apkg` packages, and `handlers` translate between the wire and storage.
 
 pub mod auth;
 pub mod collection;
@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod handlers;
+pub mod import;
 pub mod media;
 pub mod metrics;
 pub mod normal_sync;

@@ -101,8 +101,8 @@ pub fn schema11_index_ddl() -> String {
 
 const CARD_CSS: &str = ".card {\n    font-family: arial;\n    font-size: 20px;\n    line-height: 1.5;\n    text-align: center;\n    color: black;\n    background-color: white;\n}\n";
 const CLOZE_CSS: &str = ".cloze {\n    font-weight: bold;\n    color: blue;\n}\n.nightMode .cloze {\n    color: lightblue;\n}\n";
-const LATEX_PRE: &str = "\\documentclass[12pt]{article}\n\\special{papersize=3in,5in}\n\\usepackage[utf8]{inputenc}\n\\usepackage{amssymb,amsmath}\n\\pagestyle{empty}\n\\setlength{\\parindent}{0in}\n\\begin{document}\n";
-const LATEX_POST: &str = "\\end{document}";
+pub const LATEX_PRE: &str = "\\documentclass[12pt]{article}\n\\special{papersize=3in,5in}\n\\usepackage[utf8]{inputenc}\n\\usepackage{amssymb,amsmath}\n\\pagestyle{empty}\n\\setlength{\\parindent}{0in}\n\\begin{document}\n";
+pub const LATEX_POST: &str = "\\end{document}";
 
 const BASIC_ANSWER: &str = "{{FrontSide}}\n\n<hr id=answer>\n\n{{Back}}";
 const REVERSED_ANSWER: &str = "{{FrontSide}}\n\n<hr id=answer>\n\n{{Front}}";

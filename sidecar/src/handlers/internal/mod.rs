@@ -2,6 +2,7 @@
 //! (design §1). nginx never routes here.
 
 pub mod host_keys;
+pub mod imports;
 pub mod metrics;
 pub mod users;
 
@@ -23,6 +24,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/internal/v1/users/{user_id}/stats", get(users::stats))
         .route("/internal/v1/users/{user_id}/reset", post(users::reset))
+        .route(
+            "/internal/v1/users/{user_id}/imports",
+            post(imports::import),
+        )
+        .route(
+            "/internal/v1/users/by-username/{username}",
+            get(imports::user_by_username),
+        )
         .route("/metrics", get(metrics::metrics))
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }

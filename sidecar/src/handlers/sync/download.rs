@@ -6,6 +6,7 @@ use axum::extract::State;
 use crate::auth::AuthedUser;
 use crate::error::ApiResult;
 use crate::handlers::EmptyInput;
+use crate::import::ledger::mark_delivered;
 use crate::normal_sync::end_session;
 use crate::state::AppState;
 use crate::storage::full_sync::snapshot_for_download;
@@ -23,7 +24,10 @@ pub async fn download(
     end_session(&mut slot, "download").await?;
     let snapshot = tokio::task::spawn_blocking(move || {
         ensure_collection(&files)?;
-        snapshot_for_download(&files)
+        let snapshot = snapshot_for_download(&files)?;
+        // The file sent holds every import so far.
+        mark_delivered(&files)?;
+        anyhow::Ok(snapshot)
     })
     .await??;
     drop(slot);

@@ -6,6 +6,7 @@ use axum::extract::State;
 use crate::auth::AuthedUser;
 use crate::error::ApiResult;
 use crate::handlers::EmptyInput;
+use crate::import::ledger::mark_delivered;
 use crate::normal_sync::finish::finish as commit;
 use crate::normal_sync::run_in_session;
 use crate::normal_sync::session::AfterCall;
@@ -18,9 +19,14 @@ pub async fn finish(
     body: Body,
 ) -> ApiResult<SyncResponse> {
     let _: EmptyInput = read_json(body, state.body_limits()).await?;
-    let modified = run_in_session(&state, user.id, &header.session_key, |session| {
+    let files = state.data.user(user.id);
+    let modified = run_in_session(&state, user.id, &header.session_key, move |session| {
         let modified = commit(&session.conn, session.server_usn)?;
         session.log_outcome("committed");
+        // The client now holds everything imported before this sync started.
+        if let Err(err) = mark_delivered(&files) {
+            tracing::warn!(error = %format!("{err:#}"), "could not mark imports delivered");
+        }
         Ok((modified, AfterCall::EndSession))
     })
     .await?;

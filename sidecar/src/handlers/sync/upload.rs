@@ -7,6 +7,7 @@ use axum::extract::State;
 
 use crate::auth::AuthedUser;
 use crate::error::{ApiError, ApiResult};
+use crate::import::{ImportLimits, reapply_pending};
 use crate::normal_sync::end_session;
 use crate::state::AppState;
 use crate::storage::full_sync::{
@@ -39,7 +40,19 @@ pub async fn upload(
 
     let mut slot = state.registry.lock(user.id).await;
     end_session(&mut slot, "upload").await?;
-    let outcome = tokio::task::spawn_blocking(move || install_upload(&files, spooled)).await??;
+    let limits = ImportLimits {
+        max_collection_bytes: state.settings.max_uncompressed_bytes(),
+    };
+    let outcome = tokio::task::spawn_blocking(move || {
+        let outcome = install_upload(&files, spooled)?;
+        if outcome == UploadOutcome::Installed {
+            // The uploading device may never have received some imports: merge them again
+            // so the upload does not erase them (design §7).
+            reapply_pending(&files, limits)?;
+        }
+        anyhow::Ok(outcome)
+    })
+    .await??;
     drop(slot);
 
     let answer = match outcome {
