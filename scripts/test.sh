@@ -4,7 +4,7 @@
 #
 #   1. the Python venv with tests/requirements.txt
 #   2. cargo fmt --check, cargo clippy -D warnings, cargo test (dev profile)
-#   3. ruff check and ruff format --check on django_app/ and tests/
+#   3. ruff check and ruff format --check on every Python file of the repository
 #   4. one release build of the sidecar, then pytest: the end-to-end suite on SQLite and on a
 #      throwaway PostgreSQL cluster started here, plus the Django tests
 #
@@ -60,8 +60,8 @@ run_cargo_test() {
     cargo test "${CARGO_FLAGS[@]}" --workspace 2>&1 | tee "$ARTIFACTS/cargo-test.log"
 }
 step "cargo test" run_cargo_test
-step "ruff check" "$VENV/bin/ruff" check django_app tests
-step "ruff format --check" "$VENV/bin/ruff" format --check django_app tests
+step "ruff check" "$VENV/bin/ruff" check .
+step "ruff format --check" "$VENV/bin/ruff" format --check .
 
 PYTEST_ARGS=(tests --junitxml="$ARTIFACTS/pytest.xml" "$@")
 if step "cargo build --release" cargo build "${CARGO_FLAGS[@]}" --release -p anki-sidecar; then

@@ -1,6 +1,8 @@
 //! Test harness: a sidecar on port 0 over a temporary Django-shaped SQLite database.
 #![allow(dead_code)]
 
+pub mod packages;
+
 use std::path::PathBuf;
 
 use anki_sidecar::config::Settings;
@@ -156,6 +158,32 @@ impl TestApp {
         let compressed = zstd::encode_all(body.to_string().as_bytes(), 0).unwrap();
         self.raw_media(method, Some(Self::header(key, "media")), compressed)
             .await
+    }
+
+    /// A POST to the internal listener with a raw body; `token` None sends no bearer token.
+    pub fn internal_post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.internal))
+            .header("content-type", "application/octet-stream")
+            .body(body);
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Sends a request built elsewhere; the body is kept as sent (internal answers are not zstd).
+    pub async fn send(request: reqwest::RequestBuilder) -> Response {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.bytes().await.unwrap().to_vec();
+        Response { status, body }
     }
 
     pub fn header(key: &str, session: &str) -> String {
