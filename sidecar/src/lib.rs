@@ -6,6 +6,7 @@
 //! `media` the media store, `import` the merge of `.apkg` packages, and `handlers` translate between the wire and storage.
 
 pub mod auth;
+pub mod cli_import;
 pub mod collection;
 pub mod collection_json;
 pub mod config;

@@ -1,5 +1,6 @@
 //! The `anki-sidecar` command.
 
+use anki_sidecar::cli_import::{self, ImportArgs};
 use anki_sidecar::config::Settings;
 use anki_sidecar::server;
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run the sync server (the default).
     Serve,
+    /// Import an .apkg into a user's collection through the running server's internal API.
+    Import(ImportArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +41,11 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(cli.settings)),
+        Command::Import(args) => runtime.block_on(cli_import::run(
+            args,
+            cli.settings.internal_addr,
+            cli.settings.internal_token.clone(),
+        )),
     }
 }
 
