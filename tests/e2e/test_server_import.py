@@ -171,12 +171,13 @@ def push(backend, user_id: int, package: bytes, key: str | None = None) -> dict:
     return json.loads(body)
 
 
-def push_refused(backend, user_id: int, package: bytes) -> tuple[int, str]:
+def push_refused(backend, user_id: int, package: bytes, key: str | None = None) -> tuple[int, str]:
     sidecar = backend.sidecar
     status, body = call(
         f"{sidecar.internal_url}/internal/v1/users/{user_id}/imports",
         token=sidecar.internal_token,
         body=package,
+        headers={"Idempotency-Key": key} if key else None,
     )
     return status, body.decode(errors="replace")
 
@@ -338,20 +339,9 @@ def test_a_repeated_push_with_the_same_key_changes_nothing(backend, make_client,
 
     # The same key for another package is a client error, and applies nothing.
     other = genanki_package(tmp_path, edited={1})
-    status, message = push_refused_with_key(backend, user.id, other, "push-42")
+    status, message = push_refused(backend, user.id, other, key="push-42")
     assert status == 409, message
     assert server_stats(backend, user.id) == before
-
-
-def push_refused_with_key(backend, user_id, package, key) -> tuple[int, str]:
-    sidecar = backend.sidecar
-    status, body = call(
-        f"{sidecar.internal_url}/internal/v1/users/{user_id}/imports",
-        token=sidecar.internal_token,
-        body=package,
-        headers={"Idempotency-Key": key},
-    )
-    return status, body.decode(errors="replace")
 
 
 def test_a_package_exported_by_anki_itself_imports(backend, make_client, tmp_path):
