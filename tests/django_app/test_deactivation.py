@@ -48,9 +48,7 @@ def test_only_a_deactivation_calls_the_sidecar(
     # Only frank's deactivation; not the other saves, nor a later save that leaves
     # is_active alone.
     assert len(callbacks) == 1
-    assert host_key_calls(fake_sidecar) == [
-        ("DELETE", f"/internal/v1/users/{frank.pk}/host-keys")
-    ]
+    assert host_key_calls(fake_sidecar) == [("DELETE", f"/internal/v1/users/{frank.pk}/host-keys")]
 
 
 def test_an_unreachable_sidecar_only_logs_a_warning(
@@ -60,10 +58,12 @@ def test_an_unreachable_sidecar_only_logs_a_warning(
     settings.SIDECAR_INTERNAL_TOKEN = "some-token"
     settings.SIDECAR_TIMEOUT_SECONDS = 2
 
-    with caplog.at_level(logging.WARNING, logger="ankisync.deactivation"):
-        with django_capture_on_commit_callbacks(execute=True):
-            dave.is_active = False
-            dave.save()
+    with (
+        caplog.at_level(logging.WARNING, logger="ankisync.deactivation"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        dave.is_active = False
+        dave.save()
 
     dave.refresh_from_db()
     assert dave.is_active is False
