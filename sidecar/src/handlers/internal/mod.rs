@@ -3,6 +3,7 @@
 
 pub mod host_keys;
 pub mod imports;
+pub mod known_user;
 pub mod metrics;
 pub mod users;
 
