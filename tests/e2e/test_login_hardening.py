@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
+import urllib.request
 from urllib.parse import urlsplit
 
 import pytest
@@ -148,3 +150,37 @@ def test_deactivation_through_django_revokes_at_once(backend, make_client, monke
     assert f"path=/internal/v1/users/{user.id}/host-keys status=200" in sidecar.log()
     client.login(user.username, user.password)
     assert client.sync() == NO_CHANGES
+
+
+def devices_of(sidecar, user_id: int) -> int:
+    request = urllib.request.Request(
+        f"{sidecar.internal_url}/internal/v1/users/{user_id}/stats",
+        headers={"Authorization": f"Bearer {sidecar.internal_token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)["devices"]
+
+
+def test_the_sweep_revokes_keys_without_any_request(backend, make_client):
+    """Deactivated outside the sidecar's sight (no signal reaches it, no device syncs): the
+    periodic sweep deletes the keys, so a reactivation does not bring them back."""
+    sidecar = backend.start_sidecar({"SIDECAR_AUTH_SWEEP_SECS": "1"})
+    user, other = backend.create_user(), backend.create_user()
+    client, bystander = make_client(sidecar.url), make_client(sidecar.url)
+    client.login(user.username, user.password)
+    bystander.login(other.username, other.password)
+    assert client.sync() == NO_CHANGES
+    assert devices_of(sidecar, user.id) == 1
+
+    backend.database.set_active(user, False)
+    deadline = time.monotonic() + 30
+    while devices_of(sidecar, user.id) != 0:
+        assert time.monotonic() < deadline, "the sweep never revoked the keys"
+        time.sleep(0.2)
+    backend.database.set_active(user, True)
+
+    with pytest.raises(SyncError) as excinfo:
+        client.sync()
+    assert_auth_error(excinfo)
+    assert bystander.sync() == NO_CHANGES, "active users keep their keys"
+    assert "auth sweep failed" not in sidecar.log()
