@@ -156,7 +156,7 @@ async fn oversized_credentials_are_refused_before_storage() {
     let response = app.login(&long_name, "secret").await;
     assert_eq!(response.status, 400, "{}", response.text());
     assert!(response.text().contains("username longer than 150"));
-    assert_eq!(app.login(&"v".repeat(20_000), "secret").await.status, 400);
+    assert_eq!(app.login(&"v".repeat(1_000), "secret").await.status, 400);
     let response = app.login("alice", &"p".repeat(4097)).await;
     assert_eq!(response.status, 400, "{}", response.text());
     assert!(response.text().contains("password longer than 4096"));
