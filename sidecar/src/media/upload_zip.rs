@@ -61,7 +61,11 @@ pub fn read_upload(
             .by_name("_meta")
             .map_err(|_| invalid("zip has no _meta member"))?;
         let mut text = Vec::new();
-        (&mut member).take(MAX_META_BYTES).read_to_end(&mut text)?;
+        // A corrupt member (bad deflate data, wrong checksum) is the client's fault: a 400.
+        (&mut member)
+            .take(MAX_META_BYTES)
+            .read_to_end(&mut text)
+            .map_err(|err| invalid(format!("_meta is unreadable: {err}")))?;
         parse_meta(&text)?
     };
     if meta.len() > MAX_ENTRIES {
@@ -244,6 +248,23 @@ pub(crate) mod tests {
                 "case {index}"
             );
         }
+    }
+
+    #[test]
+    fn a_corrupt_meta_member_is_invalid_not_an_io_error() {
+        let meta = format!(r#"[["a.png","0"]]{}"#, " ".repeat(4000));
+        let mut zip = make_zip(&meta, &[("0", b"png")], true);
+        // The last local header is _meta's; its data follows the name and extra field.
+        let header = zip
+            .windows(4)
+            .rposition(|window| window == b"PK\x03\x04")
+            .unwrap();
+        let name_len = u16::from_le_bytes([zip[header + 26], zip[header + 27]]) as usize;
+        let extra_len = u16::from_le_bytes([zip[header + 28], zip[header + 29]]) as usize;
+        let data = header + 30 + name_len + extra_len;
+        assert_eq!(&zip[header + 30..header + 30 + name_len], b"_meta");
+        zip[data + 2] ^= 0x55;
+        assert!(matches!(read(&zip), Err(UploadError::Invalid(_))));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use rusqlite::Connection;
 use serde_json::Value;
 
+use super::objects::{check_deck, check_deck_config, check_notetype};
 use super::wire::UnchunkedChanges;
 use super::{OpResult, SyncOpError};
 use crate::collection_json::{ColObjects, JsonObject, object_id, object_mtime, object_usn};
@@ -31,6 +32,16 @@ pub fn apply_changes(
     context: &ChangesContext,
     incoming: UnchunkedChanges,
 ) -> OpResult<UnchunkedChanges> {
+    // Refuse before anything is merged: these objects go to the user's other devices.
+    for model in &incoming.models {
+        check_notetype(model)?;
+    }
+    for deck in &incoming.decks.0 {
+        check_deck(deck)?;
+    }
+    for config in &incoming.decks.1 {
+        check_deck_config(config)?;
+    }
     let mut objects = ColObjects::load(conn)?;
     let client_usn = context.client_usn;
 

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
+use super::rows::{CardRow, NoteRow, RevlogRow};
 use super::wire::Chunk;
 use super::{OpResult, SyncCounters, SyncOpError};
 use crate::collection_json::{ColObjects, as_i64_lenient};
@@ -131,28 +132,6 @@ pub struct ApplyContext {
     pub client_usn: i32,
 }
 
-fn int_at(row: &[Value], index: usize, what: &str) -> OpResult<i64> {
-    row.get(index)
-        .and_then(as_i64_lenient)
-        .ok_or_else(|| SyncOpError::invalid(format!("{what} row: column {index} is not a number")))
-}
-
-fn text_at<'a>(row: &'a [Value], index: usize, what: &str) -> OpResult<&'a str> {
-    row.get(index)
-        .and_then(Value::as_str)
-        .ok_or_else(|| SyncOpError::invalid(format!("{what} row: column {index} is not a string")))
-}
-
-fn require_len(row: &[Value], len: usize, what: &str) -> OpResult<()> {
-    if row.len() < len {
-        return Err(SyncOpError::invalid(format!(
-            "{what} row has {} columns, expected {len}",
-            row.len()
-        )));
-    }
-    Ok(())
-}
-
 /// Whether the server keeps its own row: only when it changed since the client's last sync
 /// (`usn >= minUsn`) and is at least as new. Otherwise the incoming row wins.
 fn server_copy_wins(existing: Option<(i64, i64)>, incoming_mod: i64, client_usn: i32) -> bool {
@@ -161,35 +140,49 @@ fn server_copy_wins(existing: Option<(i64, i64)>, incoming_mod: i64, client_usn:
     })
 }
 
+/// Applies one chunk of the client's rows. Every row is checked against the client's types
+/// (see `rows`) before anything is written, so a refused chunk changes nothing.
 pub fn apply_chunk(
     conn: &Connection,
     context: &ApplyContext,
     chunk: &Chunk,
     counters: &mut SyncCounters,
 ) -> OpResult<()> {
+    let revlog: Vec<RevlogRow> = chunk
+        .revlog
+        .iter()
+        .map(|r| RevlogRow::parse(r))
+        .collect::<OpResult<_>>()?;
+    let cards: Vec<CardRow> = chunk
+        .cards
+        .iter()
+        .map(|r| CardRow::parse(r))
+        .collect::<OpResult<_>>()?;
+    let notes: Vec<NoteRow> = chunk
+        .notes
+        .iter()
+        .map(|r| NoteRow::parse(r))
+        .collect::<OpResult<_>>()?;
     let usn = context.server_usn;
 
     let mut insert_revlog = conn.prepare_cached(
         "INSERT OR IGNORE INTO revlog (id, cid, usn, ease, ivl, lastIvl, factor, time, type) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
-    for row in &chunk.revlog {
-        require_len(row, 9, "revlog")?;
-        let int = |i| int_at(row, i, "revlog");
-        let kind = int(8)?;
+    for row in &revlog {
         insert_revlog.execute(params![
-            int(0)?,
-            int(1)?,
+            row.id,
+            row.cid,
             usn,
-            int(3)?,
-            int(4)?,
-            int(5)?,
-            int(6)?,
-            int(7)?,
-            if (0..=5).contains(&kind) { kind } else { 0 },
+            row.ease,
+            row.ivl,
+            row.last_ivl,
+            row.factor,
+            row.time,
+            row.kind,
         ])?;
     }
-    counters.revlog_received += chunk.revlog.len();
+    counters.revlog_received += revlog.len();
 
     let mut existing_card = conn.prepare_cached("SELECT mod, usn FROM cards WHERE id = ?1")?;
     let mut upsert_card = conn.prepare_cached(
@@ -197,48 +190,40 @@ pub fn apply_chunk(
          factor, reps, lapses, left, odue, odid, flags, data) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?;
-    for row in &chunk.cards {
-        require_len(row, 18, "card")?;
-        let int = |i| int_at(row, i, "card");
-        let (id, modified, kind, queue) = (int(0)?, int(4)?, int(6)?, int(7)?);
-        if !(0..=3).contains(&kind) || !(-3..=4).contains(&queue) {
-            return Err(SyncOpError::invalid(format!(
-                "card {id} has invalid type {kind} or queue {queue}"
-            )));
-        }
+    for row in &cards {
         let existing = existing_card
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([row.id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        if server_copy_wins(existing, modified, context.client_usn) {
+        if server_copy_wins(existing, row.modified, context.client_usn) {
             continue;
         }
         upsert_card.execute(params![
-            id,
-            int(1)?,
-            int(2)?,
-            int(3)?,
-            modified,
+            row.id,
+            row.nid,
+            row.did,
+            row.ord,
+            row.modified,
             usn,
-            kind,
-            queue,
-            int(8)?,
-            int(9)?.max(0),
-            int(10)?,
-            int(11)?,
-            int(12)?,
-            int(13)?,
-            int(14)?,
-            int(15)?,
-            int(16)?,
-            text_at(row, 17, "card")?,
+            row.kind,
+            row.queue,
+            row.due,
+            row.ivl,
+            row.factor,
+            row.reps,
+            row.lapses,
+            row.left,
+            row.odue,
+            row.odid,
+            row.flags,
+            row.data,
         ])?;
     }
-    counters.cards_received += chunk.cards.len();
+    counters.cards_received += cards.len();
 
-    if !chunk.notes.is_empty() {
-        apply_notes(conn, context, &chunk.notes)?;
+    if !notes.is_empty() {
+        apply_notes(conn, context, &notes)?;
     }
-    counters.notes_received += chunk.notes.len();
+    counters.notes_received += notes.len();
     Ok(())
 }
 
@@ -254,7 +239,7 @@ fn notetype_shape(objects: &ColObjects, notetype_id: i64) -> Option<(usize, usiz
     Some((field_count, sort_field))
 }
 
-fn apply_notes(conn: &Connection, context: &ApplyContext, rows: &[Vec<Value>]) -> OpResult<()> {
+fn apply_notes(conn: &Connection, context: &ApplyContext, rows: &[NoteRow]) -> OpResult<()> {
     let objects = ColObjects::load(conn)?;
     let mut existing_note = conn.prepare_cached("SELECT mod, usn FROM notes WHERE id = ?1")?;
     let mut upsert_note = conn.prepare_cached(
@@ -262,18 +247,11 @@ fn apply_notes(conn: &Connection, context: &ApplyContext, rows: &[Vec<Value>]) -
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     for row in rows {
-        require_len(row, 11, "note")?;
-        let int = |i| int_at(row, i, "note");
-        let (id, notetype_id) = (int(0)?, int(2)?);
-        // Note mtimes must be integers; floats are not accepted for notes.
-        let modified = row
-            .get(3)
-            .and_then(Value::as_i64)
-            .ok_or_else(|| SyncOpError::invalid(format!("note {id}: mod is not an integer")))?;
+        let (id, notetype_id) = (row.id, row.mid);
         let (field_count, sort_field) = notetype_shape(&objects, notetype_id).ok_or_else(|| {
             SyncOpError::invalid(format!("note {id} is missing notetype {notetype_id}"))
         })?;
-        let fields = remove_invalid_chars(text_at(row, 6, "note")?);
+        let fields = remove_invalid_chars(&row.fields);
         let actual_fields = fields.split(FIELD_SEPARATOR).count();
         if actual_fields != field_count {
             return Err(SyncOpError::invalid(format!(
@@ -283,22 +261,22 @@ fn apply_notes(conn: &Connection, context: &ApplyContext, rows: &[Vec<Value>]) -
         let existing = existing_note
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        if server_copy_wins(existing, modified, context.client_usn) {
+        if server_copy_wins(existing, row.modified, context.client_usn) {
             continue;
         }
         let (sort_text, checksum) = derived_columns(&fields, sort_field);
         upsert_note.execute(params![
             id,
-            text_at(row, 1, "note")?,
+            row.guid,
             notetype_id,
-            modified,
+            row.modified,
             context.server_usn,
-            text_at(row, 5, "note")?,
+            row.tags,
             fields.as_ref(),
             sort_text,
             i64::from(checksum),
-            row.get(9).and_then(as_i64_lenient).unwrap_or(0),
-            row.get(10).and_then(Value::as_str).unwrap_or(""),
+            row.flags,
+            row.data,
         ])?;
     }
     Ok(())

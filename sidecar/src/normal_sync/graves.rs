@@ -4,7 +4,8 @@
 use rusqlite::Connection;
 
 use super::OpResult;
-use super::wire::Graves;
+use super::rows::grave_id;
+use super::wire::{Graves, IncomingGraves};
 use crate::collection_json::ColObjects;
 
 #[derive(Clone, Copy)]
@@ -32,6 +33,18 @@ pub fn pending_graves(conn: &Connection, min_usn: i32) -> OpResult<Graves> {
         }
     }
     Ok(graves)
+}
+
+/// The client's grave ids, each checked to be an id the client's types can hold.
+pub fn read_graves(incoming: &IncomingGraves) -> OpResult<Graves> {
+    let ids = |values: &[serde_json::Value], list: &str| -> OpResult<Vec<i64>> {
+        values.iter().map(|value| grave_id(value, list)).collect()
+    };
+    Ok(Graves {
+        cards: ids(&incoming.cards, "cards")?,
+        notes: ids(&incoming.notes, "notes")?,
+        decks: ids(&incoming.decks, "decks")?,
+    })
 }
 
 /// Deletes the objects and records graves with the server's usn. A grave that exists already

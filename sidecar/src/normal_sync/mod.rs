@@ -5,6 +5,8 @@ pub mod changes;
 pub mod chunks;
 pub mod finish;
 pub mod graves;
+pub mod objects;
+pub mod rows;
 pub mod sanity;
 pub mod session;
 pub mod wire;

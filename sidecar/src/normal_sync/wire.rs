@@ -4,16 +4,16 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::collection_json::{JsonObject, as_i64_lenient};
+use crate::collection_json::JsonObject;
 
-/// Deletions. Legacy clients sent ids as strings inside `start` (protocol §12.5).
+/// Deletions, as the server stores and sends them.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Graves {
-    #[serde(default, deserialize_with = "lenient_ids")]
+    #[serde(default)]
     pub cards: Vec<i64>,
-    #[serde(default, deserialize_with = "lenient_ids")]
+    #[serde(default)]
     pub notes: Vec<i64>,
-    #[serde(default, deserialize_with = "lenient_ids")]
+    #[serde(default)]
     pub decks: Vec<i64>,
 }
 
@@ -27,16 +27,30 @@ impl Graves {
     }
 }
 
-fn lenient_ids<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<i64>, D::Error> {
-    let values: Option<Vec<Value>> = Option::deserialize(deserializer)?;
-    values
-        .unwrap_or_default()
-        .iter()
-        .map(|value| {
-            as_i64_lenient(value)
-                .ok_or_else(|| serde::de::Error::custom(format!("invalid id {value}")))
-        })
-        .collect()
+/// Deletions as a client sends them. The ids are read by `graves::read_graves` inside the
+/// sync, so that a bad id rolls the sync back (old clients sent ids as strings in `start`).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct IncomingGraves {
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub cards: Vec<Value>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub notes: Vec<Value>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub decks: Vec<Value>,
+}
+
+impl IncomingGraves {
+    pub fn len(&self) -> usize {
+        self.cards.len() + self.notes.len() + self.decks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Value>, D::Error> {
+    Ok(Option::<Vec<Value>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// `null` and `""` both mean "absent" in legacy payloads.
@@ -62,12 +76,12 @@ pub struct StartRequest {
     #[serde(rename = "lnewer")]
     pub local_is_newer: bool,
     #[serde(default, deserialize_with = "null_or_empty_string")]
-    pub graves: Option<Graves>,
+    pub graves: Option<IncomingGraves>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct ApplyGravesRequest {
-    pub chunk: Graves,
+    pub chunk: IncomingGraves,
 }
 
 /// Notetypes, decks, deck configs, tags, and (from the newer side) config and `crt`.
@@ -140,14 +154,10 @@ mod tests {
             r#"{"minUsn":4,"lnewer":true,"graves":{"cards":["1"],"decks":["2","3"],"notes":[4]}}"#,
         )
         .unwrap();
-        assert_eq!(
-            start.graves.unwrap(),
-            Graves {
-                cards: vec![1],
-                notes: vec![4],
-                decks: vec![2, 3]
-            }
-        );
+        let graves = start.graves.unwrap();
+        assert_eq!(graves.cards, vec![Value::from("1")]);
+        assert_eq!(graves.decks, vec![Value::from("2"), Value::from("3")]);
+        assert_eq!(graves.notes, vec![Value::from(4)]);
         for body in [
             r#"{"minUsn":0,"lnewer":false,"graves":null}"#,
             r#"{"minUsn":0,"lnewer":false,"graves":""}"#,

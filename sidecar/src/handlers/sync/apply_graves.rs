@@ -5,7 +5,7 @@ use axum::extract::State;
 
 use crate::auth::AuthedUser;
 use crate::error::ApiResult;
-use crate::normal_sync::graves::apply_graves as apply;
+use crate::normal_sync::graves::{apply_graves as apply, read_graves};
 use crate::normal_sync::run_in_session;
 use crate::normal_sync::session::AfterCall;
 use crate::normal_sync::wire::ApplyGravesRequest;
@@ -19,8 +19,9 @@ pub async fn apply_graves(
 ) -> ApiResult<SyncResponse> {
     let request: ApplyGravesRequest = read_json(body, state.body_limits()).await?;
     run_in_session(&state, user.id, &header.session_key, move |session| {
-        apply(&session.conn, &request.chunk, session.server_usn)?;
-        session.counters.graves_received += request.chunk.len();
+        let graves = read_graves(&request.chunk)?;
+        apply(&session.conn, &graves, session.server_usn)?;
+        session.counters.graves_received += graves.len();
         Ok(((), AfterCall::KeepSession))
     })
     .await?;

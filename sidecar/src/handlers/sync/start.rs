@@ -8,7 +8,7 @@ use axum::extract::State;
 use crate::auth::AuthedUser;
 use crate::collection::sqlite::open_collection;
 use crate::error::ApiResult;
-use crate::normal_sync::graves::{apply_graves, pending_graves};
+use crate::normal_sync::graves::{apply_graves, pending_graves, read_graves};
 use crate::normal_sync::wire::StartRequest;
 use crate::normal_sync::{NormalSyncSession, OpResult, SyncCounters, SyncOpError, end_session};
 use crate::state::AppState;
@@ -40,7 +40,8 @@ pub async fn start(
             ..Default::default()
         };
         if let Some(legacy) = request.graves.as_ref().filter(|g| !g.is_empty()) {
-            apply_graves(&conn, legacy, server_usn)?;
+            let legacy = read_graves(legacy)?;
+            apply_graves(&conn, &legacy, server_usn)?;
             counters.graves_received += legacy.len();
         }
         let now = Instant::now();

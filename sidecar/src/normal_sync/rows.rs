@@ -1,0 +1,581 @@
+//! Typed reading of the rows a client sends in `applyChunk`, and of grave ids.
+//!
+//! Every value the server stores is later sent to the user's other devices, which read it
+//! with the exact integer types of Anki's sync code. A value outside those types would make
+//! every later sync of those devices fail, so each column is checked against its type here,
+//! before anything is written, and a mismatch is a 400 that rolls the sync back. The types
+//! and the reasons for each rule are in docs/sync-rows.md.
+
+use serde_json::Value;
+
+use super::{OpResult, SyncOpError};
+
+/// How a column may be written in JSON.
+#[derive(Clone, Copy)]
+enum Num {
+    /// A JSON integer only: no float, no boolean, no string.
+    Strict,
+    /// A JSON integer, or a float that is truncated towards zero, as the client accepts.
+    IntOrFloat,
+}
+
+/// The integer types the client reads, as inclusive ranges.
+const I64: (i64, i64) = (i64::MIN, i64::MAX);
+const I32: (i64, i64) = (i32::MIN as i64, i32::MAX as i64);
+const U32: (i64, i64) = (0, u32::MAX as i64);
+const U16: (i64, i64) = (0, u16::MAX as i64);
+const U8: (i64, i64) = (0, u8::MAX as i64);
+/// Card types: new, learning, review, relearning.
+const CARD_TYPE: (i64, i64) = (0, 3);
+/// Card queues: user-buried, scheduler-buried, suspended, new, learn, review, day-learn,
+/// preview.
+const CARD_QUEUE: (i64, i64) = (-3, 4);
+/// Review kinds the client knows; anything else it reads as 0 (learning).
+const REVLOG_KIND: (i64, i64) = (0, 5);
+
+/// Floats at or beyond 2^63 do not convert to an i64.
+const F64_I64_LIMIT: f64 = 9_223_372_036_854_775_808.0;
+
+fn integer(value: &Value, how: Num) -> Option<i64> {
+    let Value::Number(number) = value else {
+        return None;
+    };
+    if let Some(int) = number.as_i64() {
+        return Some(int);
+    }
+    if number.is_u64() {
+        // Above i64::MAX.
+        return None;
+    }
+    match how {
+        Num::Strict => None,
+        Num::IntOrFloat => {
+            let float = number.as_f64()?;
+            (float.is_finite() && float.abs() < F64_I64_LIMIT).then(|| float.trunc() as i64)
+        }
+    }
+}
+
+/// One row being read, for column access with messages that name the row and column.
+struct Row<'a> {
+    kind: &'static str,
+    values: &'a [Value],
+}
+
+impl<'a> Row<'a> {
+    fn new(kind: &'static str, values: &'a [Value], names: &[&str]) -> OpResult<Self> {
+        if values.len() != names.len() {
+            return Err(SyncOpError::invalid(format!(
+                "{kind} row has {} columns, expected {}",
+                values.len(),
+                names.len()
+            )));
+        }
+        Ok(Self { kind, values })
+    }
+
+    fn error(&self, index: usize, name: &str, expected: &str) -> SyncOpError {
+        let shown = shorten(&self.values[index]);
+        SyncOpError::invalid(format!(
+            "{} row: column {index} ({name}) is {shown}, expected {expected}",
+            self.kind
+        ))
+    }
+
+    fn int(&self, index: usize, name: &str, how: Num, (min, max): (i64, i64)) -> OpResult<i64> {
+        integer(&self.values[index], how)
+            .filter(|value| (min..=max).contains(value))
+            .ok_or_else(|| {
+                let kind = match how {
+                    Num::Strict => "an integer",
+                    Num::IntOrFloat => "a number",
+                };
+                self.error(index, name, &format!("{kind} in {min}..={max}"))
+            })
+    }
+
+    /// An unsigned column that the client clamps to 0 when negative.
+    fn clamped_u32(&self, index: usize, name: &str) -> OpResult<i64> {
+        // Negative values are stored as the client would keep them: as 0.
+        let value = self.int(index, name, Num::IntOrFloat, (i64::MIN, U32.1));
+        value.map(|value| value.max(0))
+    }
+
+    fn text(&self, index: usize, name: &str) -> OpResult<&'a str> {
+        self.values[index]
+            .as_str()
+            .ok_or_else(|| self.error(index, name, "a string"))
+    }
+}
+
+/// A short rendering of a refused value for the error message.
+fn shorten(value: &Value) -> String {
+    let text = value.to_string();
+    if text.len() <= 40 {
+        return text;
+    }
+    let mut end = 40;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+const REVLOG_COLUMNS: [&str; 9] = [
+    "id", "cid", "usn", "ease", "ivl", "lastIvl", "factor", "time", "type",
+];
+
+/// A review log entry as the client sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevlogRow {
+    pub id: i64,
+    pub cid: i64,
+    pub usn: i64,
+    pub ease: i64,
+    pub ivl: i64,
+    pub last_ivl: i64,
+    pub factor: i64,
+    pub time: i64,
+    pub kind: i64,
+}
+
+impl RevlogRow {
+    pub fn parse(values: &[Value]) -> OpResult<Self> {
+        let row = Row::new("revlog", values, &REVLOG_COLUMNS)?;
+        let c = &REVLOG_COLUMNS;
+        let kind = row.int(8, c[8], Num::Strict, I64)?;
+        Ok(Self {
+            id: row.int(0, c[0], Num::Strict, I64)?,
+            cid: row.int(1, c[1], Num::Strict, I64)?,
+            usn: row.int(2, c[2], Num::Strict, I32)?,
+            ease: row.int(3, c[3], Num::Strict, U8)?,
+            ivl: row.int(4, c[4], Num::IntOrFloat, I32)?,
+            last_ivl: row.int(5, c[5], Num::IntOrFloat, I32)?,
+            factor: row.clamped_u32(6, c[6])?,
+            time: row.clamped_u32(7, c[7])?,
+            // The client reads an unknown review kind as 0; the server stores what it will read.
+            kind: if (REVLOG_KIND.0..=REVLOG_KIND.1).contains(&kind) {
+                kind
+            } else {
+                0
+            },
+        })
+    }
+}
+
+const CARD_COLUMNS: [&str; 18] = [
+    "id", "nid", "did", "ord", "mod", "usn", "type", "queue", "due", "ivl", "factor", "reps",
+    "lapses", "left", "odue", "odid", "flags", "data",
+];
+
+/// A card as the client sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardRow {
+    pub id: i64,
+    pub nid: i64,
+    pub did: i64,
+    pub ord: i64,
+    pub modified: i64,
+    pub usn: i64,
+    pub kind: i64,
+    pub queue: i64,
+    pub due: i64,
+    pub ivl: i64,
+    pub factor: i64,
+    pub reps: i64,
+    pub lapses: i64,
+    pub left: i64,
+    pub odue: i64,
+    pub odid: i64,
+    pub flags: i64,
+    pub data: String,
+}
+
+impl CardRow {
+    pub fn parse(values: &[Value]) -> OpResult<Self> {
+        let row = Row::new("card", values, &CARD_COLUMNS)?;
+        let c = &CARD_COLUMNS;
+        Ok(Self {
+            id: row.int(0, c[0], Num::Strict, I64)?,
+            nid: row.int(1, c[1], Num::Strict, I64)?,
+            did: row.int(2, c[2], Num::Strict, I64)?,
+            ord: row.int(3, c[3], Num::Strict, U16)?,
+            modified: row.int(4, c[4], Num::IntOrFloat, I64)?,
+            usn: row.int(5, c[5], Num::Strict, I32)?,
+            kind: row.int(6, c[6], Num::Strict, CARD_TYPE)?,
+            queue: row.int(7, c[7], Num::Strict, CARD_QUEUE)?,
+            due: row.int(8, c[8], Num::IntOrFloat, I32)?,
+            ivl: row.clamped_u32(9, c[9])?,
+            factor: row.int(10, c[10], Num::Strict, U16)?,
+            reps: row.int(11, c[11], Num::Strict, U32)?,
+            lapses: row.int(12, c[12], Num::Strict, U32)?,
+            left: row.int(13, c[13], Num::Strict, U32)?,
+            odue: row.int(14, c[14], Num::IntOrFloat, I32)?,
+            odid: row.int(15, c[15], Num::Strict, I64)?,
+            flags: row.int(16, c[16], Num::Strict, U8)?,
+            data: row.text(17, c[17])?.to_owned(),
+        })
+    }
+}
+
+const NOTE_COLUMNS: [&str; 11] = [
+    "id", "guid", "mid", "mod", "usn", "tags", "flds", "sfld", "csum", "flags", "data",
+];
+
+/// A note as the client sends it. `sfld` and `csum` are strings (empty from current clients)
+/// and are recomputed by the server, so they are checked but not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoteRow {
+    pub id: i64,
+    pub guid: String,
+    pub mid: i64,
+    pub modified: i64,
+    pub usn: i64,
+    pub tags: String,
+    pub fields: String,
+    pub flags: i64,
+    pub data: String,
+}
+
+impl NoteRow {
+    pub fn parse(values: &[Value]) -> OpResult<Self> {
+        let row = Row::new("note", values, &NOTE_COLUMNS)?;
+        let c = &NOTE_COLUMNS;
+        row.text(7, c[7])?;
+        row.text(8, c[8])?;
+        Ok(Self {
+            id: row.int(0, c[0], Num::Strict, I64)?,
+            guid: row.text(1, c[1])?.to_owned(),
+            mid: row.int(2, c[2], Num::Strict, I64)?,
+            modified: row.int(3, c[3], Num::Strict, I64)?,
+            usn: row.int(4, c[4], Num::Strict, I32)?,
+            tags: row.text(5, c[5])?.to_owned(),
+            fields: row.text(6, c[6])?.to_owned(),
+            flags: row.int(9, c[9], Num::Strict, U32)?,
+            data: row.text(10, c[10])?.to_owned(),
+        })
+    }
+}
+
+/// A grave id: a JSON integer, or a string holding one (old clients sent strings in `start`).
+pub fn grave_id(value: &Value, list: &str) -> OpResult<i64> {
+    let id = match value {
+        Value::String(text) => text.parse::<i64>().ok(),
+        other => integer(other, Num::Strict),
+    };
+    id.ok_or_else(|| {
+        SyncOpError::invalid(format!(
+            "graves: {list} id {} is not an integer id",
+            shorten(value)
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn card() -> Vec<Value> {
+        json!([
+            1_700_000_000_000i64,
+            1_700_000_000_001i64,
+            1,
+            0,
+            1_700_000_000,
+            -1,
+            2,
+            2,
+            400,
+            10,
+            2500,
+            5,
+            1,
+            0,
+            0,
+            0,
+            0,
+            "{}"
+        ])
+        .as_array()
+        .unwrap()
+        .clone()
+    }
+
+    fn note() -> Vec<Value> {
+        json!([
+            1_700_000_000_001i64,
+            "guid",
+            1_600_000_000_000i64,
+            1_700_000_000,
+            -1,
+            " tag ",
+            "front\u{1f}back",
+            "",
+            "",
+            0,
+            ""
+        ])
+        .as_array()
+        .unwrap()
+        .clone()
+    }
+
+    fn revlog() -> Vec<Value> {
+        json!([
+            1_700_000_000_123i64,
+            1_700_000_000_000i64,
+            -1,
+            3,
+            10,
+            -600,
+            2500,
+            6000,
+            1
+        ])
+        .as_array()
+        .unwrap()
+        .clone()
+    }
+
+    fn with(mut row: Vec<Value>, index: usize, value: Value) -> Vec<Value> {
+        row[index] = value;
+        row
+    }
+
+    fn refused<T: std::fmt::Debug>(result: OpResult<T>) -> String {
+        match result {
+            Err(SyncOpError::Invalid(message)) => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// Checks one integer column: both ends of its range pass and read back unchanged, one
+    /// past each end is refused, and booleans, strings, null, arrays and big u64 are refused.
+    fn check_int_column<T: std::fmt::Debug>(
+        base: fn() -> Vec<Value>,
+        parse: fn(&[Value]) -> OpResult<T>,
+        read: fn(&T) -> i64,
+        index: usize,
+        (min, max): (i64, i64),
+    ) {
+        for edge in [min, max] {
+            let row = with(base(), index, json!(edge));
+            let parsed = parse(&row).unwrap_or_else(|err| panic!("col {index} = {edge}: {err}"));
+            assert_eq!(read(&parsed), edge, "column {index}");
+        }
+        if min > i64::MIN {
+            refused(parse(&with(base(), index, json!(min - 1))));
+        }
+        if max < i64::MAX {
+            refused(parse(&with(base(), index, json!(max + 1))));
+        } else {
+            refused(parse(&with(base(), index, json!(u64::MAX))));
+        }
+        for bad in [
+            json!(true),
+            json!(false),
+            json!("1"),
+            json!(null),
+            json!([1]),
+            json!({"a": 1}),
+        ] {
+            let message = refused(parse(&with(base(), index, bad.clone())));
+            assert!(message.contains(&format!("column {index}")), "{message}");
+        }
+    }
+
+    fn check_strict_int<T: std::fmt::Debug>(
+        base: fn() -> Vec<Value>,
+        parse: fn(&[Value]) -> OpResult<T>,
+        read: fn(&T) -> i64,
+        index: usize,
+        range: (i64, i64),
+    ) {
+        check_int_column(base, parse, read, index, range);
+        refused(parse(&with(base(), index, json!(1.0))));
+        refused(parse(&with(base(), index, json!(1.5))));
+    }
+
+    fn check_float_int<T: std::fmt::Debug>(
+        base: fn() -> Vec<Value>,
+        parse: fn(&[Value]) -> OpResult<T>,
+        read: fn(&T) -> i64,
+        index: usize,
+        range: (i64, i64),
+    ) {
+        check_int_column(base, parse, read, index, range);
+        let parsed = parse(&with(base(), index, json!(7.9))).unwrap();
+        assert_eq!(read(&parsed), 7, "floats truncate");
+        if range.1 < i64::MAX {
+            refused(parse(&with(base(), index, json!(range.1 as f64 + 1.0))));
+        }
+        refused(parse(&with(base(), index, json!(1e300))));
+    }
+
+    fn check_text<T: std::fmt::Debug>(
+        base: fn() -> Vec<Value>,
+        parse: fn(&[Value]) -> OpResult<T>,
+        index: usize,
+    ) {
+        parse(&with(base(), index, json!(""))).unwrap();
+        for bad in [json!(1), json!(true), json!(null), json!(["x"])] {
+            refused(parse(&with(base(), index, bad)));
+        }
+    }
+
+    fn check_arity<T: std::fmt::Debug>(
+        base: fn() -> Vec<Value>,
+        parse: fn(&[Value]) -> OpResult<T>,
+    ) {
+        let mut longer = base();
+        longer.push(json!(0));
+        assert!(refused(parse(&longer)).contains("columns"));
+        let mut shorter = base();
+        shorter.pop();
+        assert!(refused(parse(&shorter)).contains("columns"));
+        refused(parse(&[]));
+    }
+
+    #[test]
+    fn card_columns_follow_the_client_types() {
+        let p = CardRow::parse;
+        check_arity(card, p);
+        check_strict_int(card, p, |r| r.id, 0, I64);
+        check_strict_int(card, p, |r| r.nid, 1, I64);
+        check_strict_int(card, p, |r| r.did, 2, I64);
+        check_strict_int(card, p, |r| r.ord, 3, U16);
+        check_float_int(card, p, |r| r.modified, 4, I64);
+        check_strict_int(card, p, |r| r.usn, 5, I32);
+        check_strict_int(card, p, |r| r.kind, 6, CARD_TYPE);
+        check_strict_int(card, p, |r| r.queue, 7, CARD_QUEUE);
+        check_float_int(card, p, |r| r.due, 8, I32);
+        check_strict_int(card, p, |r| r.factor, 10, U16);
+        check_strict_int(card, p, |r| r.reps, 11, U32);
+        check_strict_int(card, p, |r| r.lapses, 12, U32);
+        check_strict_int(card, p, |r| r.left, 13, U32);
+        check_float_int(card, p, |r| r.odue, 14, I32);
+        check_strict_int(card, p, |r| r.odid, 15, I64);
+        check_strict_int(card, p, |r| r.flags, 16, U8);
+        check_text(card, p, 17);
+    }
+
+    #[test]
+    fn card_interval_is_clamped_like_the_client_does() {
+        let p = CardRow::parse;
+        let read = |row: Vec<Value>| p(&row).unwrap().ivl;
+        assert_eq!(read(with(card(), 9, json!(u32::MAX))), i64::from(u32::MAX));
+        assert_eq!(read(with(card(), 9, json!(0))), 0);
+        assert_eq!(read(with(card(), 9, json!(-600))), 0);
+        assert_eq!(read(with(card(), 9, json!(i64::MIN))), 0);
+        assert_eq!(read(with(card(), 9, json!(3.7))), 3);
+        refused(p(&with(card(), 9, json!(i64::from(u32::MAX) + 1))));
+        refused(p(&with(card(), 9, json!(u64::MAX))));
+        refused(p(&with(card(), 9, json!(true))));
+        refused(p(&with(card(), 9, json!("3"))));
+    }
+
+    #[test]
+    fn the_poisoned_card_from_the_report_is_refused() {
+        let poisoned = with(
+            with(with(card(), 3, json!(70000)), 8, json!(1i64 << 40)),
+            16,
+            json!(300),
+        );
+        let message = refused(CardRow::parse(&poisoned));
+        assert!(message.contains("ord"), "{message}");
+        assert!(refused(CardRow::parse(&with(card(), 0, json!(true)))).contains("id"));
+        refused(CardRow::parse(&with(card(), 8, json!(1i64 << 40))));
+        refused(CardRow::parse(&with(card(), 16, json!(300))));
+    }
+
+    #[test]
+    fn note_columns_follow_the_client_types() {
+        let p = NoteRow::parse;
+        check_arity(note, p);
+        check_strict_int(note, p, |r| r.id, 0, I64);
+        check_text(note, p, 1);
+        check_strict_int(note, p, |r| r.mid, 2, I64);
+        check_strict_int(note, p, |r| r.modified, 3, I64);
+        check_strict_int(note, p, |r| r.usn, 4, I32);
+        check_text(note, p, 5);
+        check_text(note, p, 6);
+        check_text(note, p, 7);
+        check_text(note, p, 8);
+        check_strict_int(note, p, |r| r.flags, 9, U32);
+        check_text(note, p, 10);
+        let parsed = p(&note()).unwrap();
+        assert_eq!(parsed.guid, "guid");
+        assert_eq!(parsed.tags, " tag ");
+        assert_eq!(parsed.fields, "front\u{1f}back");
+    }
+
+    #[test]
+    fn revlog_columns_follow_the_client_types() {
+        let p = RevlogRow::parse;
+        check_arity(revlog, p);
+        check_strict_int(revlog, p, |r| r.id, 0, I64);
+        check_strict_int(revlog, p, |r| r.cid, 1, I64);
+        check_strict_int(revlog, p, |r| r.usn, 2, I32);
+        check_strict_int(revlog, p, |r| r.ease, 3, U8);
+        check_float_int(revlog, p, |r| r.ivl, 4, I32);
+        check_float_int(revlog, p, |r| r.last_ivl, 5, I32);
+        for index in [6, 7] {
+            let read = |value: Value| p(&with(revlog(), index, value)).map(|r| (r.factor, r.time));
+            let max = i64::from(u32::MAX);
+            let (factor, time) = read(json!(max)).unwrap();
+            assert_eq!(if index == 6 { factor } else { time }, max);
+            let (factor, time) = read(json!(-5)).unwrap();
+            assert_eq!(if index == 6 { factor } else { time }, 0);
+            let (factor, time) = read(json!(2500.9)).unwrap();
+            assert_eq!(if index == 6 { factor } else { time }, 2500);
+            refused(read(json!(max + 1)));
+            refused(read(json!(true)));
+            refused(read(json!("2500")));
+            refused(read(json!(null)));
+        }
+    }
+
+    #[test]
+    fn revlog_kind_is_an_integer_and_unknown_kinds_read_as_learning() {
+        let p = RevlogRow::parse;
+        for kind in 0..=5 {
+            assert_eq!(p(&with(revlog(), 8, json!(kind))).unwrap().kind, kind);
+        }
+        assert_eq!(p(&with(revlog(), 8, json!(6))).unwrap().kind, 0);
+        assert_eq!(p(&with(revlog(), 8, json!(-1))).unwrap().kind, 0);
+        for bad in [json!(true), json!("1"), json!(1.0), json!(null)] {
+            refused(p(&with(revlog(), 8, bad)));
+        }
+    }
+
+    #[test]
+    fn grave_ids_are_integers_or_numeric_strings() {
+        assert_eq!(grave_id(&json!(5), "cards").unwrap(), 5);
+        assert_eq!(grave_id(&json!(i64::MIN), "cards").unwrap(), i64::MIN);
+        assert_eq!(grave_id(&json!(i64::MAX), "cards").unwrap(), i64::MAX);
+        assert_eq!(grave_id(&json!("-7"), "notes").unwrap(), -7);
+        for bad in [
+            json!(true),
+            json!(false),
+            json!(1.0),
+            json!(u64::MAX),
+            json!(null),
+            json!(" 5"),
+            json!("5x"),
+            json!("9223372036854775808"),
+            json!([5]),
+        ] {
+            let message = refused(grave_id(&bad, "decks"));
+            assert!(message.contains("decks"), "{message}");
+        }
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_messages() {
+        let long = "x".repeat(10_000);
+        let message = refused(CardRow::parse(&with(card(), 0, json!(long))));
+        assert!(message.len() < 200, "{message}");
+    }
+}
