@@ -89,9 +89,43 @@ fn not_zstd(err: std::io::Error) -> ApiError {
 fn decoder<R: std::io::BufRead>(
     source: R,
 ) -> std::io::Result<zstd::stream::read::Decoder<'static, R>> {
-    let mut decoder = zstd::stream::read::Decoder::with_buffer(source)?;
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(source)?.single_frame();
     decoder.window_log_max(MAX_WINDOW_LOG)?;
     Ok(decoder)
+}
+
+/// The memory a decoder needs for the first (and only read) frame of `compressed`: its window,
+/// read from the frame header, plus a block. `None` when the header is not a zstd frame's
+/// (the decoder then refuses it).
+pub fn frame_window(compressed: &[u8]) -> Option<u64> {
+    const MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+    const BLOCK: u64 = 128 * 1024;
+    if compressed.get(..4)? != MAGIC {
+        return None;
+    }
+    let descriptor = *compressed.get(4)?;
+    let single_segment = descriptor & 0x20 != 0;
+    let window = if single_segment {
+        // No window descriptor: the window is the content size, stored after the dictionary id.
+        let dictionary_bytes = [0usize, 1, 2, 4][(descriptor & 3) as usize];
+        let size_bytes = [1usize, 2, 4, 8][(descriptor >> 6) as usize];
+        let start = 5 + dictionary_bytes;
+        let field = compressed.get(start..start + size_bytes)?;
+        let mut size = 0u64;
+        for (i, byte) in field.iter().enumerate() {
+            size |= u64::from(*byte) << (8 * i);
+        }
+        if size_bytes == 2 {
+            size += 256;
+        }
+        size
+    } else {
+        let byte = *compressed.get(5)?;
+        let log = 10 + u64::from(byte >> 3);
+        let base = 1u64.checked_shl(log as u32)?;
+        base + (base / 8) * u64::from(byte & 7)
+    };
+    Some(window.min(1 << MAX_WINDOW_LOG) + BLOCK)
 }
 
 /// Counts JSON items as the text streams by: every `[`, `{`, `,` and `:` outside strings.
@@ -214,9 +248,13 @@ async fn decompress_counted(
     limits: &BodyLimits,
     reservation: &mut Reservation,
 ) -> ApiResult<(Vec<u8>, u64)> {
+    // The decoder's window is allocated before any output, at a size the sender chose.
+    reservation
+        .charge(frame_window(compressed).unwrap_or(0) + DECOMPRESS_PIECE as u64)
+        .await?;
     let mut decoder = decoder(compressed).map_err(not_zstd)?;
     let mut items = JsonItems::default();
-    let mut out = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
     let mut piece = vec![0u8; DECOMPRESS_PIECE];
     loop {
         let read = decoder.read(&mut piece).map_err(not_zstd)?;
@@ -226,6 +264,16 @@ async fn decompress_counted(
         if (out.len() + read) as u64 > limits.max_uncompressed {
             return Err(uncompressed_too_large(limits));
         }
+        if out.len() + read > out.capacity() {
+            // Grow by doubling, but charge the new capacity before allocating it.
+            let capacity = (out.capacity() * 2)
+                .max(out.len() + read)
+                .min(limits.max_uncompressed as usize);
+            reservation
+                .charge((capacity - out.capacity()) as u64)
+                .await?;
+            out.reserve_exact(capacity - out.len());
+        }
         if let Some(max_items) = limits.max_items {
             items.feed(&piece[..read]);
             if items.count > max_items {
@@ -234,7 +282,6 @@ async fn decompress_counted(
                 )));
             }
         }
-        reservation.charge(read as u64).await?;
         out.extend_from_slice(&piece[..read]);
         tokio::task::yield_now().await;
     }
@@ -275,9 +322,11 @@ pub async fn read_json<T: DeserializeOwned + Send + 'static>(
     let compressed = collect_compressed(body, &limits, &mut reservation).await?;
     let (bytes, items) = decompress_counted(&compressed, &limits, &mut reservation).await?;
     drop(compressed);
-    reservation
-        .charge((bytes.len() as u64).saturating_add(items.saturating_mul(BYTES_PER_ITEM)))
-        .await?;
+    // Parsing copies strings (through a scratch buffer when they hold escapes).
+    let parse_cost = (bytes.len() as u64)
+        .saturating_mul(2)
+        .saturating_add(items.saturating_mul(BYTES_PER_ITEM));
+    reservation.charge(parse_cost).await?;
     let parsed = if bytes.len() <= INLINE_PARSE_LIMIT {
         parse_json(&bytes)
     } else {
@@ -431,6 +480,23 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_window_from_the_frame_header() {
+        // One-shot compression records the content size, which is then the window.
+        let small = zstd::bulk::compress(&b"{}"[..], 3).unwrap();
+        assert_eq!(frame_window(&small), Some(2 + 128 * 1024));
+        // Streaming compression declares a window instead (2 MiB at level 3).
+        let streamed = zstd::encode_all(&b"{}"[..], 3).unwrap();
+        assert_eq!(frame_window(&streamed), Some((2 << 20) + 128 * 1024));
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(23).unwrap();
+        encoder.write_all(b"{}").unwrap();
+        let big = encoder.finish().unwrap();
+        assert_eq!(frame_window(&big), Some((8 << 20) + 128 * 1024));
+        assert_eq!(frame_window(b"not zstd"), None);
+        assert_eq!(frame_window(&[]), None);
+    }
+
+    #[test]
     fn refuses_frames_that_ask_for_a_huge_window() {
         let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
         encoder.window_log(27).unwrap();
@@ -502,26 +568,26 @@ mod tests {
 
     #[tokio::test]
     async fn the_shared_budget_turns_excess_into_busy_and_is_given_back() {
-        let budget = Arc::new(Semaphore::new(1024)); // 1 MiB in KiB units
+        let budget = Arc::new(Semaphore::new(4096)); // 4 MiB in KiB units
         let limits = BodyLimits {
             budget: Some(budget.clone()),
             timeout: Duration::from_millis(200),
             max_items: Some(1_000_000),
             ..BodyLimits::sizes(8 << 20, 8 << 20)
         };
-        let text = format!("\"{}\"", "a".repeat(2 << 20));
-        let compressed = zstd::encode_all(text.as_bytes(), 0).unwrap();
+        let text = format!("\"{}\"", "a".repeat(6 << 20));
+        let compressed = zstd::bulk::compress(text.as_bytes(), 3).unwrap();
         let err = read_json::<String>(Body::from(compressed), limits.clone())
             .await
             .unwrap_err();
         assert_eq!(err.status(), 503);
-        assert_eq!(budget.available_permits(), 1024, "nothing stays charged");
+        assert_eq!(budget.available_permits(), 4096, "nothing stays charged");
         // Within the budget: the first bytes are free, the rest is charged, then returned.
         let text = format!("\"{}\"", "a".repeat(300 << 10));
-        let compressed = zstd::encode_all(text.as_bytes(), 0).unwrap();
+        let compressed = zstd::bulk::compress(text.as_bytes(), 3).unwrap();
         let parsed: String = read_json(Body::from(compressed), limits).await.unwrap();
         assert_eq!(parsed.len(), 300 << 10);
-        assert_eq!(budget.available_permits(), 1024);
+        assert_eq!(budget.available_permits(), 4096);
     }
 
     #[tokio::test]
