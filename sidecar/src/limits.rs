@@ -40,8 +40,8 @@ pub struct Limits {
     #[arg(long, env = "SIDECAR_JSON_MAX_ITEMS", default_value_t = 1_000_000)]
     pub json_max_items: u64,
 
-    /// Memory shared by all JSON bodies being read and parsed at once, in MiB. A request that
-    /// would pass it waits (up to the body timeout), then gets 503.
+    /// Memory shared by all JSON bodies being read and parsed at once, in MiB. A body that
+    /// cannot get its share gets 503 (see `transport::body`).
     #[arg(long, env = "SIDECAR_JSON_MEMORY_MB", default_value_t = 192)]
     pub json_memory_mb: u64,
 

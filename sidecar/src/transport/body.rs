@@ -180,8 +180,10 @@ impl Reservation {
         }
     }
 
-    /// Charges `bytes`, waiting for memory to be given back by other requests until the
-    /// deadline; then the server is busy (503).
+    /// Charges `bytes`. A body that holds no memory yet waits in line for it (until the
+    /// deadline); one that already holds some gets more only if it is free now, and is
+    /// otherwise refused as busy (503), giving back what it holds. Nobody waits while holding
+    /// memory, so bodies cannot block each other, and the accounting stays exact.
     async fn charge(&mut self, bytes: u64) -> ApiResult<()> {
         let Some(budget) = &self.budget else {
             return Ok(());
@@ -202,11 +204,17 @@ impl Reservation {
         }
         let busy = || ApiError::Busy("server busy; try again in a moment".into());
         let units = u32::try_from(needed).map_err(|_| busy())?;
-        let permit =
+        let permit = if self.held.is_none() {
             tokio::time::timeout_at(self.deadline, budget.clone().acquire_many_owned(units))
                 .await
                 .map_err(|_| busy())?
-                .map_err(|_| busy())?;
+                .map_err(|_| busy())?
+        } else {
+            budget
+                .clone()
+                .try_acquire_many_owned(units)
+                .map_err(|_| busy())?
+        };
         match &mut self.held {
             Some(held) => held.merge(permit),
             None => self.held = Some(permit),
