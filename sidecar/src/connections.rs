@@ -39,6 +39,7 @@ pub struct ConnectionLimits {
 
 /// Raises the soft open-files limit to the hard limit; returns the resulting soft limit.
 #[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every platform
 pub fn raise_open_files_limit() -> Option<u64> {
     // SAFETY: getrlimit and setrlimit only read and write the struct we pass.
     unsafe {
@@ -68,6 +69,7 @@ pub fn raise_open_files_limit() -> Option<u64> {
 }
 
 /// The current soft open-files limit.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every platform
 fn open_files_limit() -> Option<u64> {
     #[cfg(unix)]
     {
