@@ -70,9 +70,13 @@ class Backend:
         """The endpoint an Anki client is given, with its trailing slash."""
         return self.sidecar.url
 
-    def start_sidecar(self, extra_env: dict[str, str] | None = None) -> Sidecar:
+    def start_sidecar(
+        self, extra_env: dict[str, str] | None = None, wrapper: list[str] | None = None
+    ) -> Sidecar:
         name = f"sidecar-{len(self.sidecars) + 1}"
-        sidecar = Sidecar(self.database.url, self.work_dir / name, extra_env, name=name)
+        sidecar = Sidecar(
+            self.database.url, self.work_dir / name, extra_env, name=name, wrapper=wrapper
+        )
         self.sidecars.append(sidecar)
         return sidecar.start()
 

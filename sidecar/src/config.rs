@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::limits::Limits;
+
 /// Where the client address of a request comes from. Behind nginx the socket address is the
 /// proxy's, so a trusted header has to be named explicitly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -66,14 +68,6 @@ pub struct Settings {
     #[arg(long, env = "SIDECAR_IP_HEADER", value_enum, default_value = "none")]
     pub ip_header: IpSource,
 
-    /// Cap on a compressed request body, in MiB.
-    #[arg(long, env = "SIDECAR_MAX_BODY_MB", default_value_t = 100)]
-    pub max_body_mb: u64,
-
-    /// Cap on a decompressed request body, in MiB (a full upload is bounded by this).
-    #[arg(long, env = "SIDECAR_MAX_UNCOMPRESSED_MB", default_value_t = 300)]
-    pub max_uncompressed_mb: u64,
-
     /// Failed logins allowed per username, and per client IP, within the window.
     #[arg(long, env = "SIDECAR_LOGIN_MAX_FAILURES", default_value_t = 10)]
     pub login_max_failures: u32,
@@ -100,15 +94,22 @@ pub struct Settings {
 
     #[command(flatten)]
     pub user_table: UserTableSettings,
+
+    // net: every body cap, count cap, timeout and the connection cap live in `limits.rs`
+    // (SIDECAR_MAX_BODY_MB and SIDECAR_MAX_UNCOMPRESSED_MB included).
+    #[command(flatten)]
+    pub limits: Limits,
 }
 
 impl Settings {
+    /// The full-upload cap on a compressed body.
     pub fn max_body_bytes(&self) -> u64 {
-        self.max_body_mb.saturating_mul(1024 * 1024)
+        self.limits.full_upload_max_compressed()
     }
 
+    /// The full-upload cap on a decompressed body (also bounds collections built by imports).
     pub fn max_uncompressed_bytes(&self) -> u64 {
-        self.max_uncompressed_mb.saturating_mul(1024 * 1024)
+        self.limits.full_upload_max_uncompressed()
     }
 
     /// The base path without a trailing slash, and with a leading one when non-empty.
@@ -151,14 +152,13 @@ impl fmt::Debug for Settings {
             .field("data_dir", &self.data_dir)
             .field("base_path", &self.base_path)
             .field("ip_header", &self.ip_header)
-            .field("max_body_mb", &self.max_body_mb)
-            .field("max_uncompressed_mb", &self.max_uncompressed_mb)
             .field("login_max_failures", &self.login_max_failures)
             .field("login_window_secs", &self.login_window_secs)
             .field("sync_idle_timeout_secs", &self.sync_idle_timeout_secs)
             .field("import_wait_secs", &self.import_wait_secs)
             .field("auth_sweep_secs", &self.auth_sweep_secs)
             .field("user_table", &self.user_table)
+            .field("limits", &self.limits)
             .finish()
     }
 }

@@ -28,6 +28,12 @@ pub enum ApiError {
     /// Anki shows "your Anki version is too old" for this status.
     #[error("{0}")]
     ClientTooOld(String),
+    /// A request body that did not arrive in time (slow or stalled sender).
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// The shared memory for request bodies is taken; the client may retry.
+    #[error("{0}")]
+    Busy(String),
     /// Storage is not reachable or something broke on our side.
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
@@ -51,6 +57,8 @@ impl ApiError {
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::ClientTooOld(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -71,8 +79,10 @@ impl IntoResponse for ApiError {
                 "internal server error".to_string()
             }
             other => {
-                tracing::info!(status = status.as_u16(), reason = %other, "request refused");
-                other.to_string()
+                // Messages can quote client input (serde quotes a wrong-typed string whole).
+                let reason = truncated(&other.to_string(), MAX_MESSAGE_CHARS);
+                tracing::info!(status = status.as_u16(), reason = %reason, "request refused");
+                reason
             }
         };
         (
@@ -88,3 +98,29 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Longest refusal message sent or logged, in characters.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+pub fn truncated(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut() {
+        assert_eq!(truncated("abc", 3), "abc");
+        assert_eq!(truncated("abcd", 3), "abc…");
+        assert_eq!(truncated("ééé", 2), "éé…");
+        let err = ApiError::bad_request("x".repeat(1_000_000));
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+}

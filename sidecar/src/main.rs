@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(cli.settings.limits.blocking_threads.max(1))
         .build()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(cli.settings)),
@@ -51,6 +52,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(?settings, "starting");
+    match anki_sidecar::connections::raise_open_files_limit() {
+        Some(open_files) => tracing::info!(open_files, "open-files limit"),
+        None => tracing::warn!("could not read the open-files limit"),
+    }
     let public = tokio::net::TcpListener::bind(settings.public_addr).await?;
     let internal = tokio::net::TcpListener::bind(settings.internal_addr).await?;
     let state = server::build_state(settings).await?;

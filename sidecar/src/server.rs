@@ -1,6 +1,5 @@
 //! Building the routers and running both listeners.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -16,6 +15,7 @@ use futures_util::StreamExt;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
+use crate::connections::{self, ConnectionLimits};
 use crate::db::{Database, UserTable};
 use crate::handlers;
 use crate::registry::Registry;
@@ -139,24 +139,29 @@ pub async fn launch_with_listeners(
         shutdown.await;
         let _ = stop_sender.send(true);
     });
-    let wait_for_stop = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = receiver.wait_for(|stopped| *stopped).await;
-    };
 
     crate::normal_sync::spawn_idle_expiry(state.clone());
     crate::auth::revocation::spawn_sweeper(state.clone());
     crate::metrics::handle();
 
-    let public_server = axum::serve(
+    let limits = &state.settings.limits;
+    let connection_limits = ConnectionLimits {
+        max_connections: connections::fit_to_open_files(limits.max_connections, 2),
+        header_timeout: limits.header_timeout(),
+        idle_timeout: limits.idle_timeout(),
+    };
+    let public_server = connections::serve(
         public,
-        public_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(wait_for_stop(stop_receiver.clone()));
-    let internal_server = axum::serve(
+        public_router(state.clone()),
+        connection_limits,
+        stop_receiver.clone(),
+    );
+    let internal_server = connections::serve(
         internal,
-        internal_router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(wait_for_stop(stop_receiver));
-    tokio::try_join!(public_server, internal_server)?;
+        internal_router(state),
+        connection_limits,
+        stop_receiver,
+    );
+    tokio::join!(public_server, internal_server);
     Ok(())
 }

@@ -17,10 +17,9 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The caps of JSON calls, the default for any body read into memory. The login, media
+    /// uploads and full uploads have their own (`self.settings.limits`).
     pub fn body_limits(&self) -> BodyLimits {
-        BodyLimits {
-            max_compressed: self.settings.max_body_bytes(),
-            max_uncompressed: self.settings.max_uncompressed_bytes(),
-        }
+        self.settings.limits.json_body()
     }
 }

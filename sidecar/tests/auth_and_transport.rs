@@ -111,7 +111,7 @@ async fn failed_logins_are_throttled() {
 
 #[tokio::test]
 async fn hostile_transport_input_gets_4xx_and_the_server_keeps_serving() {
-    let app = TestApp::start_with(&["--max-body-mb=1", "--max-uncompressed-mb=1"]).await;
+    let app = TestApp::start_with(&["--json-max-body-mb=1"]).await;
     app.add_user("alice", true);
     let key = app.login_key("alice").await;
     let header = TestApp::header(&key, "s");

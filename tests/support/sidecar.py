@@ -55,8 +55,11 @@ class Sidecar:
         work_dir: Path,
         extra_env: dict[str, str] | None = None,
         name: str = "sidecar",
+        wrapper: list[str] | None = None,
     ):
         self.name = name
+        # A command the binary runs under, e.g. ["prlimit", "--as=...", "--"].
+        self.wrapper = list(wrapper or [])
         self.binary = sidecar_binary()
         if not self.binary.is_file():
             raise SidecarError(
@@ -111,7 +114,7 @@ class Sidecar:
             # Ports are chosen by the kernel (port 0) and read back from the log line, so there
             # is no window in which another process could take a port picked in advance.
             self.process = subprocess.Popen(
-                [str(self.binary), "serve"],
+                [*self.wrapper, str(self.binary), "serve"],
                 env=self.env,
                 cwd=ROOT,
                 stdout=log,

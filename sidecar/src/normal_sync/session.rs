@@ -88,6 +88,23 @@ pub enum AfterCall {
 ///
 /// A missing session, or one started under another session key, is a 409 (protocol §1.9).
 /// Any error rolls the whole sync back, as the official server does.
+/// 409 unless `session_key` names the user's open sync. Handlers call it before reading the
+/// body, so a call without a sync costs nothing; `run_in_session` checks again.
+pub async fn ensure_session(state: &AppState, user_id: i64, session_key: &str) -> ApiResult<()> {
+    let slot = state.registry.lock(user_id).await;
+    let open = slot
+        .session
+        .as_ref()
+        .is_some_and(|session| session.session_key == session_key);
+    if open {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict(
+            "no active sync for this session; start a new sync".into(),
+        ))
+    }
+}
+
 pub async fn run_in_session<T, F>(
     state: &AppState,
     user_id: i64,

@@ -5,31 +5,68 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::error::{ApiError, ApiResult};
+use crate::limits::BUDGET_UNIT;
 
-/// Bodies smaller than this are decompressed inline; larger ones off the async executor.
-const INLINE_DECOMPRESS_LIMIT: usize = 64 * 1024;
+/// Bodies smaller than this are parsed inline; larger ones off the async executor.
+const INLINE_PARSE_LIMIT: usize = 64 * 1024;
+/// Decompression works in pieces of this size, yielding to other tasks in between.
+const DECOMPRESS_PIECE: usize = 64 * 1024;
+/// The first bytes of every in-memory body are not charged to the shared budget, so that the
+/// small calls of real syncs never wait behind large hostile bodies.
+const FREE_BYTES: u64 = 256 * 1024;
+/// Largest zstd window accepted (8 MiB): what compression levels 1 to 19 produce. A frame may
+/// ask the decoder for a window of up to 2 GiB, allocated before any output; this refuses
+/// such frames cheaply.
+const MAX_WINDOW_LOG: u32 = 23;
+/// What one JSON item may cost once parsed (a `serde_json::Value`, a map slot, growth).
+const BYTES_PER_ITEM: u64 = 64;
 
-#[derive(Clone, Copy, Debug)]
+/// The caps of one endpoint family; built by `crate::limits::Limits`.
+#[derive(Clone, Debug)]
 pub struct BodyLimits {
     pub max_compressed: u64,
     pub max_uncompressed: u64,
+    /// Cap on JSON items (see [`JsonItems`]); `None` for bodies that are not JSON.
+    pub max_items: Option<u64>,
+    /// In-memory bodies must arrive whole within this; spooled bodies may pause this long
+    /// between two pieces.
+    pub timeout: Duration,
+    /// Memory shared by every in-memory body, in permits of `BUDGET_UNIT` bytes.
+    pub budget: Option<Arc<Semaphore>>,
 }
 
-fn compressed_too_large(limits: BodyLimits) -> ApiError {
+impl BodyLimits {
+    /// Caps on both sizes only: no item count, no shared budget, a 60 s timeout.
+    pub fn sizes(max_compressed: u64, max_uncompressed: u64) -> Self {
+        Self {
+            max_compressed,
+            max_uncompressed,
+            max_items: None,
+            timeout: Duration::from_secs(60),
+            budget: None,
+        }
+    }
+}
+
+fn compressed_too_large(limits: &BodyLimits) -> ApiError {
     ApiError::PayloadTooLarge(format!(
         "request body exceeds the limit of {} bytes",
         limits.max_compressed
     ))
 }
 
-fn uncompressed_too_large(limits: BodyLimits) -> ApiError {
+fn uncompressed_too_large(limits: &BodyLimits) -> ApiError {
     ApiError::PayloadTooLarge(format!(
         "decompressed request body exceeds the limit of {} bytes",
         limits.max_uncompressed
@@ -40,50 +77,271 @@ fn body_read_error(err: axum::Error) -> ApiError {
     ApiError::bad_request(format!("failed to read request body: {err}"))
 }
 
-/// Collects the compressed body, refusing it as soon as it passes the compressed cap.
-async fn collect_compressed(body: Body, limits: BodyLimits) -> ApiResult<Vec<u8>> {
+fn body_timeout() -> ApiError {
+    ApiError::RequestTimeout("request body not received in time".into())
+}
+
+fn not_zstd(err: std::io::Error) -> ApiError {
+    ApiError::bad_request(format!("body is not valid zstd: {err}"))
+}
+
+/// A zstd decoder over `source` that refuses windows past `MAX_WINDOW_LOG`.
+fn decoder<R: std::io::BufRead>(
+    source: R,
+) -> std::io::Result<zstd::stream::read::Decoder<'static, R>> {
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(source)?.single_frame();
+    decoder.window_log_max(MAX_WINDOW_LOG)?;
+    Ok(decoder)
+}
+
+/// The memory a decoder needs for the first (and only read) frame of `compressed`: its window,
+/// read from the frame header, plus a block. `None` when the header is not a zstd frame's
+/// (the decoder then refuses it).
+pub fn frame_window(compressed: &[u8]) -> Option<u64> {
+    const MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+    const BLOCK: u64 = 128 * 1024;
+    if compressed.get(..4)? != MAGIC {
+        return None;
+    }
+    let descriptor = *compressed.get(4)?;
+    let single_segment = descriptor & 0x20 != 0;
+    let window = if single_segment {
+        // No window descriptor: the window is the content size, stored after the dictionary id.
+        let dictionary_bytes = [0usize, 1, 2, 4][(descriptor & 3) as usize];
+        let size_bytes = [1usize, 2, 4, 8][(descriptor >> 6) as usize];
+        let start = 5 + dictionary_bytes;
+        let field = compressed.get(start..start + size_bytes)?;
+        let mut size = 0u64;
+        for (i, byte) in field.iter().enumerate() {
+            size |= u64::from(*byte) << (8 * i);
+        }
+        if size_bytes == 2 {
+            size += 256;
+        }
+        size
+    } else {
+        let byte = *compressed.get(5)?;
+        let log = 10 + u64::from(byte >> 3);
+        let base = 1u64.checked_shl(log as u32)?;
+        base + (base / 8) * u64::from(byte & 7)
+    };
+    Some(window.min(1 << MAX_WINDOW_LOG) + BLOCK)
+}
+
+/// Counts JSON items as the text streams by: every `[`, `{`, `,` and `:` outside strings.
+/// That is at least the number of values and keys less one, so it bounds what parsing can
+/// allocate, whatever the shape (40 million zeros are 40 million items).
+#[derive(Debug, Default)]
+pub struct JsonItems {
+    in_string: bool,
+    escaped: bool,
+    pub count: u64,
+}
+
+impl JsonItems {
+    pub fn feed(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if byte == b'\\' {
+                    self.escaped = true;
+                } else if byte == b'"' {
+                    self.in_string = false;
+                }
+            } else {
+                match byte {
+                    b'"' => self.in_string = true,
+                    b'[' | b'{' | b',' | b':' => self.count += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Memory taken from the shared budget for one body; given back when dropped.
+struct Reservation {
+    budget: Option<Arc<Semaphore>>,
+    held: Option<OwnedSemaphorePermit>,
+    charged: u64,
+    free_left: u64,
+    deadline: Instant,
+}
+
+impl Reservation {
+    fn new(limits: &BodyLimits, deadline: Instant) -> Self {
+        Self {
+            budget: limits.budget.clone(),
+            held: None,
+            charged: 0,
+            free_left: FREE_BYTES,
+            deadline,
+        }
+    }
+
+    /// Charges `bytes`. A body that holds no memory yet waits in line for it (until the
+    /// deadline); one that already holds some gets more only if it is free now, and is
+    /// otherwise refused as busy (503), giving back what it holds. Nobody waits while holding
+    /// memory, so bodies cannot block each other, and the accounting stays exact.
+    async fn charge(&mut self, bytes: u64) -> ApiResult<()> {
+        let Some(budget) = &self.budget else {
+            return Ok(());
+        };
+        let free = bytes.min(self.free_left);
+        self.free_left -= free;
+        self.charged += bytes - free;
+        let held_units = self
+            .held
+            .as_ref()
+            .map_or(0, |permit| permit.num_permits() as u64);
+        let needed = self
+            .charged
+            .div_ceil(BUDGET_UNIT)
+            .saturating_sub(held_units);
+        if needed == 0 {
+            return Ok(());
+        }
+        let busy = || ApiError::Busy("server busy; try again in a moment".into());
+        let units = u32::try_from(needed).map_err(|_| busy())?;
+        let permit = if self.held.is_none() {
+            tokio::time::timeout_at(self.deadline, budget.clone().acquire_many_owned(units))
+                .await
+                .map_err(|_| busy())?
+                .map_err(|_| busy())?
+        } else {
+            budget
+                .clone()
+                .try_acquire_many_owned(units)
+                .map_err(|_| busy())?
+        };
+        match &mut self.held {
+            Some(held) => held.merge(permit),
+            None => self.held = Some(permit),
+        }
+        Ok(())
+    }
+}
+
+/// Collects the compressed body, refusing it as soon as it passes the compressed cap or the
+/// deadline.
+async fn collect_compressed(
+    body: Body,
+    limits: &BodyLimits,
+    reservation: &mut Reservation,
+) -> ApiResult<Vec<u8>> {
     let mut stream = body.into_data_stream();
     let mut data = Vec::new();
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let next = tokio::time::timeout_at(reservation.deadline, stream.next())
+            .await
+            .map_err(|_| body_timeout())?;
+        let Some(chunk) = next else {
+            break;
+        };
         let chunk = chunk.map_err(body_read_error)?;
         if (data.len() + chunk.len()) as u64 > limits.max_compressed {
             return Err(compressed_too_large(limits));
         }
+        reservation.charge(chunk.len() as u64).await?;
         data.extend_from_slice(&chunk);
     }
     Ok(data)
 }
 
+/// Decompresses in pieces, stopping at the decompressed cap and, for JSON, at the item cap,
+/// and charging every piece to the budget before keeping it.
+async fn decompress_counted(
+    compressed: &[u8],
+    limits: &BodyLimits,
+    reservation: &mut Reservation,
+) -> ApiResult<(Vec<u8>, u64)> {
+    // The decoder's window is allocated before any output, at a size the sender chose.
+    reservation
+        .charge(frame_window(compressed).unwrap_or(0) + DECOMPRESS_PIECE as u64)
+        .await?;
+    let mut decoder = decoder(compressed).map_err(not_zstd)?;
+    let mut items = JsonItems::default();
+    let mut out: Vec<u8> = Vec::new();
+    let mut piece = vec![0u8; DECOMPRESS_PIECE];
+    loop {
+        let read = decoder.read(&mut piece).map_err(not_zstd)?;
+        if read == 0 {
+            break;
+        }
+        if (out.len() + read) as u64 > limits.max_uncompressed {
+            return Err(uncompressed_too_large(limits));
+        }
+        if out.len() + read > out.capacity() {
+            // Grow by doubling, but charge the new capacity before allocating it.
+            let capacity = (out.capacity() * 2)
+                .max(out.len() + read)
+                .min(limits.max_uncompressed as usize);
+            reservation
+                .charge((capacity - out.capacity()) as u64)
+                .await?;
+            out.reserve_exact(capacity - out.len());
+        }
+        if let Some(max_items) = limits.max_items {
+            items.feed(&piece[..read]);
+            if items.count > max_items {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "request body holds more than {max_items} JSON items"
+                )));
+            }
+        }
+        out.extend_from_slice(&piece[..read]);
+        tokio::task::yield_now().await;
+    }
+    Ok((out, items.count))
+}
+
 /// Decompresses a zstd buffer, failing once the output passes `max_uncompressed`.
-pub fn decompress_capped(compressed: &[u8], limits: BodyLimits) -> ApiResult<Vec<u8>> {
-    let decoder = zstd::stream::read::Decoder::new(compressed)
-        .map_err(|err| ApiError::bad_request(format!("body is not valid zstd: {err}")))?;
+pub fn decompress_capped(compressed: &[u8], limits: &BodyLimits) -> ApiResult<Vec<u8>> {
+    let decoder = decoder(compressed).map_err(not_zstd)?;
     let mut out = Vec::new();
     decoder
         .take(limits.max_uncompressed.saturating_add(1))
         .read_to_end(&mut out)
-        .map_err(|err| ApiError::bad_request(format!("body is not valid zstd: {err}")))?;
+        .map_err(not_zstd)?;
     if out.len() as u64 > limits.max_uncompressed {
         return Err(uncompressed_too_large(limits));
     }
     Ok(out)
 }
 
-/// Reads and decompresses a whole body into memory. For JSON requests and media zips, which
-/// are small by protocol (at most a few MiB).
-pub async fn read_bytes(body: Body, limits: BodyLimits) -> ApiResult<Vec<u8>> {
-    let compressed = collect_compressed(body, limits).await?;
-    if compressed.len() <= INLINE_DECOMPRESS_LIMIT {
-        decompress_capped(&compressed, limits)
-    } else {
-        tokio::task::spawn_blocking(move || decompress_capped(&compressed, limits)).await?
-    }
+/// Reads and decompresses a whole body into memory, within the caps, the deadline and the
+/// shared budget. For JSON requests, which are small by protocol.
+pub async fn read_bytes(body: Body, limits: &BodyLimits) -> ApiResult<Vec<u8>> {
+    let mut reservation = Reservation::new(limits, Instant::now() + limits.timeout);
+    let compressed = collect_compressed(body, limits, &mut reservation).await?;
+    let (bytes, _) = decompress_counted(&compressed, limits, &mut reservation).await?;
+    Ok(bytes)
 }
 
 /// Reads a JSON body. `{}`-style empty inputs work because they are still valid JSON.
-pub async fn read_json<T: DeserializeOwned>(body: Body, limits: BodyLimits) -> ApiResult<T> {
-    let bytes = read_bytes(body, limits).await?;
-    parse_json(&bytes)
+/// The memory taken is bounded before parsing: the sizes are capped, the items counted, and
+/// the cost of the parsed value charged to the shared budget until parsing is done.
+pub async fn read_json<T: DeserializeOwned + Send + 'static>(
+    body: Body,
+    limits: BodyLimits,
+) -> ApiResult<T> {
+    let mut reservation = Reservation::new(&limits, Instant::now() + limits.timeout);
+    let compressed = collect_compressed(body, &limits, &mut reservation).await?;
+    let (bytes, items) = decompress_counted(&compressed, &limits, &mut reservation).await?;
+    drop(compressed);
+    // Parsing copies strings (through a scratch buffer when they hold escapes).
+    let parse_cost = (bytes.len() as u64)
+        .saturating_mul(2)
+        .saturating_add(items.saturating_mul(BYTES_PER_ITEM));
+    reservation.charge(parse_cost).await?;
+    let parsed = if bytes.len() <= INLINE_PARSE_LIMIT {
+        parse_json(&bytes)
+    } else {
+        tokio::task::spawn_blocking(move || parse_json(&bytes)).await?
+    };
+    drop(reservation);
+    parsed
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
@@ -124,7 +382,14 @@ pub async fn read_to_file(
     );
     let mut stream = body.into_data_stream();
     let mut written: u64 = 0;
-    while let Some(chunk) = stream.next().await {
+    loop {
+        // A slow sender may take long, but may not stop: each piece must come in time.
+        let next = tokio::time::timeout(limits.timeout, stream.next())
+            .await
+            .map_err(|_| body_timeout())?;
+        let Some(chunk) = next else {
+            break;
+        };
         let chunk = chunk.map_err(body_read_error)?;
         written += chunk.len() as u64;
         if written > limits.max_compressed {
@@ -158,7 +423,7 @@ fn decompress_file(
         .tempfile_in(dir)
         .map_err(internal)?;
     let source = std::io::BufReader::new(compressed.reopen().map_err(internal)?);
-    let mut decoder = zstd::stream::read::Decoder::with_buffer(source).map_err(|err| {
+    let mut decoder = decoder(source).map_err(|err| {
         SpoolError::Api(ApiError::bad_request(format!(
             "body is not valid zstd: {err}"
         )))
@@ -188,16 +453,22 @@ fn decompress_file(
 mod tests {
     use super::*;
 
-    const LIMITS: BodyLimits = BodyLimits {
-        max_compressed: 1024,
-        max_uncompressed: 4096,
-    };
+    fn limits() -> BodyLimits {
+        BodyLimits::sizes(1024, 4096)
+    }
+
+    fn json_limits(max_items: u64) -> BodyLimits {
+        BodyLimits {
+            max_items: Some(max_items),
+            ..BodyLimits::sizes(1 << 20, 64 << 20)
+        }
+    }
 
     #[test]
     fn decompresses_within_the_caps() {
         let compressed = zstd::encode_all(&br#"{"v":11}"#[..], 0).unwrap();
         assert_eq!(
-            decompress_capped(&compressed, LIMITS).unwrap(),
+            decompress_capped(&compressed, &limits()).unwrap(),
             br#"{"v":11}"#
         );
     }
@@ -206,35 +477,138 @@ mod tests {
     fn refuses_bodies_that_decompress_past_the_cap() {
         let compressed = zstd::encode_all(&vec![b'a'; 10_000][..], 0).unwrap();
         assert!(compressed.len() < 1024);
-        let err = decompress_capped(&compressed, LIMITS).unwrap_err();
+        let err = decompress_capped(&compressed, &limits()).unwrap_err();
         assert_eq!(err.status(), 413);
     }
 
     #[test]
     fn refuses_bytes_that_are_not_zstd() {
-        let err = decompress_capped(b"{\"plain\": true}", LIMITS).unwrap_err();
+        let err = decompress_capped(b"{\"plain\": true}", &limits()).unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn reads_the_window_from_the_frame_header() {
+        // One-shot compression records the content size, which is then the window.
+        let small = zstd::bulk::compress(&b"{}"[..], 3).unwrap();
+        assert_eq!(frame_window(&small), Some(2 + 128 * 1024));
+        // Streaming compression declares a window instead (2 MiB at level 3).
+        let streamed = zstd::encode_all(&b"{}"[..], 3).unwrap();
+        assert_eq!(frame_window(&streamed), Some((2 << 20) + 128 * 1024));
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(23).unwrap();
+        encoder.write_all(b"{}").unwrap();
+        let big = encoder.finish().unwrap();
+        assert_eq!(frame_window(&big), Some((8 << 20) + 128 * 1024));
+        assert_eq!(frame_window(b"not zstd"), None);
+        assert_eq!(frame_window(&[]), None);
+    }
+
+    #[test]
+    fn refuses_frames_that_ask_for_a_huge_window() {
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(27).unwrap();
+        encoder.write_all(br#"{"v":11}"#).unwrap();
+        let frame = encoder.finish().unwrap();
+        let err = decompress_capped(&frame, &limits()).unwrap_err();
         assert_eq!(err.status(), 400);
     }
 
     #[tokio::test]
     async fn refuses_compressed_bodies_past_the_cap() {
-        let err = read_bytes(Body::from(vec![0u8; 2000]), LIMITS)
+        let err = read_bytes(Body::from(vec![0u8; 2000]), &limits())
             .await
             .unwrap_err();
         assert_eq!(err.status(), 413);
     }
 
     #[tokio::test]
+    async fn streaming_decompression_stops_at_the_cap() {
+        let compressed = zstd::encode_all(&vec![b'a'; 10_000][..], 0).unwrap();
+        let err = read_bytes(Body::from(compressed), &limits())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 413);
+    }
+
+    #[test]
+    fn counts_items_outside_strings_only() {
+        let mut items = JsonItems::default();
+        items.feed(br#"{"a":[1,2,3],"b":"x,[{:\"]"}"#);
+        // { : [ , , , : = 7; nothing inside the string, escaped quote included.
+        assert_eq!(items.count, 7);
+        let mut split = JsonItems::default();
+        split.feed(br#"["a\"#);
+        split.feed(br#""",1]"#);
+        assert_eq!(split.count, 2);
+    }
+
+    #[tokio::test]
+    async fn a_small_body_of_many_zeros_is_refused_before_parsing() {
+        let mut text = b"[0".to_vec();
+        text.extend(std::iter::repeat_n(&b",0"[..], 2_000_000).flatten());
+        text.push(b']');
+        let compressed = zstd::encode_all(&text[..], 19).unwrap();
+        assert!(compressed.len() < 4096);
+        let err = read_json::<Vec<u8>>(Body::from(compressed), json_limits(100_000))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 413);
+        let small = zstd::encode_all(&b"[0,0,0]"[..], 0).unwrap();
+        let parsed: Vec<u8> = read_json(Body::from(small), json_limits(100_000))
+            .await
+            .unwrap();
+        assert_eq!(parsed, vec![0, 0, 0]);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_times_out() {
+        let stalled = Body::from_stream(futures_util::stream::pending::<
+            Result<Vec<u8>, std::io::Error>,
+        >());
+        let limits = BodyLimits {
+            timeout: Duration::from_millis(50),
+            ..limits()
+        };
+        let err = read_bytes(stalled, &limits).await.unwrap_err();
+        assert_eq!(err.status(), 408);
+    }
+
+    #[tokio::test]
+    async fn the_shared_budget_turns_excess_into_busy_and_is_given_back() {
+        let budget = Arc::new(Semaphore::new(4096)); // 4 MiB in KiB units
+        let limits = BodyLimits {
+            budget: Some(budget.clone()),
+            timeout: Duration::from_millis(200),
+            max_items: Some(1_000_000),
+            ..BodyLimits::sizes(8 << 20, 8 << 20)
+        };
+        let text = format!("\"{}\"", "a".repeat(6 << 20));
+        let compressed = zstd::bulk::compress(text.as_bytes(), 3).unwrap();
+        let err = read_json::<String>(Body::from(compressed), limits.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 503);
+        assert_eq!(budget.available_permits(), 4096, "nothing stays charged");
+        // Within the budget: the first bytes are free, the rest is charged, then returned.
+        let text = format!("\"{}\"", "a".repeat(300 << 10));
+        let compressed = zstd::bulk::compress(text.as_bytes(), 3).unwrap();
+        let parsed: String = read_json(Body::from(compressed), limits).await.unwrap();
+        assert_eq!(parsed.len(), 300 << 10);
+        assert_eq!(budget.available_permits(), 4096);
+    }
+
+    #[tokio::test]
     async fn spools_a_body_to_disk() {
         let dir = tempfile::tempdir().unwrap();
         let compressed = zstd::encode_all(&b"SQLite format 3\0"[..], 0).unwrap();
-        let file = read_to_file(Body::from(compressed), LIMITS, dir.path())
+        let file = read_to_file(Body::from(compressed), limits(), dir.path())
             .await
             .unwrap();
         assert_eq!(std::fs::read(file.path()).unwrap(), b"SQLite format 3\0");
         let too_big = zstd::encode_all(&vec![b'x'; 5000][..], 0).unwrap();
         assert!(matches!(
-            read_to_file(Body::from(too_big), LIMITS, dir.path()).await,
+            read_to_file(Body::from(too_big), limits(), dir.path()).await,
             Err(SpoolError::TooLarge)
         ));
     }

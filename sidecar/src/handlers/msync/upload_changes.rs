@@ -22,14 +22,14 @@ pub async fn upload_changes(
         let files = files.clone();
         tokio::task::spawn_blocking(move || MediaDb::open(&files).map(|_| ())).await??;
     }
-    let zip = match read_to_file(body, state.body_limits(), files.dir()).await {
+    let zip = match read_to_file(body, state.settings.limits.media_body(), files.dir()).await {
         Ok(zip) => zip,
         Err(SpoolError::TooLarge) => {
             return Err(ApiError::PayloadTooLarge("media upload too large".into()));
         }
         Err(SpoolError::Api(err)) => return Err(err),
     };
-    let max_total = state.settings.max_uncompressed_bytes();
+    let max_total = state.settings.limits.media_max_bytes();
     let staging = files.clone();
     let entries =
         tokio::task::spawn_blocking(move || read_upload(zip.path(), staging.dir(), max_total))

@@ -8,6 +8,7 @@ use crate::error::ApiResult;
 use crate::normal_sync::changes::{ChangesContext, apply_changes as apply};
 use crate::normal_sync::run_in_session;
 use crate::normal_sync::session::AfterCall;
+use crate::normal_sync::session::ensure_session;
 use crate::normal_sync::wire::ApplyChangesRequest;
 use crate::state::AppState;
 use crate::transport::{SyncResponse, read_json};
@@ -17,6 +18,8 @@ pub async fn apply_changes(
     AuthedUser { user, header }: AuthedUser,
     body: Body,
 ) -> ApiResult<SyncResponse> {
+    // Cheap first: without the matching sync, the body is never read.
+    ensure_session(&state, user.id, &header.session_key).await?;
     let request: ApplyChangesRequest = read_json(body, state.body_limits()).await?;
     let answer = run_in_session(&state, user.id, &header.session_key, move |session| {
         let context = ChangesContext {

@@ -9,6 +9,7 @@ use crate::handlers::EmptyInput;
 use crate::normal_sync::chunks::{PendingRows, next_chunk};
 use crate::normal_sync::run_in_session;
 use crate::normal_sync::session::AfterCall;
+use crate::normal_sync::session::ensure_session;
 use crate::state::AppState;
 use crate::transport::{SyncResponse, read_json};
 
@@ -17,6 +18,8 @@ pub async fn chunk(
     AuthedUser { user, header }: AuthedUser,
     body: Body,
 ) -> ApiResult<SyncResponse> {
+    // Cheap first: without the matching sync, the body is never read.
+    ensure_session(&state, user.id, &header.session_key).await?;
     let _: EmptyInput = read_json(body, state.body_limits()).await?;
     let chunk = run_in_session(&state, user.id, &header.session_key, |session| {
         if session.pending.is_none() {

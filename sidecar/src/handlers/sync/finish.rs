@@ -10,6 +10,7 @@ use crate::import::ledger::mark_delivered;
 use crate::normal_sync::finish::finish as commit;
 use crate::normal_sync::run_in_session;
 use crate::normal_sync::session::AfterCall;
+use crate::normal_sync::session::ensure_session;
 use crate::state::AppState;
 use crate::transport::{SyncResponse, read_json};
 
@@ -18,6 +19,8 @@ pub async fn finish(
     AuthedUser { user, header }: AuthedUser,
     body: Body,
 ) -> ApiResult<SyncResponse> {
+    // Cheap first: without the matching sync, the body is never read.
+    ensure_session(&state, user.id, &header.session_key).await?;
     let _: EmptyInput = read_json(body, state.body_limits()).await?;
     let files = state.data.user(user.id);
     let modified = run_in_session(&state, user.id, &header.session_key, move |session| {

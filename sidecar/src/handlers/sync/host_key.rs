@@ -28,7 +28,7 @@ pub async fn host_key(
     ClientIp(ip): ClientIp,
     body: Body,
 ) -> ApiResult<SyncResponse> {
-    let request: HostKeyRequest = read_json(body, state.body_limits()).await?;
+    let request: HostKeyRequest = read_json(body, state.settings.limits.login_body()).await?;
     let key = login::login(
         &state,
         &request.username,

@@ -29,14 +29,15 @@ pub async fn upload(
             .map_err(|err| ApiError::Internal(err.into()))?;
     }
     // Receiving the body can take minutes; the user's lock is taken only afterwards.
-    let spooled = match read_to_file(body, state.body_limits(), files.dir()).await {
-        Ok(file) => file,
-        Err(SpoolError::TooLarge) => {
-            tracing::info!(user_id = user.id, "upload refused: over the size limit");
-            return SyncResponse::bytes(UPLOAD_TOO_LARGE.into()).await;
-        }
-        Err(SpoolError::Api(err)) => return Err(err),
-    };
+    let spooled =
+        match read_to_file(body, state.settings.limits.full_upload_body(), files.dir()).await {
+            Ok(file) => file,
+            Err(SpoolError::TooLarge) => {
+                tracing::info!(user_id = user.id, "upload refused: over the size limit");
+                return SyncResponse::bytes(UPLOAD_TOO_LARGE.into()).await;
+            }
+            Err(SpoolError::Api(err)) => return Err(err),
+        };
 
     let mut slot = state.registry.lock(user.id).await;
     end_session(&mut slot, "upload").await?;
