@@ -367,10 +367,9 @@ proptest! {
 // Request bodies: zstd, then JSON
 
 const BODY_CAP: u64 = 64 * 1024;
-const BODY_LIMITS: BodyLimits = BodyLimits {
-    max_compressed: 16 * 1024 * 1024,
-    max_uncompressed: BODY_CAP,
-};
+fn body_limits() -> BodyLimits {
+    BodyLimits::sizes(16 * 1024 * 1024, BODY_CAP)
+}
 /// `read_to_end` may double its buffer once past the cap; the zstd reader adds a fixed input
 /// buffer of about 128 KiB.
 const BODY_PEAK_BOUND: usize = 2 * BODY_CAP as usize + 256 * 1024;
@@ -384,7 +383,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bodies_are_refused_within_the_cap(raw in prop::collection::vec(any::<u8>(), 0..4096)) {
-        let (result, peak) = peak_heap(|| decompress_capped(&raw, BODY_LIMITS));
+        let (result, peak) = peak_heap(|| decompress_capped(&raw, &body_limits()));
         match &result {
             Ok(data) => prop_assert!(data.len() as u64 <= BODY_CAP),
             Err(err) => prop_assert!(matches!(refused_status(err), 400 | 413)),
@@ -401,7 +400,7 @@ proptest! {
         let payload = vec![byte; size];
         let compressed = zstd::encode_all(payload.as_slice(), level).unwrap();
         drop(payload);
-        let (result, peak) = peak_heap(|| decompress_capped(&compressed, BODY_LIMITS));
+        let (result, peak) = peak_heap(|| decompress_capped(&compressed, &body_limits()));
         if size as u64 <= BODY_CAP {
             let data = result.unwrap();
             prop_assert_eq!(data.len(), size);
@@ -422,7 +421,7 @@ proptest! {
             let at = index.index(compressed.len());
             compressed[at] ^= byte;
         }
-        let (result, peak) = peak_heap(|| decompress_capped(&compressed, BODY_LIMITS));
+        let (result, peak) = peak_heap(|| decompress_capped(&compressed, &body_limits()));
         if let Ok(data) = result {
             prop_assert!(data.len() as u64 <= BODY_CAP);
             // Whatever came out, the JSON parsers refuse it cleanly or read it.
