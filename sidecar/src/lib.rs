@@ -12,6 +12,7 @@ pub mod collection_json;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod fault;
 pub mod handlers;
 pub mod import;
 pub mod media;

@@ -37,6 +37,7 @@ pub async fn upload(
         }
         Err(SpoolError::Api(err)) => return Err(err),
     };
+    crate::fault::point("upload:spooled");
 
     let mut slot = state.registry.lock(user.id).await;
     end_session(&mut slot, "upload").await?;
@@ -53,6 +54,7 @@ pub async fn upload(
         anyhow::Ok(outcome)
     })
     .await??;
+    crate::fault::point("upload:installed");
     drop(slot);
 
     let answer = match outcome {
