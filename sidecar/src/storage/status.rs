@@ -34,7 +34,11 @@ pub fn ensure_collection(files: &UserFiles) -> anyhow::Result<()> {
 pub fn read_status(files: &UserFiles) -> anyhow::Result<CollectionStatus> {
     let path = files.collection();
     let conn = sqlite::open_collection(&path).context("opening the collection")?;
-    read_status_from(&conn, std::fs::metadata(&path)?.len())
+    let status = read_status_from(&conn, std::fs::metadata(&path)?.len())?;
+    // Every sync starts with meta: the server's graves indexes are added here, once, so that
+    // `start` finds them and an interrupted sync leaves the file exactly as it was.
+    crate::normal_sync::graves::ensure_graves_indexes(&conn);
+    Ok(status)
 }
 
 pub fn read_status_from(
