@@ -352,6 +352,39 @@ def test_crash_during_an_import(backend, make_client, point):
     assert_same_collection(a.col, c.col)
 
 
+def test_a_restart_removes_stale_temp_files_and_keeps_fresh_ones(backend, make_client):
+    """Issue 11, defect 9: temporary files of interrupted requests stayed for ever."""
+    user = backend.create_user()
+    user_dir = backend.sidecar.data_dir / "users" / str(user.id)
+    a = uploaded_device(backend, make_client, user, "A", notes=10)
+    planted = {
+        user_dir / ".upload-abc": 300_000,
+        user_dir / ".upload-zst-abc": 100_000,
+        user_dir / ".import-xyz.apkg": 50_000,
+        user_dir / ".import-col-xyz": 70_000,
+    }
+    for path, size in planted.items():
+        path.write_bytes(b"\0" * size)
+    backend.sidecar.stop()
+    # The default age keeps fresh files: they may belong to another live server process.
+    fresh = Sidecar(backend.database.url, backend.sidecar.data_dir.parent, name="default-age")
+    backend.sidecars.append(fresh)
+    fresh.start()
+    assert all(path.exists() for path in planted)
+    fresh.stop()
+
+    server = Server(backend)
+    server.current = None
+    sidecar = server.start()
+    assert temp_files(user_dir) == []
+    assert f"removed stale temporary files files={len(planted)} bytes={sum(planted.values())}" in (
+        sidecar.log()
+    )
+    server.point_clients(a)
+    assert a.sync() == NO_CHANGES
+    check_user_files(user_dir)
+
+
 # --- a full disk during each kind of write ------------------------------------------------------
 
 DISK_MB = 24
