@@ -69,6 +69,18 @@ pub fn is_damage(err: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether SQLite itself reported the file corrupt or not a database: the narrow test used in
+/// the middle of a sync, where "no such table" or a missing row could have other causes.
+pub fn is_corruption(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(failure, _))
+                if matches!(failure.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+        )
+    })
+}
+
 /// Moves a damaged database (and its journals) aside, or deletes it when it is empty (there
 /// is nothing to keep). Logs at error level and counts the recovery. Returns where the file
 /// went, if it was kept.
