@@ -91,6 +91,7 @@ fn validate_and_convert(path: &std::path::Path) -> Result<(), String> {
             "dropped objects Anki does not create from an upload"
         );
     }
+    crate::normal_sync::graves::ensure_graves_indexes(&conn);
     convert::finish_as_standalone_file(&conn).map_err(|err| format!("finishing: {err}"))?;
     drop(conn);
     Ok(())
