@@ -91,6 +91,17 @@ pub struct Settings {
     /// rows expire, in seconds.
     #[arg(long, env = "SIDECAR_AUTH_SWEEP_SECS", default_value_t = 60)]
     pub auth_sweep_secs: u64,
+    // store: per-user files.
+    /// At start, temporary files a crash left in user folders are removed once they have not
+    /// been written to for this long. Fresh ones may belong to a request of another server
+    /// process on the same folder.
+    #[arg(long, env = "SIDECAR_TEMP_CLEANUP_AGE_SECS", default_value_t = 3600)]
+    pub temp_cleanup_age_secs: u64,
+
+    /// For the fault-injection tests only: the process aborts when it reaches the named point
+    /// (see `sidecar/src/fault.rs`). Never set it in production.
+    #[arg(long, env = "SIDECAR_FAULT_POINT", hide = true)]
+    pub fault_point: Option<String>,
 
     #[command(flatten)]
     pub user_table: UserTableSettings,
@@ -157,6 +168,8 @@ impl fmt::Debug for Settings {
             .field("sync_idle_timeout_secs", &self.sync_idle_timeout_secs)
             .field("import_wait_secs", &self.import_wait_secs)
             .field("auth_sweep_secs", &self.auth_sweep_secs)
+            .field("temp_cleanup_age_secs", &self.temp_cleanup_age_secs)
+            .field("fault_point", &self.fault_point)
             .field("user_table", &self.user_table)
             .field("limits", &self.limits)
             .finish()

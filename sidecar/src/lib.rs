@@ -13,6 +13,7 @@ pub mod config;
 pub mod connections;
 pub mod db;
 pub mod error;
+pub mod fault;
 pub mod handlers;
 pub mod import;
 pub mod limits;

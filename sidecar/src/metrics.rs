@@ -50,6 +50,11 @@ fn describe() {
     metrics::describe_gauge!("sidecar_active_sync_sessions", "Normal syncs in progress");
     metrics::describe_counter!("sidecar_login_failures_total", "Failed logins by reason");
     metrics::describe_counter!("sidecar_imports_total", "Server-side imports by result");
+    // store: recovery of damaged per-user files.
+    metrics::describe_counter!(
+        "sidecar_storage_recoveries_total",
+        "Per-user files found missing, empty or damaged and rebuilt or replaced, by file"
+    );
 }
 
 /// Routes are a fixed set, so their paths make bounded label values; anything else is

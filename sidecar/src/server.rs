@@ -35,6 +35,19 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             settings.data_dir.display()
         )
     })?;
+    let max_age = std::time::Duration::from_secs(settings.temp_cleanup_age_secs);
+    let root = data.root().to_path_buf();
+    let report = tokio::task::spawn_blocking(move || {
+        crate::storage::cleanup::remove_stale_temp_files(&root, max_age)
+    })
+    .await?;
+    tracing::info!(
+        files = report.files,
+        bytes = report.bytes,
+        max_age_secs = max_age.as_secs(),
+        "removed stale temporary files"
+    );
+    crate::fault::arm(settings.fault_point.clone());
     Ok(AppState {
         settings: Arc::new(settings),
         db,

@@ -4,4 +4,5 @@
 pub mod convert;
 pub mod proto;
 pub mod schema11;
+pub mod schema_guard;
 pub mod sqlite;

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::storage::{UserFiles, atomic_replace};
+use crate::storage::{UserFiles, atomic_replace, recovery};
 
 const LEDGER_FILE: &str = "imports.db";
-const PACKAGES_DIR: &str = "imports";
+pub const PACKAGES_DIR: &str = "imports";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS imports (
@@ -52,17 +52,29 @@ fn ledger_path(files: &UserFiles) -> PathBuf {
 }
 
 impl Ledger {
-    /// Opens the ledger, creating it.
+    /// Opens the ledger, creating it. An empty or damaged ledger is moved aside and rebuilt
+    /// from the packages still kept in `imports/` (docs/operations.md, "Recovery of per-user
+    /// files"), so a broken ledger never blocks syncs, downloads or imports.
     pub fn open(files: &UserFiles) -> anyhow::Result<Self> {
         files.ensure_dir()?;
-        let conn = Connection::open(ledger_path(files)).context("opening imports.db")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(SCHEMA)
-            .context("creating imports.db tables")?;
-        Ok(Self {
-            conn,
-            packages_dir: files.dir().join(PACKAGES_DIR),
-        })
+        let path = ledger_path(files);
+        let packages_dir = files.dir().join(PACKAGES_DIR);
+        if !path.exists() {
+            build_ledger(&path, &packages_dir, false)?;
+        } else if recovery::is_empty_file(&path) {
+            recovery::move_aside(&path, recovery::UserFile::ImportLedger, "empty file")?;
+            build_ledger(&path, &packages_dir, true)?;
+        }
+        let conn = match open_existing(&path) {
+            Ok(conn) => conn,
+            Err(err) if recovery::is_damage(&err) => {
+                recovery::move_aside(&path, recovery::UserFile::ImportLedger, &format!("{err:#}"))?;
+                build_ledger(&path, &packages_dir, true)?;
+                open_existing(&path)?
+            }
+            Err(err) => return Err(err),
+        };
+        Ok(Self { conn, packages_dir })
     }
 
     /// Opens the ledger only if the user ever imported anything.
@@ -191,6 +203,105 @@ pub fn mark_delivered(files: &UserFiles) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens an existing ledger and checks its table, without writing to it.
+fn open_existing(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .context("opening imports.db")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.prepare(
+        "SELECT id, idempotency_key, package_sha256, created_at, summary, delivered_at, \
+         reapplied FROM imports LIMIT 0",
+    )
+    .context("checking imports.db")?;
+    conn.prepare("SELECT seq FROM sqlite_sequence LIMIT 0")
+        .context("checking imports.db")?;
+    Ok(conn)
+}
+
+/// Builds a ledger in a temporary file and renames it into place, so a failure (a full disk)
+/// never leaves a file without its table. With `from_packages`, every package still kept in
+/// `imports/` (named `<id>.apkg`, kept only until delivery) is listed again as pending, so it
+/// is still merged into a later full upload. The answers kept for `Idempotency-Key` replays
+/// are lost with the damaged file; a retried import is merged again, which adds nothing that
+/// is already there.
+fn build_ledger(path: &Path, packages_dir: &Path, from_packages: bool) -> anyhow::Result<()> {
+    let dir = path.parent().context("imports.db has no folder")?;
+    let staging = tempfile::Builder::new()
+        .prefix(".imports-db-")
+        .tempfile_in(dir)
+        .context("creating a temporary imports.db")?;
+    let mut recovered = 0;
+    {
+        let mut conn = Connection::open(staging.path()).context("creating imports.db")?;
+        conn.execute_batch(SCHEMA)
+            .context("creating imports.db tables")?;
+        if from_packages {
+            let tx = conn.transaction()?;
+            for (id, package) in kept_packages(packages_dir)? {
+                let bytes = std::fs::read(&package).context("reading a kept package")?;
+                let created = std::fs::metadata(&package)?
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs() as i64);
+                tx.execute(
+                    "INSERT INTO imports (id, package_sha256, created_at, summary) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        id,
+                        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+                        created,
+                        format!("{{\"id\":{id},\"recovered\":true}}")
+                    ],
+                )?;
+                recovered += 1;
+            }
+            tx.commit()?;
+        }
+        conn.close().map_err(|(_, err)| err)?;
+    }
+    staging.as_file().sync_all()?;
+    let (_, staging_path) = staging.keep().context("keeping the new imports.db")?;
+    atomic_replace(&staging_path, path).context("moving imports.db into place")?;
+    if from_packages {
+        tracing::warn!(
+            pending = recovered,
+            "imports.db rebuilt from the kept packages"
+        );
+    }
+    Ok(())
+}
+
+/// `imports/<id>.apkg` files, by id.
+fn kept_packages(packages_dir: &Path) -> anyhow::Result<Vec<(i64, PathBuf)>> {
+    let entries = match std::fs::read_dir(packages_dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err).context("listing the kept packages"),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(id) = name
+            .to_str()
+            .and_then(|name| name.strip_suffix(".apkg"))
+            .and_then(|stem| stem.parse::<i64>().ok())
+            .filter(|id| *id > 0)
+        else {
+            continue;
+        };
+        if entry.metadata()?.is_file() {
+            found.push((id, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +335,35 @@ mod tests {
         let past = ledger.find_by_key("k1").unwrap().unwrap();
         assert_eq!(past.summary, "{\"id\":1}");
         assert!(ledger.find_by_key("k2").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_damaged_ledger_is_rebuilt_from_the_kept_packages() {
+        let data = DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
+        let files = data.user(6);
+        let package = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(package.path(), b"zip bytes").unwrap();
+        {
+            let mut ledger = Ledger::open(&files).unwrap();
+            for key in ["a", "b"] {
+                ledger
+                    .record(Some(key), "abc", |id| Ok(format!("{id}")), package.path())
+                    .unwrap();
+            }
+        }
+        std::fs::remove_file(files.dir().join("imports").join("1.apkg")).unwrap();
+        std::fs::write(ledger_path(&files), vec![0x42u8; 4096]).unwrap();
+
+        let ledger = Ledger::open(&files).unwrap();
+        let pending: Vec<i64> = ledger.pending().unwrap().iter().map(|p| p.id).collect();
+        assert_eq!(pending, [2], "the kept package is pending again");
+        assert_eq!(ledger.next_id().unwrap(), 3);
+        assert!(ledger.find_by_key("b").unwrap().is_none());
+
+        // An empty file (a creation cut short) is rebuilt too.
+        drop(ledger);
+        std::fs::write(ledger_path(&files), b"").unwrap();
+        assert_eq!(Ledger::open(&files).unwrap().pending().unwrap().len(), 1);
+        mark_delivered(&files).unwrap();
     }
 }

@@ -11,7 +11,7 @@ use prost::Message;
 use sha1::{Digest, Sha1};
 
 use super::ImportError;
-use crate::collection::{convert, sqlite};
+use crate::collection::{convert, schema_guard, sqlite};
 use crate::media::names;
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -287,12 +287,25 @@ fn check_and_convert(path: &Path) -> Result<(), ImportError> {
             "the package's collection is corrupt: {integrity}"
         )));
     }
+    // Before the conversion writes to it, so that no planted trigger fires.
+    let mut dropped = schema_guard::drop_triggers_and_views(&conn)
+        .map_err(|err| bad(format!("the package's collection is not usable: {err}")))?;
     convert::convert_to_schema11(&conn).map_err(|err| match err {
         convert::ConvertError::UnsupportedVersion(version) => bad(format!(
             "the package's collection has schema version {version}; 11 and 14-18 are supported"
         )),
         other => bad(format!("the package's collection is not usable: {other}")),
     })?;
+    dropped.extend(
+        schema_guard::drop_unknown_tables_and_indexes(&conn)
+            .map_err(|err| bad(format!("the package's collection is not usable: {err}")))?,
+    );
+    if !dropped.is_empty() {
+        tracing::warn!(
+            ?dropped,
+            "dropped objects Anki does not create from a package"
+        );
+    }
     // Modern packages arrive in WAL mode; leave no journal files behind in the scratch dir.
     conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
         .map_err(|err| bad(format!("the package's collection is not usable: {err}")))?;

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
+use sha1::{Digest, Sha1};
 
-use crate::storage::UserFiles;
+use crate::storage::{UserFiles, recovery};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS media (
@@ -55,19 +56,27 @@ pub struct MediaDb {
 }
 
 /// The user's current media USN without creating anything. A user who never synced media
-/// has none yet: 0.
+/// has none yet: 0. An empty or damaged `media.db` is rebuilt first (see [`MediaDb::open`]),
+/// so `meta` never fails on it.
 pub fn last_usn(files: &UserFiles) -> anyhow::Result<i64> {
     let path = files.media_db();
     if !path.exists() {
         return Ok(0);
     }
-    let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .context("opening media.db")?;
-    let usn: Option<i64> = conn
-        .query_row("SELECT last_usn FROM meta", [], |row| row.get(0))
-        .optional()
-        .context("reading the media USN")?;
-    Ok(usn.unwrap_or(0))
+    let read = || -> anyhow::Result<i64> {
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .context("opening media.db")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.query_row("SELECT last_usn FROM meta", [], |row| row.get(0))
+            .context("reading the media USN")
+    };
+    match read() {
+        Ok(usn) => Ok(usn),
+        Err(err) if recovery::is_damage(&err) || recovery::is_empty_file(&path) => {
+            Ok(MediaDb::open(files)?.totals()?.last_usn)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 fn to_sha1(bytes: Vec<u8>) -> Option<[u8; 20]> {
@@ -75,18 +84,65 @@ fn to_sha1(bytes: Vec<u8>) -> Option<[u8; 20]> {
 }
 
 impl MediaDb {
-    /// Opens (creating if needed) the user's media database and media folder.
+    /// Opens the user's media database, creating it and the media folder if needed. A missing
+    /// `media.db` next to existing media files, an empty one, or a damaged one is rebuilt from
+    /// the files in `media/` (docs/operations.md, "Recovery of per-user files").
     pub fn open(files: &UserFiles) -> anyhow::Result<Self> {
         files.ensure_dir()?;
         std::fs::create_dir_all(files.media_dir()).context("creating the media folder")?;
-        Self::open_path(&files.media_db())
+        let path = files.media_db();
+        if !path.exists() {
+            if has_media_files(&files.media_dir())? {
+                tracing::warn!(path = %path.display(), "media.db is missing; rebuilding it");
+                recovery::count_recovery(recovery::UserFile::MediaDb);
+                rebuild(files, None)?;
+            } else {
+                create_atomically(&path)?;
+            }
+            return Self::open_existing(&path);
+        }
+        if recovery::is_empty_file(&path) {
+            recovery::move_aside(&path, recovery::UserFile::MediaDb, "empty file")?;
+            rebuild(files, None)?;
+            return Self::open_existing(&path);
+        }
+        match Self::open_existing(&path) {
+            Ok(db) => Ok(db),
+            Err(err) if recovery::is_damage(&err) => {
+                let previous = readable_last_usn(&path);
+                recovery::move_aside(&path, recovery::UserFile::MediaDb, &format!("{err:#}"))?;
+                rebuild(files, previous)?;
+                Self::open_existing(&path)
+            }
+            Err(err) => Err(err),
+        }
     }
 
+    /// Opens a media database file, creating it (atomically) if it does not exist.
     pub fn open_path(path: &Path) -> anyhow::Result<Self> {
-        let conn = Connection::open(path).context("opening media.db")?;
+        if !path.exists() {
+            create_atomically(path)?;
+        }
+        Self::open_existing(path)
+    }
+
+    /// Opens an existing file and checks that it has its tables and the meta row, without
+    /// writing to it.
+    fn open_existing(path: &Path) -> anyhow::Result<Self> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .context("opening media.db")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(SCHEMA)
-            .context("creating media.db tables")?;
+        conn.query_row(
+            "SELECT last_usn, total_bytes, total_nonempty_files FROM meta",
+            [],
+            |_| Ok(()),
+        )
+        .context("checking media.db")?;
+        conn.prepare("SELECT fname, csum, size, usn, mtime FROM media LIMIT 0")
+            .context("checking media.db")?;
         Ok(Self { conn })
     }
 
@@ -229,6 +285,143 @@ impl MediaTransaction<'_> {
     }
 }
 
+/// Creates an empty media database with its schema in a temporary file and renames it into
+/// place, so a failure (a full disk) never leaves a file without tables.
+fn create_atomically(path: &Path) -> anyhow::Result<()> {
+    let staging = new_staging_file(path)?;
+    {
+        let conn = Connection::open(staging.path()).context("creating media.db")?;
+        conn.execute_batch(SCHEMA)
+            .context("creating media.db tables")?;
+        conn.close().map_err(|(_, err)| err)?;
+    }
+    install_staging_file(staging, path)
+}
+
+fn new_staging_file(path: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".media-db-")
+        .tempfile_in(dir)
+        .context("creating a temporary media.db")
+}
+
+fn install_staging_file(staging: tempfile::NamedTempFile, path: &Path) -> anyhow::Result<()> {
+    staging.as_file().sync_all()?;
+    staging
+        .persist(path)
+        .map_err(|err| err.error)
+        .context("moving media.db into place")?;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The media USN of a damaged file, if its meta row can still be read.
+fn readable_last_usn(path: &Path) -> Option<i64> {
+    let conn =
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    conn.query_row("SELECT last_usn FROM meta", [], |row| row.get(0))
+        .ok()
+}
+
+/// The live files in `media/`: regular, non-empty files with a valid name, sorted. Our own
+/// temporary files start with a dot, which no valid media name does.
+fn live_media_files(media_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut found = Vec::new();
+    let entries = match std::fs::read_dir(media_dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(err) => return Err(err).context("listing the media folder"),
+    };
+    for entry in entries {
+        let entry = entry.context("listing the media folder")?;
+        let meta = entry.metadata()?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if meta.is_file()
+            && meta.len() > 0
+            && !name.starts_with('.')
+            && crate::media::names::validate(&name).is_ok()
+        {
+            found.push(name);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn has_media_files(media_dir: &Path) -> anyhow::Result<bool> {
+    Ok(!live_media_files(media_dir)?.is_empty())
+}
+
+/// The media USN a rebuilt database starts after. Clients compare their last media USN with
+/// the server's and ask for the changes after theirs, so the rebuilt entries must come after
+/// any USN a client may hold. The old value is used when the damaged file still tells it;
+/// otherwise the seconds since 2020-09-13 serve as a floor: a media USN grows by one per file
+/// change, so no client is near it, and it keeps growing, so a second rebuild also lands above
+/// the first. It stays inside the client's 32-bit USN for decades.
+fn rebuilt_usn_base(previous: Option<i64>) -> i64 {
+    let floor = crate::db::now_secs() - 1_600_000_000;
+    previous.unwrap_or(0).max(floor).max(0)
+}
+
+/// Builds a new `media.db` listing every live file in `media/`, each under a new media USN
+/// after [`rebuilt_usn_base`], and swaps it in. The history of deletions is lost: a client
+/// that still holds a file deleted elsewhere keeps it. The media sanity check that ends the
+/// client's next media sync compares counts and, on a mismatch, makes the client start over
+/// from USN 0, which reconciles both sides. Returns how many files it listed.
+pub fn rebuild(files: &UserFiles, previous_usn: Option<i64>) -> anyhow::Result<usize> {
+    let path = files.media_db();
+    let media_dir = files.media_dir();
+    let live = live_media_files(&media_dir)?;
+    let staging = new_staging_file(&path)?;
+    let now = crate::db::now_secs();
+    {
+        let mut conn = Connection::open(staging.path()).context("creating media.db")?;
+        conn.execute_batch(SCHEMA)
+            .context("creating media.db tables")?;
+        let tx = conn.transaction()?;
+        let mut usn = if live.is_empty() && previous_usn.is_none() {
+            0
+        } else {
+            rebuilt_usn_base(previous_usn)
+        };
+        let mut total_bytes: i64 = 0;
+        for name in &live {
+            let mut hasher = Sha1::new();
+            let mut file = std::fs::File::open(media_dir.join(name))
+                .with_context(|| format!("reading media file {name}"))?;
+            let size = std::io::copy(&mut file, &mut hasher)? as i64;
+            let sha1: [u8; 20] = hasher.finalize().into();
+            usn += 1;
+            tx.execute(
+                "INSERT INTO media (fname, csum, size, usn, mtime) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name, &sha1[..], size, usn, now],
+            )?;
+            total_bytes += size;
+        }
+        tx.execute(
+            "UPDATE meta SET last_usn = ?1, total_bytes = ?2, total_nonempty_files = ?3",
+            params![usn, total_bytes, live.len() as i64],
+        )?;
+        tx.commit()?;
+        conn.close().map_err(|(_, err)| err)?;
+    }
+    install_staging_file(staging, &path)?;
+    tracing::warn!(
+        path = %path.display(),
+        files = live.len(),
+        "media.db rebuilt from the media folder"
+    );
+    Ok(live.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +465,86 @@ mod tests {
             ]
         );
         assert_eq!(db.changes_since(3, 1000).unwrap(), vec![]);
+    }
+
+    fn user_with_media(files: &[(&str, &[u8])]) -> (tempfile::TempDir, UserFiles) {
+        let dir = tempfile::tempdir().unwrap();
+        let user = crate::storage::DataDir::new(dir.path()).unwrap().user(1);
+        std::fs::create_dir_all(user.media_dir()).unwrap();
+        for (name, data) in files {
+            std::fs::write(user.media_dir().join(name), data).unwrap();
+        }
+        (dir, user)
+    }
+
+    /// Issue 11, defect 3: a first media upload on a full disk left `media.db` at 0 bytes, and
+    /// every later `meta` failed with "no such table". Now `meta`'s read rebuilds it.
+    #[test]
+    fn an_empty_media_db_is_rebuilt_from_the_media_folder() {
+        let (_dir, user) = user_with_media(&[("a.png", b"abcd"), ("b.mp3", b"xyz")]);
+        std::fs::write(user.media_db(), b"").unwrap();
+        std::fs::write(user.media_dir().join(".media-upload-x"), b"partial").unwrap();
+
+        let usn = last_usn(&user).unwrap();
+        assert!(usn >= 2, "rebuilt entries come after a fresh floor: {usn}");
+        let db = MediaDb::open(&user).unwrap();
+        let totals = db.totals().unwrap();
+        assert_eq!((totals.total_files, totals.total_bytes), (2, 7));
+        let changes = db.changes_since(0, 1000).unwrap();
+        let names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a.png", "b.mp3"]);
+        assert_eq!(changes[1].usn, totals.last_usn);
+        let sha1: [u8; 20] = Sha1::digest(b"abcd").into();
+        assert_eq!(changes[0].sha1, Some(sha1));
+    }
+
+    #[test]
+    fn a_damaged_media_db_keeps_its_usn_and_is_kept_aside() {
+        let (_dir, user) = user_with_media(&[("a.png", b"abcd")]);
+        let before = {
+            let mut db = MediaDb::open(&user).unwrap();
+            let tx = db.transaction().unwrap();
+            tx.record_file("a.png", &[1; 20], 4, 0).unwrap();
+            tx.commit().unwrap();
+            let before = db.totals().unwrap().last_usn;
+            db.conn.execute_batch("DROP TABLE media").unwrap();
+            before
+        };
+        let db = MediaDb::open(&user).unwrap();
+        assert_eq!(
+            db.totals().unwrap().last_usn,
+            before + 1,
+            "the rebuilt entry comes after the USN the damaged file still told"
+        );
+        let kept: Vec<_> = std::fs::read_dir(user.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with("media.db.corrupt-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "the damaged file is kept for the operator");
+
+        // Garbage instead of SQLite: rebuilt as well.
+        drop(db);
+        std::fs::write(user.media_db(), vec![0x55u8; 4096]).unwrap();
+        assert_eq!(
+            MediaDb::open(&user).unwrap().totals().unwrap().total_files,
+            1
+        );
+    }
+
+    #[test]
+    fn a_new_user_starts_at_usn_zero_and_creation_leaves_no_temp_file() {
+        let (_dir, user) = user_with_media(&[]);
+        assert_eq!(last_usn(&user).unwrap(), 0);
+        let db = MediaDb::open(&user).unwrap();
+        assert_eq!(db.totals().unwrap(), MediaTotals::default());
+        let names: Vec<_> = std::fs::read_dir(user.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.starts_with('.')),
+            "left over: {names:?}"
+        );
     }
 }

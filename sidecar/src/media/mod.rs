@@ -51,7 +51,9 @@ pub fn apply_upload(files: &UserFiles, entries: Vec<UploadEntry>) -> anyhow::Res
             }
         }
     }
+    crate::fault::point("media:files-placed");
     tx.commit()?;
+    crate::fault::point("media:committed");
     std::fs::File::open(&media_dir)
         .and_then(|dir| dir.sync_all())
         .context("syncing the media folder")?;

@@ -16,6 +16,37 @@ enum GraveKind {
     Deck = 2,
 }
 
+/// Indexes the server keeps on `graves`, which schema 11 leaves unindexed: without them each
+/// grave recorded by `applyGraves` scans the whole table (quadratic in the request, and slow
+/// for every user with a long deletion history), and `start` scans it for pending graves.
+/// They live only in the server's copy: [`drop_graves_indexes`] removes them from the file a
+/// full download sends, so clients get exactly Anki's schema. An upload arrives without them
+/// and the next `start` adds them again.
+pub const GRAVES_INDEXES: [(&str, &str); 2] = [
+    ("ix_sidecar_graves_oid", "graves (oid, type)"),
+    ("ix_sidecar_graves_usn", "graves (usn)"),
+];
+
+/// Creates the server's graves indexes if missing. Must run outside the sync transaction,
+/// or a rollback would drop them again. A failure (a full disk) is logged, not fatal: syncs
+/// still work, only slower.
+pub fn ensure_graves_indexes(conn: &Connection) {
+    for (name, on) in GRAVES_INDEXES {
+        if let Err(err) = conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {on}"))
+        {
+            tracing::warn!(index = name, error = %err, "could not create a graves index");
+        }
+    }
+}
+
+/// Removes the server's graves indexes, from a copy about to be sent to a client.
+pub fn drop_graves_indexes(conn: &Connection) -> rusqlite::Result<()> {
+    for (name, _) in GRAVES_INDEXES {
+        conn.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+    }
+    Ok(())
+}
+
 /// The server's graves with `usn >= min_usn`: deletions the client has not seen.
 pub fn pending_graves(conn: &Connection, min_usn: i32) -> OpResult<Graves> {
     let mut graves = Graves::default();
@@ -73,4 +104,86 @@ pub fn apply_graves(conn: &Connection, graves: &Graves, server_usn: i32) -> OpRe
         objects.save(conn)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collection::schema11::create_new_collection;
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+            .join("; ")
+    }
+
+    /// Issue 11, defect 4: 200,000 card ids in one applyGraves took 780 s, because each
+    /// grave insert scanned the unindexed table. Now each is an index lookup: the statement
+    /// steps through no full table scan, however many graves there are.
+    #[test]
+    fn graves_are_looked_up_by_index_not_scanned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.anki2");
+        create_new_collection(&path, 1_795_336_565_177, 1_795_320_000).unwrap();
+        let conn = crate::collection::sqlite::open_collection(&path).unwrap();
+        ensure_graves_indexes(&conn);
+        let lookup = plan(&conn, "SELECT 1 FROM graves WHERE oid = 1 AND type = 0");
+        assert!(
+            lookup.contains("USING COVERING INDEX ix_sidecar_graves_oid"),
+            "{lookup}"
+        );
+        let pending = plan(&conn, "SELECT oid, type FROM graves WHERE usn >= 3");
+        assert!(
+            pending.contains("USING INDEX ix_sidecar_graves_usn"),
+            "{pending}"
+        );
+
+        conn.execute_batch("BEGIN").unwrap();
+        let many = Graves {
+            cards: (1..=20_000).collect(),
+            notes: (1..=5_000).collect(),
+            decks: vec![],
+        };
+        apply_graves(&conn, &many, 4).unwrap();
+        // Applying them again inserts nothing and scans nothing.
+        apply_graves(&conn, &many, 5).unwrap();
+        let statement = conn
+            .prepare_cached(
+                "INSERT INTO graves (usn, oid, type) SELECT ?1, ?2, ?3 \
+                 WHERE NOT EXISTS (SELECT 1 FROM graves WHERE oid = ?2 AND type = ?3)",
+            )
+            .unwrap();
+        assert_eq!(
+            statement.get_status(rusqlite::StatementStatus::FullscanStep),
+            0,
+            "no full-scan steps over {} graves",
+            25_000
+        );
+        drop(statement);
+        let (count, max_usn): (i64, i64) = conn
+            .query_row("SELECT COUNT(*), MAX(usn) FROM graves", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(
+            (count, max_usn),
+            (25_000, 4),
+            "existing graves keep their usn"
+        );
+        assert_eq!(pending_graves(&conn, 4).unwrap().cards.len(), 20_000);
+
+        drop_graves_indexes(&conn).unwrap();
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'graves' AND type = 'index'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 0);
+    }
 }

@@ -152,6 +152,17 @@ where
             tracing::info!(user_id, reason = %reason, "sync call failed; rolling back");
             session.log_outcome("failed");
             tokio::task::spawn_blocking(move || session.rollback()).await?;
+            if let SyncOpError::Internal(cause) = &err
+                && crate::storage::recovery::is_corruption(cause)
+            {
+                // Damage that meta's checks did not reach: replace the collection now, or
+                // every later sync would fail here the same way.
+                let files = state.data.user(user_id);
+                tokio::task::spawn_blocking(move || {
+                    crate::storage::recovery::replace_damaged_collection(&files, &reason)
+                })
+                .await??;
+            }
             Err(err.into())
         }
     }

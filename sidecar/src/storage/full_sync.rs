@@ -6,7 +6,7 @@ use std::io::Read;
 use anyhow::Context;
 
 use super::{UserFiles, atomic_replace, now_millis, remove_stale_journals};
-use crate::collection::{convert, sqlite};
+use crate::collection::{convert, schema_guard, sqlite};
 
 /// The official server's sentences; the client shows them verbatim (protocol §5.1).
 pub const UPLOAD_OK: &str = "OK";
@@ -38,6 +38,7 @@ pub fn install_upload(
     // The temp file's own journal was folded in when it switched to DELETE mode; any journal
     // of the old collection must not survive next to the new file.
     remove_stale_journals(upload.path())?;
+    crate::fault::point("upload:converted");
     let kept = upload
         .into_temp_path()
         .keep()
@@ -65,6 +66,9 @@ fn validate_and_convert(path: &std::path::Path) -> Result<(), String> {
     if integrity != "ok" {
         return Err(format!("integrity check: {integrity}"));
     }
+    // Before anything writes to the file, so that no planted trigger fires.
+    let dropped =
+        schema_guard::drop_triggers_and_views(&conn).map_err(|err| format!("cleaning: {err}"))?;
     let col_rows: i64 = conn
         .query_row("SELECT COUNT(*) FROM col", [], |row| row.get(0))
         .map_err(|err| format!("no col table: {err}"))?;
@@ -76,6 +80,18 @@ fn validate_and_convert(path: &std::path::Path) -> Result<(), String> {
         return Err(format!("unsupported schema version {version}"));
     }
     convert::convert_to_schema11(&conn).map_err(|err| format!("conversion failed: {err}"))?;
+    let mut dropped = dropped;
+    dropped.extend(
+        schema_guard::drop_unknown_tables_and_indexes(&conn)
+            .map_err(|err| format!("cleaning: {err}"))?,
+    );
+    if !dropped.is_empty() {
+        tracing::warn!(
+            ?dropped,
+            "dropped objects Anki does not create from an upload"
+        );
+    }
+    crate::normal_sync::graves::ensure_graves_indexes(&conn);
     convert::finish_as_standalone_file(&conn).map_err(|err| format!("finishing: {err}"))?;
     drop(conn);
     Ok(())
@@ -99,5 +115,10 @@ pub fn snapshot_for_download(files: &UserFiles) -> anyhow::Result<tempfile::Name
         .prefix(".download-")
         .tempfile_in(files.dir())?;
     std::fs::copy(&path, snapshot.path()).context("copying the collection for download")?;
+    {
+        // Clients get exactly Anki's schema, without the server's own indexes.
+        let conn = sqlite::open_collection(snapshot.path()).context("opening the snapshot")?;
+        crate::normal_sync::graves::drop_graves_indexes(&conn).context("preparing the snapshot")?;
+    }
     Ok(snapshot)
 }

@@ -3,7 +3,9 @@
 //! Folders are keyed by the numeric Django id, never the username: a username is not a safe
 //! path, and renaming a user must not lose their data.
 
+pub mod cleanup;
 pub mod full_sync;
+pub mod recovery;
 pub mod status;
 pub mod user_data;
 

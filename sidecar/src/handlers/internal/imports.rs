@@ -153,6 +153,7 @@ pub async fn import(
     }
     let (package, sha256) =
         spool_package(body, state.settings.max_body_bytes(), files.dir()).await?;
+    crate::fault::point("import:spooled");
 
     let wait = Duration::from_secs(state.settings.import_wait_secs);
     let slot = match lock_between_syncs(&state, user.id, wait).await {
@@ -176,6 +177,7 @@ pub async fn import(
             return Ok(Outcome::Replayed(summary));
         }
         let mut summary = apply_package(&files, package.path(), limits)?;
+        crate::fault::point("import:merged");
         let id = ledger.record(
             key.as_deref(),
             &sha256,
@@ -187,6 +189,7 @@ pub async fn import(
             package.path(),
         )?;
         summary.import_id = id;
+        crate::fault::point("import:recorded");
         Ok(Outcome::Applied(summary))
     })
     .await?;

@@ -39,6 +39,7 @@ pub async fn apply_chunk(
             &request.chunk,
             &mut session.counters,
         )?;
+        crate::fault::point("sync:chunk-applied");
         Ok(((), AfterCall::KeepSession))
     })
     .await?;

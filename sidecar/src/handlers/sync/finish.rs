@@ -24,7 +24,9 @@ pub async fn finish(
     let _: EmptyInput = read_json(body, state.body_limits()).await?;
     let files = state.data.user(user.id);
     let modified = run_in_session(&state, user.id, &header.session_key, move |session| {
+        crate::fault::point("sync:before-commit");
         let modified = commit(&session.conn, session.server_usn)?;
+        crate::fault::point("sync:committed");
         session.log_outcome("committed");
         // The client now holds everything imported before this sync started.
         if let Err(err) = mark_delivered(&files) {

@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::normal_sync::end_session;
 use crate::state::AppState;
 use crate::storage::now_millis;
-use crate::storage::status::{ensure_collection, read_status};
+use crate::storage::recovery::collection_status_or_recover;
 use crate::transport::header::{SYNC_VERSION_MAX, SYNC_VERSION_MIN};
 use crate::transport::{SyncResponse, read_json};
 
@@ -60,8 +60,9 @@ pub async fn meta(
     end_session(&mut slot, "meta").await?;
     let files = state.data.user(user.id);
     let (status, media_usn) = tokio::task::spawn_blocking(move || {
-        ensure_collection(&files)?;
-        let status = read_status(&files)?;
+        // A missing, empty or damaged collection or media.db is replaced here: the client
+        // stops at a failing meta, so nothing else would ever repair it.
+        let status = collection_status_or_recover(&files)?;
         let media_usn = crate::media::last_usn(&files)?;
         anyhow::Ok((status, media_usn))
     })

@@ -8,10 +8,11 @@ use axum::extract::State;
 use crate::auth::AuthedUser;
 use crate::collection::sqlite::open_collection;
 use crate::error::ApiResult;
-use crate::normal_sync::graves::{apply_graves, pending_graves, read_graves};
+use crate::normal_sync::graves::{apply_graves, ensure_graves_indexes, pending_graves, read_graves};
 use crate::normal_sync::wire::StartRequest;
 use crate::normal_sync::{NormalSyncSession, OpResult, SyncCounters, SyncOpError, end_session};
 use crate::state::AppState;
+use crate::storage::recovery::{is_damage, replace_damaged_collection};
 use crate::storage::status::ensure_collection;
 use crate::transport::{SyncResponse, read_json};
 
@@ -27,9 +28,11 @@ pub async fn start(
     let files = state.data.user(user.id);
     let user_id = user.id;
     let session_key = header.session_key.clone();
-    let (session, graves) = tokio::task::spawn_blocking(move || -> OpResult<_> {
+    let recovery_files = files.clone();
+    let opened = tokio::task::spawn_blocking(move || -> OpResult<_> {
         ensure_collection(&files)?;
         let conn = open_collection(&files.collection()).map_err(anyhow::Error::from)?;
+        ensure_graves_indexes(&conn);
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let server_usn: i32 =
             conn.query_row("SELECT usn FROM col WHERE id = 1", [], |row| row.get(0))?;
@@ -59,8 +62,17 @@ pub async fn start(
         };
         Ok((session, graves))
     })
-    .await?
-    .map_err(|err: SyncOpError| crate::error::ApiError::from(err))?;
+    .await?;
+    if let Err(SyncOpError::Internal(err)) = &opened
+        && is_damage(err)
+    {
+        // A damaged collection is replaced; the next meta shows the client a new one, and it
+        // full-syncs instead of failing here for ever.
+        let reason = format!("{err:#}");
+        tokio::task::spawn_blocking(move || replace_damaged_collection(&recovery_files, &reason))
+            .await??;
+    }
+    let (session, graves) = opened.map_err(crate::error::ApiError::from)?;
     crate::metrics::session_started();
     slot.session = Some(session);
     drop(slot);

@@ -38,6 +38,7 @@ pub async fn upload(
             }
             Err(SpoolError::Api(err)) => return Err(err),
         };
+    crate::fault::point("upload:spooled");
 
     let mut slot = state.registry.lock(user.id).await;
     end_session(&mut slot, "upload").await?;
@@ -54,6 +55,7 @@ pub async fn upload(
         anyhow::Ok(outcome)
     })
     .await??;
+    crate::fault::point("upload:installed");
     drop(slot);
 
     let answer = match outcome {
