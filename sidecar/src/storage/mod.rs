@@ -4,6 +4,7 @@
 //! path, and renaming a user must not lose their data.
 
 pub mod full_sync;
+pub mod scheduler;
 pub mod status;
 pub mod user_data;
 

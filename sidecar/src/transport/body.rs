@@ -1,4 +1,6 @@
 //! Reading zstd request bodies with caps on both the compressed and the decompressed size.
+//! A legacy request's `data` part (gzip or raw) goes through the same readers and caps; the
+//! request's [`Wire`] says which decoder applies.
 //!
 //! Clients stream bodies chunked, without `Content-Length` (protocol §1.2), so axum's default
 //! 2 MB limit is disabled on the sync routes and the caps are enforced here, while reading.
@@ -11,6 +13,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
 
+use super::legacy::{Wire, current_wire};
 use crate::error::{ApiError, ApiResult};
 
 /// Bodies smaller than this are decompressed inline; larger ones off the async executor.
@@ -54,15 +57,38 @@ async fn collect_compressed(body: Body, limits: BodyLimits) -> ApiResult<Vec<u8>
     Ok(data)
 }
 
+/// The decoder of a body in the given wire format: zstd for v11, gzip or nothing for legacy.
+fn decoder<'a, R: std::io::BufRead + 'a>(
+    wire: Wire,
+    source: R,
+) -> std::io::Result<Box<dyn Read + 'a>> {
+    Ok(match wire {
+        Wire::V11 => Box::new(zstd::stream::read::Decoder::with_buffer(source)?),
+        Wire::Legacy { gzip: true } => Box::new(flate2::bufread::GzDecoder::new(source)),
+        Wire::Legacy { gzip: false } => Box::new(source),
+    })
+}
+
+fn not_decodable(wire: Wire, err: std::io::Error) -> ApiError {
+    match wire {
+        Wire::V11 => ApiError::bad_request(format!("body is not valid zstd: {err}")),
+        Wire::Legacy { .. } => ApiError::bad_request(format!("data part is not valid gzip: {err}")),
+    }
+}
+
 /// Decompresses a zstd buffer, failing once the output passes `max_uncompressed`.
 pub fn decompress_capped(compressed: &[u8], limits: BodyLimits) -> ApiResult<Vec<u8>> {
-    let decoder = zstd::stream::read::Decoder::new(compressed)
-        .map_err(|err| ApiError::bad_request(format!("body is not valid zstd: {err}")))?;
+    decompress_wire(Wire::V11, compressed, limits)
+}
+
+/// Decodes a body of the given wire format, failing once the output passes `max_uncompressed`.
+pub fn decompress_wire(wire: Wire, compressed: &[u8], limits: BodyLimits) -> ApiResult<Vec<u8>> {
+    let decoder = decoder(wire, compressed).map_err(|err| not_decodable(wire, err))?;
     let mut out = Vec::new();
     decoder
         .take(limits.max_uncompressed.saturating_add(1))
         .read_to_end(&mut out)
-        .map_err(|err| ApiError::bad_request(format!("body is not valid zstd: {err}")))?;
+        .map_err(|err| not_decodable(wire, err))?;
     if out.len() as u64 > limits.max_uncompressed {
         return Err(uncompressed_too_large(limits));
     }
@@ -72,11 +98,12 @@ pub fn decompress_capped(compressed: &[u8], limits: BodyLimits) -> ApiResult<Vec
 /// Reads and decompresses a whole body into memory. For JSON requests and media zips, which
 /// are small by protocol (at most a few MiB).
 pub async fn read_bytes(body: Body, limits: BodyLimits) -> ApiResult<Vec<u8>> {
+    let wire = current_wire();
     let compressed = collect_compressed(body, limits).await?;
     if compressed.len() <= INLINE_DECOMPRESS_LIMIT {
-        decompress_capped(&compressed, limits)
+        decompress_wire(wire, &compressed, limits)
     } else {
-        tokio::task::spawn_blocking(move || decompress_capped(&compressed, limits)).await?
+        tokio::task::spawn_blocking(move || decompress_wire(wire, &compressed, limits)).await?
     }
 }
 
@@ -142,12 +169,14 @@ pub async fn read_to_file(
     drop(writer);
 
     let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || decompress_file(compressed, limits, &dir))
+    let wire = current_wire();
+    tokio::task::spawn_blocking(move || decompress_file(wire, compressed, limits, &dir))
         .await
         .map_err(ApiError::from)?
 }
 
 fn decompress_file(
+    wire: Wire,
     compressed: tempfile::NamedTempFile,
     limits: BodyLimits,
     dir: &Path,
@@ -158,19 +187,14 @@ fn decompress_file(
         .tempfile_in(dir)
         .map_err(internal)?;
     let source = std::io::BufReader::new(compressed.reopen().map_err(internal)?);
-    let mut decoder = zstd::stream::read::Decoder::with_buffer(source).map_err(|err| {
-        SpoolError::Api(ApiError::bad_request(format!(
-            "body is not valid zstd: {err}"
-        )))
-    })?;
+    let mut decoder =
+        decoder(wire, source).map_err(|err| SpoolError::Api(not_decodable(wire, err)))?;
     let mut buffer = vec![0u8; 256 * 1024];
     let mut total: u64 = 0;
     loop {
-        let read = decoder.read(&mut buffer).map_err(|err| {
-            SpoolError::Api(ApiError::bad_request(format!(
-                "body is not valid zstd: {err}"
-            )))
-        })?;
+        let read = decoder
+            .read(&mut buffer)
+            .map_err(|err| SpoolError::Api(not_decodable(wire, err)))?;
         if read == 0 {
             break;
         }
