@@ -93,7 +93,8 @@ def two_devices(
     assert a.sync() == "NO_CHANGES"
     assert b.sync() == "NO_CHANGES"
     content = assert_same_content(a, b)
-    assert len(content["notes"]) == 12 and len(content["revlog"]) == 4
+    assert len(content["notes"]) == 12
+    assert len(content["revlog"]) == 4
     return user, a, b
 
 
@@ -121,7 +122,8 @@ def normal_sync_both_ways(a: RemoteClient, b: RemoteClient) -> None:
     assert len(content["notes"]) == 14
     assert len(content["revlog"]) == 9
     fronts = " ".join(note[3] for note in content["notes"])
-    assert "edited on A" in fronts and "edited on B" in fronts
+    assert "edited on A" in fronts
+    assert "edited on B" in fronts
 
 
 def schema_change_forces_full_sync(changer: RemoteClient, other: RemoteClient) -> None:

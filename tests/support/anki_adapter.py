@@ -62,6 +62,18 @@ class Device:
 
     # --- login and sync ------------------------------------------------------------------
 
+    def _commit(self) -> bool:
+        """Clients up to 2.1.66 keep a Python-side transaction open (`save(trx=True)`), and the
+        backend's sync cannot start inside it: commit it first, as their GUI did."""
+        if "trx" in inspect.signature(self.col.save).parameters:
+            self.col.save(trx=False)
+            return True
+        return False
+
+    def _reopen_transaction(self, committed: bool) -> None:
+        if committed and self.col.db is not None:
+            self.col.db.begin()
+
     def _make_auth(self, hkey: str):
         fields = SyncAuth.DESCRIPTOR.fields_by_name
         kwargs = {"hkey": hkey}
@@ -84,10 +96,14 @@ class Device:
 
     def sync(self) -> dict:
         """A collection sync without media: what the client says is still required."""
-        if "sync_media" in inspect.signature(self.col.sync_collection).parameters:
-            out = self.col.sync_collection(self.auth, False)
-        else:
-            out = self.col.sync_collection(self.auth)
+        committed = self._commit()
+        try:
+            if "sync_media" in inspect.signature(self.col.sync_collection).parameters:
+                out = self.col.sync_collection(self.auth, False)
+            else:
+                out = self.col.sync_collection(self.auth)
+        finally:
+            self._reopen_transaction(committed)
         self.col.models._clear_cache()
         required = out.DESCRIPTOR.fields_by_name["required"].enum_type
         return {
@@ -113,6 +129,13 @@ class Device:
         self.col.models._clear_cache()
 
     def sync_media(self) -> None:
+        committed = self._commit()
+        try:
+            self._sync_media()
+        finally:
+            self._reopen_transaction(committed)
+
+    def _sync_media(self) -> None:
         self.col.sync_media(self.auth)
         if not hasattr(self.col, "media_sync_status"):
             return  # legacy: it returned when the media sync ended
@@ -149,7 +172,12 @@ class Device:
 
     def review(self, count: int) -> int:
         """Answers up to `count` cards from the queue with Good; returns how many."""
-        self.col.sched.reset() if hasattr(self.col.sched, "reset") else None
+        if version_tuple(ANKI_VERSION) >= (23, 10) and not self.col.v3_scheduler():
+            # A collection from an older client may still be on the v2 scheduler; these
+            # versions only review with v3, and their GUI switches it on the same way.
+            self.col.set_v3_scheduler(True)
+        if hasattr(self.col.sched, "reset"):
+            self.col.sched.reset()
         done = 0
         for _ in range(count):
             card = self.col.sched.getCard()
@@ -175,11 +203,19 @@ class Device:
     def media_dir(self) -> Path:
         return Path(self.col.media.dir())
 
+    def _before_media_change(self) -> None:
+        """Clients skip the folder scan when the folder's mtime (whole seconds) is the one
+        they recorded at their last media sync: a change made in that same second would go
+        unnoticed, which no person at a keyboard ever manages."""
+        time.sleep(1.1)
+
     def write_media(self, files: dict[str, str]) -> None:
+        self._before_media_change()
         for name, data in files.items():
             (self.media_dir() / name).write_bytes(base64.b64decode(data))
 
     def delete_media(self, names: list[str]) -> None:
+        self._before_media_change()
         for name in names:
             (self.media_dir() / name).unlink()
 
@@ -238,7 +274,7 @@ def main() -> None:
         op, args = request["op"], request.get("args", {})
         try:
             answer = {"ok": getattr(device, op)(**args)}
-        except Exception as error:  # noqa: BLE001 - every failure goes back to the test
+        except Exception as error:
             kind = getattr(error, "kind", None)
             answer = {
                 "error": str(error),
