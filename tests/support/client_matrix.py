@@ -11,6 +11,7 @@ venv, driven with one JSON line per step and a deadline on every step.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,7 +25,6 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import contextlib
 
 from support.paths import ROOT
 
