@@ -71,12 +71,15 @@ def client_python(version: str) -> Path:
     if python.exists() and marker.exists() and marker.read_text().strip() == wanted:
         return python
     print(f"==> client venv for anki {version}", file=sys.stderr, flush=True)
-    venv.EnvBuilder(clear=True, with_pip=True).create(folder)
+    # No pip inside: the test run's own pip installs into it (much faster than ensurepip).
+    venv.EnvBuilder(clear=True, with_pip=False).create(folder)
     subprocess.run(
         [
-            str(python),
+            sys.executable,
             "-m",
             "pip",
+            "--python",
+            str(python),
             "install",
             "--quiet",
             "--disable-pip-version-check",
