@@ -218,11 +218,7 @@ pub async fn read_multipart(
         match name.as_str() {
             "data" => parts.data = value.to_vec(),
             "c" => compressed = Some(text()),
-            "k" | "sk" => {
-                if parts.host_key.is_empty() {
-                    parts.host_key = text();
-                }
-            }
+            "k" | "sk" if parts.host_key.is_empty() => parts.host_key = text(),
             "s" => parts.session_key = text(),
             "v" => parts.client_version = text(),
             _ => {}
