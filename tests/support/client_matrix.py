@@ -190,6 +190,10 @@ class RemoteClient:
 
 
 if __name__ == "__main__":
-    # scripts/test.sh: make every client venv before the suite runs.
-    for each in sys.argv[1:] or CLIENT_VERSIONS:
-        client_python(each)
+    # scripts/test.sh: make every client venv before the suite runs. Mostly downloads, so a
+    # few at a time.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for python in pool.map(client_python, sys.argv[1:] or CLIENT_VERSIONS):
+            print(python)
