@@ -5,8 +5,9 @@
 #   1. the Python venv with tests/requirements.txt
 #   2. cargo fmt --check, cargo clippy -D warnings, cargo test (dev profile)
 #   3. ruff check and ruff format --check on every Python file of the repository
-#   4. one release build of the sidecar, then pytest: the end-to-end suite on SQLite and on a
-#      throwaway PostgreSQL cluster started here, plus the Django tests
+#   4. one release build of the sidecar, the client venvs of the version matrix, then pytest:
+#      the end-to-end suite on SQLite and on a throwaway PostgreSQL cluster started here, plus
+#      the Django tests
 #
 # TEST_SKIP_POSTGRES=1 runs the end-to-end suite on SQLite only. Every step runs even when an
 # earlier one failed, so one run shows every problem; the exit status is non-zero if any failed.
@@ -78,6 +79,10 @@ if [[ ${TEST_SKIP_POSTGRES:-} == 1 ]]; then
 else
     step "start PostgreSQL" pg_start_throwaway
 fi
+
+# The client-version matrix runs each pinned anki wheel in its own venv (.venv-clients/,
+# tests/clients/); made once, remade only when a pin file changes.
+step "client venvs" "$PY" tests/support/client_matrix.py
 
 run_pytest() {
     local status=0

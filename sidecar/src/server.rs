@@ -61,10 +61,15 @@ pub fn public_router(state: AppState) -> Router {
     let base = state.settings.normalized_base_path();
     // Sync bodies are chunked and can be hundreds of MiB; the transport layer enforces our
     // own caps while streaming, so axum's 2 MB default must not apply.
+    // Legacy (multipart, sync v8–10) requests are decoded into v11-shaped ones first.
     let sync = Router::new()
         .nest("/sync", handlers::sync::router())
         .nest("/msync", handlers::msync::router())
-        .layer(DefaultBodyLimit::disable());
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::transport::legacy::decode_legacy,
+        ));
     let mut app = Router::new().route("/health", get(handlers::health::health));
     if base.is_empty() {
         app = app.merge(sync);

@@ -117,7 +117,8 @@ async fn hostile_transport_input_gets_4xx_and_the_server_keeps_serving() {
     let header = TestApp::header(&key, "s");
     let meta_body = zstd::encode_all(&br#"{"v":11,"cv":"x"}"#[..], 0).unwrap();
     let cases: Vec<(&str, Option<String>, Vec<u8>, u16)> = vec![
-        ("no header", None, meta_body.clone(), 400),
+        // Neither v11 nor legacy: the client is told to update (501), never "Check Database".
+        ("no header", None, meta_body.clone(), 501),
         (
             "header not JSON",
             Some("{nope".into()),
@@ -134,7 +135,7 @@ async fn hostile_transport_input_gets_4xx_and_the_server_keeps_serving() {
             "version 12",
             Some(json!({"v":12,"k":key,"c":"x","s":"s"}).to_string()),
             meta_body.clone(),
-            400,
+            501,
         ),
         (
             "body not zstd",

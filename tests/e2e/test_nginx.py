@@ -437,3 +437,42 @@ def test_django_form_posts_pass_csrf_checks_over_https_on_any_port(stack):
     # 403 would be the CSRF failure. A user who is not staff gets the form back with an error.
     assert reply.status == 200, reply.body[:500]
     assert b"staff account" in reply.body
+
+
+def test_legacy_client_syncs_through_nginx(stack, trusted_ca, tmp_path):
+    """Anki 2.1.50 (multipart, gzip, a chunked upload, the media `begin` GET) passes nginx
+    unchanged, and a second 2.1.50 device gets everything back through it."""
+    from support.client_matrix import RemoteClient
+
+    user = stack.create_user()
+    # Its TLS stack does not accept an IP address as the server name; the certificate also
+    # names localhost.
+    endpoint = stack.nginx.endpoint.replace("://127.0.0.1:", "://localhost:")
+    devices = [
+        RemoteClient("2.1.50", tmp_path / name, endpoint, name=name)
+        for name in ("legacy-a", "legacy-b")
+    ]
+    a, b = devices
+    try:
+        a.add_notes(prefix="through nginx", count=40, tags=["nginx"])
+        a.login(username=user.username, password=user.password)
+        b.login(username=user.username, password=user.password)
+        assert a.sync() == "FULL_UPLOAD"
+        a.full_upload()
+        assert b.sync() in {"FULL_DOWNLOAD", "FULL_SYNC"}
+        b.full_download()
+        a.add_notes(prefix="normal sync", count=3)
+        assert a.sync() == "NO_CHANGES"
+        assert b.sync() == "NO_CHANGES"
+        assert a.content() == b.content()
+        files = {"legacy picture.png": b"\x89PNG\r\n\x1a\n" + os.urandom(300_000)}
+        a.write_media(files={n: base64.b64encode(d).decode() for n, d in files.items()})
+        a.sync_media()
+        b.sync_media()
+        assert b.media_files() == {n: hashlib.sha1(d).hexdigest() for n, d in files.items()}
+    finally:
+        for device in devices:
+            device.close()
+    log = stack.nginx.access_log()
+    assert re.search(r'"POST /sync/upload HTTP/1.1" 200 ', log), "no legacy upload through nginx"
+    assert re.search(r'"GET /msync/begin\?k=\S+ HTTP/1.1" 200 ', log), "no legacy media begin"

@@ -6,6 +6,7 @@
 pub mod cleanup;
 pub mod full_sync;
 pub mod recovery;
+pub mod scheduler;
 pub mod status;
 pub mod user_data;
 

@@ -1,4 +1,6 @@
 //! Reading zstd request bodies with caps on both the compressed and the decompressed size.
+//! A legacy request's `data` part (gzip or raw) goes through the same readers and caps; the
+//! request's [`Wire`] says which decoder applies.
 //!
 //! Clients stream bodies chunked, without `Content-Length` (protocol §1.2), so axum's default
 //! 2 MB limit is disabled on the sync routes and the caps are enforced here, while reading.
@@ -15,6 +17,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use super::legacy::{Wire, current_wire};
 use crate::error::{ApiError, ApiResult};
 use crate::limits::BUDGET_UNIT;
 
@@ -81,17 +84,28 @@ fn body_timeout() -> ApiError {
     ApiError::RequestTimeout("request body not received in time".into())
 }
 
-fn not_zstd(err: std::io::Error) -> ApiError {
-    ApiError::bad_request(format!("body is not valid zstd: {err}"))
+/// The decoder of a body in the given wire format: for v11 one zstd frame whose window may
+/// not pass `MAX_WINDOW_LOG`; for the legacy protocol gzip, or the bytes as they are.
+fn decoder<'a, R: std::io::BufRead + Send + 'a>(
+    wire: Wire,
+    source: R,
+) -> std::io::Result<Box<dyn Read + Send + 'a>> {
+    Ok(match wire {
+        Wire::V11 => {
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(source)?.single_frame();
+            decoder.window_log_max(MAX_WINDOW_LOG)?;
+            Box::new(decoder)
+        }
+        Wire::Legacy { gzip: true } => Box::new(flate2::bufread::GzDecoder::new(source)),
+        Wire::Legacy { gzip: false } => Box::new(source),
+    })
 }
 
-/// A zstd decoder over `source` that refuses windows past `MAX_WINDOW_LOG`.
-fn decoder<R: std::io::BufRead>(
-    source: R,
-) -> std::io::Result<zstd::stream::read::Decoder<'static, R>> {
-    let mut decoder = zstd::stream::read::Decoder::with_buffer(source)?.single_frame();
-    decoder.window_log_max(MAX_WINDOW_LOG)?;
-    Ok(decoder)
+fn not_decodable(wire: Wire, err: std::io::Error) -> ApiError {
+    match wire {
+        Wire::V11 => ApiError::bad_request(format!("body is not valid zstd: {err}")),
+        Wire::Legacy { .. } => ApiError::bad_request(format!("data part is not valid gzip: {err}")),
+    }
 }
 
 /// The memory a decoder needs for the first (and only read) frame of `compressed`: its window,
@@ -252,6 +266,7 @@ async fn collect_compressed(
 /// Decompresses in pieces, stopping at the decompressed cap and, for JSON, at the item cap,
 /// and charging every piece to the budget before keeping it.
 async fn decompress_counted(
+    wire: Wire,
     compressed: &[u8],
     limits: &BodyLimits,
     reservation: &mut Reservation,
@@ -260,12 +275,14 @@ async fn decompress_counted(
     reservation
         .charge(frame_window(compressed).unwrap_or(0) + DECOMPRESS_PIECE as u64)
         .await?;
-    let mut decoder = decoder(compressed).map_err(not_zstd)?;
+    let mut decoder = decoder(wire, compressed).map_err(|err| not_decodable(wire, err))?;
     let mut items = JsonItems::default();
     let mut out: Vec<u8> = Vec::new();
     let mut piece = vec![0u8; DECOMPRESS_PIECE];
     loop {
-        let read = decoder.read(&mut piece).map_err(not_zstd)?;
+        let read = decoder
+            .read(&mut piece)
+            .map_err(|err| not_decodable(wire, err))?;
         if read == 0 {
             break;
         }
@@ -298,12 +315,17 @@ async fn decompress_counted(
 
 /// Decompresses a zstd buffer, failing once the output passes `max_uncompressed`.
 pub fn decompress_capped(compressed: &[u8], limits: &BodyLimits) -> ApiResult<Vec<u8>> {
-    let decoder = decoder(compressed).map_err(not_zstd)?;
+    decompress_wire(Wire::V11, compressed, limits)
+}
+
+/// Decodes a body of the given wire format, failing once the output passes `max_uncompressed`.
+pub fn decompress_wire(wire: Wire, compressed: &[u8], limits: &BodyLimits) -> ApiResult<Vec<u8>> {
+    let decoder = decoder(wire, compressed).map_err(|err| not_decodable(wire, err))?;
     let mut out = Vec::new();
     decoder
         .take(limits.max_uncompressed.saturating_add(1))
         .read_to_end(&mut out)
-        .map_err(not_zstd)?;
+        .map_err(|err| not_decodable(wire, err))?;
     if out.len() as u64 > limits.max_uncompressed {
         return Err(uncompressed_too_large(limits));
     }
@@ -313,9 +335,10 @@ pub fn decompress_capped(compressed: &[u8], limits: &BodyLimits) -> ApiResult<Ve
 /// Reads and decompresses a whole body into memory, within the caps, the deadline and the
 /// shared budget. For JSON requests, which are small by protocol.
 pub async fn read_bytes(body: Body, limits: &BodyLimits) -> ApiResult<Vec<u8>> {
+    let wire = current_wire();
     let mut reservation = Reservation::new(limits, Instant::now() + limits.timeout);
     let compressed = collect_compressed(body, limits, &mut reservation).await?;
-    let (bytes, _) = decompress_counted(&compressed, limits, &mut reservation).await?;
+    let (bytes, _) = decompress_counted(wire, &compressed, limits, &mut reservation).await?;
     Ok(bytes)
 }
 
@@ -326,9 +349,10 @@ pub async fn read_json<T: DeserializeOwned + Send + 'static>(
     body: Body,
     limits: BodyLimits,
 ) -> ApiResult<T> {
+    let wire = current_wire();
     let mut reservation = Reservation::new(&limits, Instant::now() + limits.timeout);
     let compressed = collect_compressed(body, &limits, &mut reservation).await?;
-    let (bytes, items) = decompress_counted(&compressed, &limits, &mut reservation).await?;
+    let (bytes, items) = decompress_counted(wire, &compressed, &limits, &mut reservation).await?;
     drop(compressed);
     // Parsing copies strings (through a scratch buffer when they hold escapes).
     let parse_cost = (bytes.len() as u64)
@@ -407,12 +431,14 @@ pub async fn read_to_file(
     drop(writer);
 
     let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || decompress_file(compressed, limits, &dir))
+    let wire = current_wire();
+    tokio::task::spawn_blocking(move || decompress_file(wire, compressed, limits, &dir))
         .await
         .map_err(ApiError::from)?
 }
 
 fn decompress_file(
+    wire: Wire,
     compressed: tempfile::NamedTempFile,
     limits: BodyLimits,
     dir: &Path,
@@ -423,19 +449,14 @@ fn decompress_file(
         .tempfile_in(dir)
         .map_err(internal)?;
     let source = std::io::BufReader::new(compressed.reopen().map_err(internal)?);
-    let mut decoder = decoder(source).map_err(|err| {
-        SpoolError::Api(ApiError::bad_request(format!(
-            "body is not valid zstd: {err}"
-        )))
-    })?;
+    let mut decoder =
+        decoder(wire, source).map_err(|err| SpoolError::Api(not_decodable(wire, err)))?;
     let mut buffer = vec![0u8; 256 * 1024];
     let mut total: u64 = 0;
     loop {
-        let read = decoder.read(&mut buffer).map_err(|err| {
-            SpoolError::Api(ApiError::bad_request(format!(
-                "body is not valid zstd: {err}"
-            )))
-        })?;
+        let read = decoder
+            .read(&mut buffer)
+            .map_err(|err| SpoolError::Api(not_decodable(wire, err)))?;
         if read == 0 {
             break;
         }

@@ -27,17 +27,24 @@ pub struct SyncHeader {
 }
 
 impl SyncHeader {
+    /// A request in neither wire format, or of a sync version outside 8–11, comes from a
+    /// client this server cannot serve: 501, which every Anki generation shows as "your Anki
+    /// version is too old, please update" (a 400 would send the user to Check Database).
+    /// See docs/connecting-clients.md.
     pub fn parse(raw: Option<&[u8]>) -> Result<Self, ApiError> {
         let raw = raw.ok_or_else(|| {
-            ApiError::bad_request(
-                "missing anki-sync header (legacy multipart sync is not supported; update the client)",
+            ApiError::ClientTooOld(
+                "neither an anki-sync header nor a multipart (legacy) sync request: \
+                 this Anki version is not supported; please update Anki"
+                    .into(),
             )
         })?;
         let header: SyncHeader = serde_json::from_slice(raw)
             .map_err(|err| ApiError::bad_request(format!("malformed anki-sync header: {err}")))?;
         if !(SYNC_VERSION_MIN..=SYNC_VERSION_MAX).contains(&header.version) {
-            return Err(ApiError::bad_request(format!(
-                "unsupported sync version {}",
+            return Err(ApiError::ClientTooOld(format!(
+                "sync version {} is not supported (this server speaks {SYNC_VERSION_MIN} to \
+                 {SYNC_VERSION_MAX}); please update Anki",
                 header.version
             )));
         }
@@ -76,15 +83,24 @@ mod tests {
     #[test]
     fn refuses_bad_headers_with_400() {
         for raw in [
-            None,
             Some(&b"not json"[..]),
             Some(&br#"{"v":11,"k":"","c":"x"}"#[..]),
-            Some(&br#"{"v":12,"k":"","c":"x","s":"y"}"#[..]),
-            Some(&br#"{"v":7,"k":"","c":"x","s":"y"}"#[..]),
             Some(&br#"{"v":"11","k":"","c":"x","s":"y"}"#[..]),
         ] {
             let err = SyncHeader::parse(raw).unwrap_err();
             assert_eq!(err.status(), 400, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn tells_unsupported_clients_they_are_too_old() {
+        for raw in [
+            None,
+            Some(&br#"{"v":12,"k":"","c":"x","s":"y"}"#[..]),
+            Some(&br#"{"v":7,"k":"","c":"x","s":"y"}"#[..]),
+        ] {
+            let err = SyncHeader::parse(raw).unwrap_err();
+            assert_eq!(err.status(), 501, "{raw:?}");
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The v11 wire format: the `anki-sync` header, zstd request bodies with size caps, and zstd
-//! responses carrying `anki-original-size` (protocol §1).
+//! responses carrying `anki-original-size` (protocol §1). `legacy` decodes the multipart format
+//! of sync versions 8–10 into the same requests, and the readers and answers follow its wire.
 
 pub mod body;
 pub mod header;
+pub mod legacy;
 pub mod response;
 
 pub use body::{BodyLimits, read_json, read_to_file};

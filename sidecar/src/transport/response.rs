@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::legacy::{Wire, current_wire};
 use crate::error::{ApiError, ApiResult};
 
 pub const ORIGINAL_SIZE_HEADER: &str = "anki-original-size";
@@ -26,6 +27,11 @@ pub struct SyncResponse(Response);
 impl SyncResponse {
     /// A raw payload (JSON text, `OK`, a zip) compressed in one piece.
     pub async fn bytes(data: Vec<u8>) -> ApiResult<Self> {
+        if current_wire() != Wire::V11 {
+            // Legacy clients read answers as they are, with no size header.
+            let size = data.len() as u64;
+            return Ok(Self::plain(size, Body::from(data)));
+        }
         let original_size = data.len() as u64;
         let compressed = if data.len() <= INLINE_COMPRESS_LIMIT {
             zstd::encode_all(&data[..], ZSTD_LEVEL)
@@ -49,9 +55,14 @@ impl SyncResponse {
             .metadata()
             .map_err(|err| ApiError::Internal(err.into()))?
             .len();
+        let plain = current_wire() != Wire::V11;
         let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
         tokio::task::spawn_blocking(move || {
-            let result = compress_file_into_channel(&file, &sender);
+            let result = if plain {
+                copy_file_into_channel(&file, &sender)
+            } else {
+                compress_file_into_channel(&file, &sender)
+            };
             if let Err(err) = result {
                 // The client sees a truncated body and fails its checksum; nothing else to do.
                 tracing::warn!(error = %err, "streaming a download failed");
@@ -61,7 +72,28 @@ impl SyncResponse {
         let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
             receiver.recv().await.map(|item| (item, receiver))
         });
-        Ok(Self::with_body(size, Body::from_stream(stream)))
+        let body = Body::from_stream(stream);
+        Ok(if plain {
+            Self::plain(size, body)
+        } else {
+            Self::with_body(size, body)
+        })
+    }
+
+    /// An uncompressed answer for a legacy client: no `anki-original-size`, a plain length.
+    fn plain(size: u64, body: Body) -> Self {
+        let mut response = Response::new(body);
+        *response.status_mut() = StatusCode::OK;
+        let headers = response.headers_mut();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        headers.insert(
+            axum::http::header::CONTENT_LENGTH,
+            HeaderValue::from_str(&size.to_string()).expect("digits are a valid header"),
+        );
+        Self(response)
     }
 
     fn with_body(original_size: u64, body: Body) -> Self {
@@ -113,6 +145,19 @@ impl Write for ChannelWriter<'_> {
     }
 }
 
+fn copy_file_into_channel(
+    file: &tempfile::NamedTempFile,
+    sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> std::io::Result<()> {
+    let mut source = file.reopen()?;
+    let mut writer = ChannelWriter {
+        sender,
+        pending: Vec::with_capacity(STREAM_CHUNK),
+    };
+    std::io::copy(&mut source, &mut writer)?;
+    writer.flush()
+}
+
 fn compress_file_into_channel(
     file: &tempfile::NamedTempFile,
     sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
@@ -161,6 +206,30 @@ mod tests {
         .await;
         assert_eq!(body, br#"{"a":1}"#);
         assert_eq!(size, 7);
+    }
+
+    #[tokio::test]
+    async fn legacy_answers_are_plain() {
+        let response = super::super::legacy::with_wire(Wire::Legacy { gzip: true }, async {
+            SyncResponse::bytes(b"OK".to_vec()).await.unwrap()
+        })
+        .await
+        .into_response();
+        assert!(response.headers().get(ORIGINAL_SIZE_HEADER).is_none());
+        assert_eq!(response.headers()["content-length"], "2");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"OK");
+
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let content: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+        file.write_all(&content).unwrap();
+        let response = super::super::legacy::with_wire(Wire::Legacy { gzip: false }, async {
+            SyncResponse::file(file).unwrap()
+        })
+        .await
+        .into_response();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], &content[..]);
     }
 
     #[tokio::test]

@@ -41,8 +41,3 @@ pub async fn begin(
     })
     .await
 }
-
-/// `GET /msync/begin?k=…` came from legacy clients, which this server does not support.
-pub async fn begin_legacy() -> ApiError {
-    ApiError::bad_request("legacy media sync is not supported; update the client")
-}

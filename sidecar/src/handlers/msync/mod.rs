@@ -17,7 +17,9 @@ use crate::transport::SyncResponse;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/begin", post(begin::begin).get(begin::begin_legacy))
+        // Legacy clients send `GET /msync/begin?k=…&v=…`; the legacy transport turns it into
+        // the same call.
+        .route("/begin", post(begin::begin).get(begin::begin))
         .route("/mediaChanges", post(media_changes::media_changes))
         .route("/uploadChanges", post(upload_changes::upload_changes))
         .route("/downloadFiles", post(download_files::download_files))

@@ -10,6 +10,7 @@ use crate::normal_sync::end_session;
 use crate::state::AppState;
 use crate::storage::now_millis;
 use crate::storage::recovery::collection_status_or_recover;
+use crate::storage::scheduler::read_features;
 use crate::transport::header::{SYNC_VERSION_MAX, SYNC_VERSION_MIN};
 use crate::transport::{SyncResponse, read_json};
 
@@ -59,12 +60,13 @@ pub async fn meta(
     // starting a new operation, and a half-finished sync must never linger.
     end_session(&mut slot, "meta").await?;
     let files = state.data.user(user.id);
-    let (status, media_usn) = tokio::task::spawn_blocking(move || {
+    let (status, media_usn, features) = tokio::task::spawn_blocking(move || {
         // A missing, empty or damaged collection or media.db is replaced here: the client
         // stops at a failing meta, so nothing else would ever repair it.
         let status = collection_status_or_recover(&files)?;
         let media_usn = crate::media::last_usn(&files)?;
-        anyhow::Ok((status, media_usn))
+        let features = read_features(&files)?;
+        anyhow::Ok((status, media_usn, features))
     })
     .await??;
     drop(slot);
@@ -81,13 +83,15 @@ pub async fn meta(
         status.schema_ms
     };
     tracing::debug!(user_id = user.id, client = %request.client_version, "meta");
+    // A legacy client that cannot handle this collection's scheduler is told why.
+    let refusal = features.refusal_for(request.sync_version);
     SyncResponse::json(&MetaResponse {
         modified: status.modified_ms,
         schema,
         usn: status.usn,
         server_time: now / 1000,
-        message: String::new(),
-        should_continue: true,
+        message: refusal.unwrap_or_default().to_string(),
+        should_continue: refusal.is_none(),
         host_number: 0,
         empty: status.empty,
         media_usn,

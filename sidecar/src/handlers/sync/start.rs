@@ -8,7 +8,9 @@ use axum::extract::State;
 use crate::auth::AuthedUser;
 use crate::collection::sqlite::open_collection;
 use crate::error::ApiResult;
-use crate::normal_sync::graves::{apply_graves, ensure_graves_indexes, pending_graves, read_graves};
+use crate::normal_sync::graves::{
+    apply_graves, ensure_graves_indexes, pending_graves, read_graves,
+};
 use crate::normal_sync::wire::StartRequest;
 use crate::normal_sync::{NormalSyncSession, OpResult, SyncCounters, SyncOpError, end_session};
 use crate::state::AppState;

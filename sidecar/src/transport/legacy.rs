@@ -1,0 +1,360 @@
+//! The legacy wire format of sync versions 8–10 (Anki 2.1.50–2.1.56, older AnkiDroid), on the
+//! same paths as v11. See docs/legacy-protocol.md.
+//!
+//! This layer only decodes: a multipart request (or the media `begin` GET) becomes the same
+//! request a v11 client would have sent: a [`SyncHeader`] in the request's extensions and the
+//! `data` part as the body. The handlers and everything behind them are shared. The request's
+//! [`Wire`] is kept in a task-local for the whole handler, so the body readers know to gunzip
+//! (or take raw bytes) instead of zstd, and the answers go out plain instead of zstd.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::header::HEADER_NAME;
+use super::{BodyLimits, SyncHeader};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Legacy clients do not send their sync version on every request; the reference server
+/// assumes 10 for all of them, and so do we. `meta` carries the real one in its body.
+pub const LEGACY_SYNC_VERSION: u8 = 10;
+
+/// Text parts (`c`, `k`, `sk`, `s`, `v`) are a few dozen bytes; anything longer is hostile.
+const MAX_TEXT_PART: u64 = 1024;
+
+/// How the current request's body is encoded, and how its answer must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// `anki-sync` header, zstd both ways, `anki-original-size` on answers.
+    V11,
+    /// Multipart (or the `begin` GET): the `data` part gzip-compressed or raw; plain answers.
+    Legacy { gzip: bool },
+}
+
+tokio::task_local! {
+    static WIRE: Wire;
+}
+
+/// The wire of the request being handled (V11 outside a legacy request's task).
+pub fn current_wire() -> Wire {
+    WIRE.try_with(|wire| *wire).unwrap_or(Wire::V11)
+}
+
+/// Runs `future` as the handling of a request that arrived in the given wire format.
+pub async fn with_wire<F: std::future::Future>(wire: Wire, future: F) -> F::Output {
+    WIRE.scope(wire, future).await
+}
+
+/// The fields of a decoded legacy request.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LegacyParts {
+    pub data: Vec<u8>,
+    pub gzip: bool,
+    pub host_key: String,
+    pub session_key: String,
+    pub client_version: String,
+}
+
+impl LegacyParts {
+    fn header(&self) -> SyncHeader {
+        SyncHeader {
+            version: LEGACY_SYNC_VERSION,
+            host_key: self.host_key.clone(),
+            client_version: if self.client_version.is_empty() {
+                "legacy".into()
+            } else {
+                self.client_version.clone()
+            },
+            session_key: self.session_key.clone(),
+        }
+    }
+}
+
+fn is_multipart(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        })
+}
+
+fn is_media_begin_get(request: &Request) -> bool {
+    request.method() == Method::GET && request.uri().path().ends_with("/msync/begin")
+}
+
+/// Middleware on the `/sync` and `/msync` routers. Requests with the `anki-sync` header, and
+/// requests that are not legacy-shaped, pass unchanged (the v11 path answers those).
+pub async fn decode_legacy(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.headers().contains_key(HEADER_NAME) {
+        return next.run(request).await;
+    }
+    if is_media_begin_get(&request) {
+        return match begin_query(request.uri().query().unwrap_or("")) {
+            Ok(parts) => run_decoded(request, parts, next).await,
+            Err(err) => err.into_response(),
+        };
+    }
+    if !is_multipart(&request) {
+        return next.run(request).await;
+    }
+    let limits = part_limits(&state, request.uri().path());
+    let (head, body) = request.into_parts();
+    match read_multipart(&head.headers, body, limits).await {
+        Ok(parts) => run_decoded(Request::from_parts(head, Body::empty()), parts, next).await,
+        Err(err) => err.into_response(),
+    }
+}
+
+/// The caps of the endpoint family a legacy request belongs to, as for v11: the `data` part
+/// of a login gets the login cap, a full upload and a media upload their own, the rest the
+/// JSON cap. The handler's reader applies the same family's caps again after decoding.
+fn part_limits(state: &AppState, path: &str) -> BodyLimits {
+    let limits = &state.settings.limits;
+    if path.ends_with("/sync/hostKey") {
+        limits.login_body()
+    } else if path.ends_with("/sync/upload") {
+        limits.full_upload_body()
+    } else if path.ends_with("/msync/uploadChanges") {
+        limits.media_body()
+    } else {
+        limits.json_body()
+    }
+}
+
+async fn run_decoded(request: Request, parts: LegacyParts, next: Next) -> Response {
+    let (mut head, _) = request.into_parts();
+    head.extensions.insert(parts.header());
+    // A missing or empty `data` part means `{}`, as on the reference server.
+    let (data, gzip) = if parts.data.is_empty() {
+        (b"{}".to_vec(), false)
+    } else {
+        (parts.data, parts.gzip)
+    };
+    let request = Request::from_parts(head, Body::from(data));
+    with_wire(Wire::Legacy { gzip }, next.run(request)).await
+}
+
+/// `GET /msync/begin?k=<host key>&v=<client version>`: the body the POST handler expects is
+/// `{"v": <client version>}`.
+fn begin_query(query: &str) -> Result<LegacyParts, ApiError> {
+    let mut parts = LegacyParts::default();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value)?;
+        if value.len() as u64 > MAX_TEXT_PART {
+            return Err(ApiError::bad_request("query parameter too long"));
+        }
+        match key {
+            "k" => parts.host_key = value,
+            "v" => parts.client_version = value,
+            _ => {}
+        }
+    }
+    parts.data = serde_json::to_vec(&serde_json::json!({ "v": parts.client_version }))
+        .map_err(|err| ApiError::Internal(err.into()))?;
+    Ok(parts)
+}
+
+fn percent_decode(value: &str) -> Result<String, ApiError> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| ApiError::bad_request("bad percent-encoding in the query"))?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| ApiError::bad_request("query is not UTF-8"))
+}
+
+fn multipart_error(err: multer::Error) -> ApiError {
+    match err {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
+            ApiError::PayloadTooLarge(format!("multipart request part too large: {err}"))
+        }
+        other => ApiError::bad_request(format!("malformed multipart body: {other}")),
+    }
+}
+
+/// Reads the multipart body with its caps: the whole body and the `data` part are bounded by
+/// the compressed-body cap, every other part by [`MAX_TEXT_PART`], so nothing unbounded is
+/// ever buffered. The `data` part is kept as sent; the body readers decompress it with the
+/// uncompressed cap.
+pub async fn read_multipart(
+    headers: &axum::http::HeaderMap,
+    body: Body,
+    limits: BodyLimits,
+) -> Result<LegacyParts, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let boundary = multer::parse_boundary(content_type).map_err(multipart_error)?;
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .whole_stream(limits.max_compressed.saturating_add(64 * 1024))
+            .per_field(MAX_TEXT_PART)
+            .for_field("data", limits.max_compressed),
+    );
+    let mut multipart =
+        multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    let mut parts = LegacyParts::default();
+    let mut compressed = None;
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or("").to_string();
+        let value = field.bytes().await.map_err(multipart_error)?;
+        let text = || String::from_utf8_lossy(&value).into_owned();
+        match name.as_str() {
+            "data" => parts.data = value.to_vec(),
+            "c" => compressed = Some(text()),
+            "k" | "sk" if parts.host_key.is_empty() => parts.host_key = text(),
+            "s" => parts.session_key = text(),
+            "v" => parts.client_version = text(),
+            _ => {}
+        }
+    }
+    parts.gzip = match compressed.as_deref() {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown value {other:?} of the c part"
+            )));
+        }
+    };
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> BodyLimits {
+        BodyLimits::sizes(1024, 4096)
+    }
+
+    fn multipart(parts: &[(&str, &[u8])]) -> (axum::http::HeaderMap, Body) {
+        let mut body = Vec::new();
+        for (name, value) in parts {
+            body.extend_from_slice(b"--XyZ\r\n");
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            );
+            body.extend_from_slice(value);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"--XyZ--\r\n");
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            "multipart/form-data; boundary=XyZ".parse().unwrap(),
+        );
+        (headers, Body::from(body))
+    }
+
+    #[tokio::test]
+    async fn reads_the_parts_of_a_legacy_request() {
+        let (headers, body) = multipart(&[
+            ("data", b"\x1f\x8bgz"),
+            ("c", b"1"),
+            ("k", b"hkey"),
+            ("s", b"sess"),
+        ]);
+        let parts = read_multipart(&headers, body, limits()).await.unwrap();
+        assert_eq!(
+            parts,
+            LegacyParts {
+                data: b"\x1f\x8bgz".to_vec(),
+                gzip: true,
+                host_key: "hkey".into(),
+                session_key: "sess".into(),
+                client_version: String::new(),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn media_requests_name_the_key_sk() {
+        let (headers, body) = multipart(&[("data", b"{}"), ("sk", b"hkey")]);
+        let parts = read_multipart(&headers, body, limits()).await.unwrap();
+        assert_eq!(parts.host_key, "hkey");
+        assert!(!parts.gzip);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_part_is_413() {
+        let big = vec![b'a'; 2000];
+        let (headers, body) = multipart(&[("data", &big)]);
+        let err = read_multipart(&headers, body, limits()).await.unwrap_err();
+        assert_eq!(err.status(), 413);
+        let long_key = vec![b'k'; 2000];
+        let (headers, body) = multipart(&[("k", &long_key)]);
+        let err = read_multipart(&headers, body, BodyLimits::sizes(1 << 20, 1 << 20))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 413);
+    }
+
+    #[tokio::test]
+    async fn a_broken_body_is_400() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            "multipart/form-data; boundary=XyZ".parse().unwrap(),
+        );
+        let err = read_multipart(&headers, Body::from("--XyZ\r\ngarbage"), limits())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 400);
+        headers.insert(header::CONTENT_TYPE, "multipart/form-data".parse().unwrap());
+        let err = read_multipart(&headers, Body::from(""), limits())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn the_begin_query_becomes_a_begin_body() {
+        let parts = begin_query("k=abc%20d&v=anki%2C2.1.50").unwrap();
+        assert_eq!(parts.host_key, "abc d");
+        assert_eq!(parts.client_version, "anki,2.1.50");
+        assert_eq!(parts.data, br#"{"v":"anki,2.1.50"}"#);
+        assert_eq!(begin_query("k=%zz").unwrap_err().status(), 400);
+    }
+
+    #[tokio::test]
+    async fn the_wire_is_scoped_to_the_request() {
+        assert_eq!(current_wire(), Wire::V11);
+        let inside = with_wire(Wire::Legacy { gzip: true }, async { current_wire() }).await;
+        assert_eq!(inside, Wire::Legacy { gzip: true });
+        assert_eq!(current_wire(), Wire::V11);
+    }
+}

@@ -1,0 +1,381 @@
+//! The legacy transport (sync versions 8–10: multipart, gzip or raw `data`, plain answers) at
+//! HTTP level, as Anki 2.1.50–2.1.56 send it. The real clients are in tests/e2e.
+
+mod common;
+
+use std::io::Write;
+
+use common::{Response, TestApp};
+use serde_json::{Value, json};
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+const BOUNDARY: &str = "------------------------legacyBoundary42";
+
+/// A multipart body in the layout of the legacy Rust client: `data` first (with a file name),
+/// then the text parts.
+fn multipart(parts: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        if *name == "data" {
+            body.extend_from_slice(
+                b"Content-Disposition: form-data; name=\"data\"; filename=\"data\"\r\n\
+                  Content-Type: application/octet-stream\r\n\r\n",
+            );
+        } else {
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            );
+        }
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// Sends a multipart POST without the `anki-sync` header; the answer is kept as sent.
+async fn post(app: &TestApp, path: &str, body: Vec<u8>) -> Response {
+    let response = app
+        .http
+        .post(format!("{}/{path}", app.base))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    if status == 200 {
+        assert!(
+            response.headers().get("anki-original-size").is_none(),
+            "legacy answers are plain"
+        );
+    }
+    let body = response.bytes().await.unwrap().to_vec();
+    Response { status, body }
+}
+
+/// A collection call as 2.1.50 sends it: gzip `data`, `c=1`, `k`, `s`.
+async fn call(app: &TestApp, method: &str, key: &str, session: &str, data: Value) -> Response {
+    let data = gzip(data.to_string().as_bytes());
+    let mut parts: Vec<(&str, &[u8])> = vec![("data", &data), ("c", b"1")];
+    if !key.is_empty() {
+        parts.push(("k", key.as_bytes()));
+        parts.push(("s", session.as_bytes()));
+    }
+    post(app, &format!("sync/{method}"), multipart(&parts)).await
+}
+
+async fn legacy_login(app: &TestApp, user: &str) -> String {
+    let answer = call(app, "hostKey", "", "", json!({"u": user, "p": "secret"})).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json()["key"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn gzip_and_raw_data_parts_are_both_read() {
+    let app = TestApp::start().await;
+    app.add_user("alice", true);
+    // gzip, as in every collection call of the legacy clients.
+    let key = legacy_login(&app, "alice").await;
+    assert!(!key.is_empty());
+    let wrong = call(&app, "hostKey", "", "", json!({"u": "alice", "p": "nope"})).await;
+    assert_eq!(wrong.status, 403);
+
+    // Raw (`c=0`), as media calls send it.
+    let data = json!({"v": 10, "cv": "anki,2.1.50 (abc),lin"}).to_string();
+    let raw = post(
+        &app,
+        "sync/meta",
+        multipart(&[
+            ("data", data.as_bytes()),
+            ("c", b"0"),
+            ("k", key.as_bytes()),
+            ("s", b"abcdefghij"),
+        ]),
+    )
+    .await;
+    assert_eq!(raw.status, 200, "{}", raw.text());
+    let meta = raw.json();
+    assert_eq!(meta["cont"], true);
+    assert_eq!(meta["usn"], 0);
+    assert_eq!(meta["empty"], true);
+    // The same answer through gzip.
+    let gz = call(
+        &app,
+        "meta",
+        &key,
+        "abcdefghij",
+        json!({"v": 10, "cv": "x"}),
+    )
+    .await;
+    assert_eq!(gz.json()["scm"], meta["scm"]);
+    // And a v11 client still gets zstd with its header.
+    let v11 = app
+        .call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
+        .await;
+    assert_eq!(v11.json()["scm"], meta["scm"]);
+}
+
+#[tokio::test]
+async fn a_missing_data_part_means_an_empty_object() {
+    let app = TestApp::start().await;
+    app.add_user("alice", true);
+    let key = legacy_login(&app, "alice").await;
+    // AnkiDroid sends downloads without `data`: the raw schema-11 file comes back.
+    let download = post(
+        &app,
+        "sync/download",
+        multipart(&[("k", key.as_bytes()), ("s", b"s")]),
+    )
+    .await;
+    assert_eq!(download.status, 200, "{}", download.text());
+    assert!(download.body.starts_with(b"SQLite format 3\0"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.anki2");
+    std::fs::write(&path, &download.body).unwrap();
+    let ver: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT ver FROM col", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(ver, 11);
+    // An empty `data` part is the same as none.
+    let abort = post(
+        &app,
+        "sync/abort",
+        multipart(&[("data", b""), ("k", key.as_bytes()), ("s", b"s")]),
+    )
+    .await;
+    assert_eq!(abort.status, 200);
+    assert_eq!(abort.text(), "null");
+    // `meta` without data has no version: the client is told it is too old (501).
+    let meta = post(&app, "sync/meta", multipart(&[("k", key.as_bytes())])).await;
+    assert_eq!(meta.status, 501);
+}
+
+#[tokio::test]
+async fn broken_requests_get_a_clean_4xx() {
+    let app = TestApp::start_with(&["--max-body-mb", "1"]).await;
+    app.add_user("alice", true);
+    let key = legacy_login(&app, "alice").await;
+
+    // A multipart body that ends in the middle of a part.
+    let mut truncated = multipart(&[("data", b"{}"), ("k", key.as_bytes())]);
+    truncated.truncate(truncated.len() - 20);
+    assert_eq!(post(&app, "sync/abort", truncated).await.status, 400);
+    // No boundary at all.
+    let response = app
+        .http
+        .post(format!("{}/sync/abort", app.base))
+        .header("content-type", "multipart/form-data")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    // `c=1` but the data is not gzip.
+    let bad_gzip = post(
+        &app,
+        "sync/meta",
+        multipart(&[("data", b"{\"v\":10}"), ("c", b"1"), ("k", key.as_bytes())]),
+    )
+    .await;
+    assert_eq!(bad_gzip.status, 400, "{}", bad_gzip.text());
+    assert!(bad_gzip.text().contains("gzip"));
+    // A part over the body cap (1 MiB here) is refused while it is read.
+    let big = vec![b'x'; 1024 * 1024 + 10];
+    let oversized = post(
+        &app,
+        "sync/applyChunk",
+        multipart(&[("data", &big), ("c", b"0"), ("k", key.as_bytes())]),
+    )
+    .await;
+    assert_eq!(oversized.status, 413);
+    // gzip that inflates past the uncompressed cap stops at the cap.
+    let app = TestApp::start_with(&["--max-uncompressed-mb", "1"]).await;
+    app.add_user("bob", true);
+    let key = legacy_login(&app, "bob").await;
+    let bomb = gzip(&vec![b' '; 3 * 1024 * 1024]);
+    assert!(bomb.len() < 64 * 1024);
+    let inflated = post(
+        &app,
+        "sync/applyChunk",
+        multipart(&[("data", &bomb), ("c", b"1"), ("k", key.as_bytes())]),
+    )
+    .await;
+    assert_eq!(inflated.status, 413);
+    // A legacy request with a revoked or unknown key is a 403, like v11.
+    let unknown = call(&app, "meta", "0123456789abcdef", "s", json!({"v": 10})).await;
+    assert_eq!(unknown.status, 403);
+}
+
+fn basic_notetype_id(changes: &Value) -> i64 {
+    changes["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|model| model["name"] == "Basic")
+        .map(|model| model["id"].as_i64().unwrap())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_legacy_normal_sync_with_v10_due_counts_commits() {
+    let app = TestApp::start().await;
+    let alice = app.add_user("alice", true);
+    let key = legacy_login(&app, "alice").await;
+    let s = "legacysess";
+    let meta = call(&app, "meta", &key, s, json!({"v": 10, "cv": "x"})).await;
+    assert_eq!(meta.json()["cont"], true);
+    // Legacy clients send their graves inside `start`.
+    let start = call(
+        &app,
+        "start",
+        &key,
+        s,
+        json!({"minUsn": 0, "lnewer": true, "graves": {"cards": [], "notes": [], "decks": []}}),
+    )
+    .await;
+    assert_eq!(start.status, 200, "{}", start.text());
+    let changes = call(
+        &app,
+        "applyChanges",
+        &key,
+        s,
+        json!({"changes": {"models": [], "decks": [[], []], "tags": ["legacy"]}}),
+    )
+    .await
+    .json();
+    let notetype = basic_notetype_id(&changes);
+    let models = changes["models"].as_array().unwrap().len();
+    let decks = changes["decks"][0].as_array().unwrap().len();
+    let dconf = changes["decks"][1].as_array().unwrap().len();
+    assert_eq!(
+        call(&app, "chunk", &key, s, json!({})).await.json()["done"],
+        true
+    );
+    let chunk = json!({
+        "done": true,
+        "notes": [[1700000000100i64, "guid-1", notetype, 1700000100, -1, "", "front\u{1f}back", "", "", 0, ""]],
+        "cards": [[1700000000200i64, 1700000000100i64, 1, 0, 1700000100, -1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, "{}"]],
+    });
+    let applied = call(&app, "applyChunk", &key, s, json!({"chunk": chunk})).await;
+    assert_eq!(applied.status, 200, "{}", applied.text());
+    // v10 clients put real due counts (new, learning, review) first; v11 clients send zeros.
+    let sanity = call(
+        &app,
+        "sanityCheck2",
+        &key,
+        s,
+        json!({"client": [[1, 0, 0], 1, 1, 0, 0, models, decks, dconf]}),
+    )
+    .await;
+    assert_eq!(sanity.status, 200);
+    assert_eq!(sanity.json()["status"], "ok", "{}", sanity.text());
+    // `finish` answers a bare number.
+    let finish = call(&app, "finish", &key, s, json!({})).await;
+    assert_eq!(finish.status, 200);
+    let modified: i64 = finish.text().parse().expect("a bare number");
+    assert!(modified > 0);
+    let conn = rusqlite::Connection::open(app.user_dir(alice).join("collection.anki2")).unwrap();
+    let notes: i64 = conn
+        .query_row("SELECT COUNT(*) FROM notes", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(notes, 1);
+}
+
+#[tokio::test]
+async fn a_legacy_full_upload_answers_ok() {
+    let app = TestApp::start().await;
+    app.add_user("alice", true);
+    let key = legacy_login(&app, "alice").await;
+    let download = call(&app, "download", &key, "s", json!({})).await;
+    assert_eq!(download.status, 200);
+    let upload = call_bytes(&app, "upload", &key, &gzip(&download.body)).await;
+    assert_eq!(upload.status, 200);
+    assert_eq!(upload.text(), "OK");
+    let garbage = call_bytes(&app, "upload", &key, &gzip(b"not a collection")).await;
+    assert_eq!(garbage.status, 200);
+    assert_ne!(garbage.text(), "OK");
+}
+
+async fn call_bytes(app: &TestApp, method: &str, key: &str, gzipped: &[u8]) -> Response {
+    post(
+        app,
+        &format!("sync/{method}"),
+        multipart(&[
+            ("data", gzipped),
+            ("c", b"1"),
+            ("k", key.as_bytes()),
+            ("s", b"s"),
+        ]),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_v8_client_is_told_it_cannot_sync_a_v2_scheduler_collection() {
+    let app = TestApp::start().await;
+    app.add_user("alice", true);
+    let key = legacy_login(&app, "alice").await;
+    let meta = call(&app, "meta", &key, "s", json!({"v": 8, "cv": "x"})).await;
+    assert_eq!(meta.status, 200);
+    let meta = meta.json();
+    assert_eq!(meta["cont"], false);
+    assert_eq!(meta["msg"], "Your client does not support the v2 scheduler");
+    let v9 = call(&app, "meta", &key, "s", json!({"v": 9, "cv": "x"})).await;
+    assert_eq!(v9.json()["cont"], true);
+}
+
+#[tokio::test]
+async fn legacy_media_begins_with_a_get_and_continues_with_sk() {
+    let app = TestApp::start().await;
+    app.add_user("alice", true);
+    let key = legacy_login(&app, "alice").await;
+    let begin = app
+        .http
+        .get(format!(
+            "{}/msync/begin?k={key}&v=anki%2C2.1.50%20%28abc%29%2Clin",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(begin.status().as_u16(), 200);
+    assert!(begin.headers().get("anki-original-size").is_none());
+    let begin: Value = serde_json::from_slice(&begin.bytes().await.unwrap()).unwrap();
+    assert_eq!(begin, json!({"data": {"usn": 0, "sk": key}, "err": ""}));
+    let sk = begin["data"]["sk"].as_str().unwrap();
+
+    let changes = post(
+        &app,
+        "msync/mediaChanges",
+        multipart(&[("data", br#"{"lastUsn":0}"#), ("sk", sk.as_bytes())]),
+    )
+    .await;
+    assert_eq!(changes.status, 200, "{}", changes.text());
+    assert_eq!(changes.json(), json!({"data": [], "err": ""}));
+    let sanity = post(
+        &app,
+        "msync/mediaSanity",
+        multipart(&[("data", br#"{"local":0}"#), ("sk", sk.as_bytes())]),
+    )
+    .await;
+    assert_eq!(sanity.json(), json!({"data": "OK", "err": ""}));
+    // A GET begin with a bad key is refused like any other call.
+    let bad = app
+        .http
+        .get(format!("{}/msync/begin?k=nope&v=x", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 403);
+}
