@@ -8,7 +8,8 @@
 #   4. one release build of the sidecar, then pytest: the end-to-end suite on SQLite and on a
 #      throwaway PostgreSQL cluster started here, plus the Django tests
 #
-# TEST_SKIP_POSTGRES=1 runs the end-to-end suite on SQLite only. Every step runs even when an
+# TEST_SKIP_POSTGRES=1 runs the end-to-end suite on SQLite only; TEST_SKIP_BROWSER=1 skips the
+# browser tests (Chromium), TEST_SKIP_NGINX=1 the nginx test. Every step runs even when an
 # earlier one failed, so one run shows every problem; the exit status is non-zero if any failed.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -88,6 +89,10 @@ run_pytest() {
     fi
     return $status
 }
+if [[ ${TEST_SKIP_BROWSER:-} == 1 ]]; then
+    warn "TEST_SKIP_BROWSER=1: the browser tests (Chromium) are skipped"
+    RESULTS+=("skip      browser tests (TEST_SKIP_BROWSER=1)")
+fi
 step "pytest" run_pytest
 pg_stop_throwaway
 
