@@ -3,7 +3,8 @@
 # directory. Extra arguments go to pytest (e.g. `scripts/test.sh -k login`).
 #
 #   1. the Python venv with tests/requirements.txt
-#   2. cargo fmt --check, cargo clippy -D warnings, cargo test (dev profile)
+#   2. cargo fmt --check, cargo clippy -D warnings, cargo test (dev profile; the ignored tests
+#      too, which need the anki package: ANKI_PYTHON is the venv's python)
 #   3. ruff check and ruff format --check on every Python file of the repository
 #   4. one release build of the sidecar, then pytest: the end-to-end suite on SQLite and on a
 #      throwaway PostgreSQL cluster started here, plus the Django tests
@@ -57,8 +58,10 @@ rm -f "$ARTIFACTS/cargo-test.log" "$ARTIFACTS/pytest.xml"
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy "${CARGO_FLAGS[@]}" --workspace --all-targets -- -D warnings
 run_cargo_test() {
-    # Kept in a file as well, for the totals at the end.
-    cargo test "${CARGO_FLAGS[@]}" --workspace 2>&1 | tee "$ARTIFACTS/cargo-test.log"
+    # The ignored tests are the ones that open a collection with the real client (the `anki`
+    # package): they run here, with the venv's python. Kept in a file as well, for the totals.
+    ANKI_PYTHON="$PY" cargo test "${CARGO_FLAGS[@]}" --workspace -- --include-ignored 2>&1 |
+        tee "$ARTIFACTS/cargo-test.log"
 }
 step "cargo test" run_cargo_test
 step "ruff check" "$VENV/bin/ruff" check .
