@@ -6,6 +6,7 @@
 pub mod full_sync;
 pub mod status;
 pub mod user_data;
+pub mod user_removal;
 
 use std::fs;
 use std::io;
