@@ -248,3 +248,20 @@ def test_the_orphan_command_removes_what_a_deletion_left_behind(
     assert not user_dir.exists()
     assert user.id not in [entry["user_id"] for entry in sidecar.deleted_users()]
     assert f"user {user.id}:" not in web.manage("remove_orphaned_sync_data")
+
+
+def test_the_trailing_slash_matters_only_under_a_path_prefix(backend, make_client):
+    # What the README says about the slash, checked with the real client.
+    user = backend.create_user()
+    bare = make_client(backend.url.rstrip("/"), "bare-no-slash")
+    bare.login(user.username, user.password)
+    assert required_name(bare.sync()) == required_name(NO_CHANGES)
+
+    prefixed = backend.start_sidecar({"SIDECAR_BASE_PATH": "/anki"})
+    assert prefixed.url.endswith("/anki/")
+    without = make_client(prefixed.url.rstrip("/"), "prefix-no-slash")
+    with pytest.raises(Exception, match="404"):
+        without.login(user.username, user.password)
+    with_slash = make_client(prefixed.url, "prefix-slash")
+    with_slash.login(user.username, user.password)
+    assert required_name(with_slash.sync()) == required_name(NO_CHANGES)
