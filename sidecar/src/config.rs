@@ -92,6 +92,12 @@ pub struct Settings {
     #[arg(long, env = "SIDECAR_IMPORT_WAIT_SECS", default_value_t = 60)]
     pub import_wait_secs: u64,
 
+    // --- auth: revocation sweep -------------------------------------------------------------
+    /// How often the keys of inactive or deleted users are revoked and old login-throttling
+    /// rows expire, in seconds.
+    #[arg(long, env = "SIDECAR_AUTH_SWEEP_SECS", default_value_t = 60)]
+    pub auth_sweep_secs: u64,
+
     #[command(flatten)]
     pub user_table: UserTableSettings,
 }
@@ -151,6 +157,7 @@ impl fmt::Debug for Settings {
             .field("login_window_secs", &self.login_window_secs)
             .field("sync_idle_timeout_secs", &self.sync_idle_timeout_secs)
             .field("import_wait_secs", &self.import_wait_secs)
+            .field("auth_sweep_secs", &self.auth_sweep_secs)
             .field("user_table", &self.user_table)
             .finish()
     }

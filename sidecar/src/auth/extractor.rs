@@ -47,6 +47,10 @@ pub async fn authenticate(state: &AppState, key: &str) -> Result<DjangoUser, Api
         .map_err(|err| ApiError::Internal(err.into()))?
         .ok_or_else(|| ApiError::Forbidden("unknown host key".into()))?;
     if !stored.user.is_active {
+        // Deactivation logs out every device for good: the keys are deleted now, so that a
+        // later reactivation does not bring them back (docs/operations.md, "Logging users
+        // out").
+        crate::auth::revocation::revoke_inactive(state, stored.user.id).await?;
         return Err(ApiError::Forbidden("account is inactive".into()));
     }
     let current = host_key::password_fingerprint(&stored.user.password);

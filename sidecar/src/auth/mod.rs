@@ -2,10 +2,13 @@
 //! that make a handler authenticated by its signature alone.
 
 pub mod client_ip;
+pub mod credentials;
 pub mod django_password;
 pub mod extractor;
 pub mod host_key;
 pub mod login;
+pub mod revocation;
+pub mod throttle;
 
 pub use client_ip::ClientIp;
 pub use extractor::AuthedUser;

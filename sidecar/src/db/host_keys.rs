@@ -124,3 +124,23 @@ impl Database {
         Ok(summary)
     }
 }
+
+impl Database {
+    /// Deletes the keys of every user who is inactive or no longer in Django's table.
+    /// Returns how many keys went.
+    pub async fn delete_host_keys_of_inactive_users(&self) -> sqlx::Result<u64> {
+        let t = &self.users;
+        let sql = format!(
+            "DELETE FROM sidecar_host_keys WHERE user_id NOT IN \
+             (SELECT CAST({id} AS BIGINT) FROM {table} WHERE {active})",
+            id = t.id,
+            table = t.table,
+            active = t.active,
+        );
+        let result = with_pool!(self, |pool| sqlx::query(&sql)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(result)
+    }
+}

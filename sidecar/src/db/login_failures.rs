@@ -1,4 +1,6 @@
-//! Counters of failed logins, per username and per client IP, in fixed windows.
+//! Counters of failed logins in fixed windows, per username, per client address and per
+//! (username, address) pair, and the addresses each username last logged in from. The rule
+//! that reads them is in `auth::throttle`.
 
 use super::{Database, with_pool};
 
@@ -6,6 +8,8 @@ use super::{Database, with_pool};
 pub enum ThrottleScope {
     Username,
     ClientIp,
+    /// Subject `<address> <username>`.
+    UsernameFromIp,
 }
 
 impl ThrottleScope {
@@ -13,6 +17,7 @@ impl ThrottleScope {
         match self {
             Self::Username => "user",
             Self::ClientIp => "ip",
+            Self::UsernameFromIp => "user_ip",
         }
     }
 }
@@ -78,5 +83,70 @@ impl Database {
         .await
         .map(|_| ()))?;
         Ok(())
+    }
+
+    /// True when `username` (as throttling keys it) logged in successfully from `address`
+    /// after `since`.
+    pub async fn login_succeeded_from(
+        &self,
+        username: &str,
+        address: &str,
+        since: i64,
+    ) -> sqlx::Result<bool> {
+        let found: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT last_success_at FROM sidecar_login_successes \
+             WHERE subject = $1 AND address = $2 AND last_success_at > $3"
+        )
+        .bind(username)
+        .bind(address)
+        .bind(since)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(found.is_some())
+    }
+
+    pub async fn record_login_success(
+        &self,
+        username: &str,
+        address: &str,
+        now: i64,
+    ) -> sqlx::Result<()> {
+        let sql = "INSERT INTO sidecar_login_successes (subject, address, last_success_at) \
+                   VALUES ($1, $2, $3) \
+                   ON CONFLICT (subject, address) DO UPDATE SET last_success_at = $4";
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(username)
+            .bind(address)
+            .bind(now)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Deletes failure counters whose window closed before `failures_before` and remembered
+    /// successes older than `successes_before`, so that neither table grows without bound.
+    /// Returns how many rows went.
+    pub async fn expire_login_rows(
+        &self,
+        failures_before: i64,
+        successes_before: i64,
+    ) -> sqlx::Result<u64> {
+        let failures = with_pool!(self, |pool| sqlx::query(
+            "DELETE FROM sidecar_login_failures WHERE window_started_at <= $1"
+        )
+        .bind(failures_before)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        let successes = with_pool!(self, |pool| sqlx::query(
+            "DELETE FROM sidecar_login_successes WHERE last_success_at <= $1"
+        )
+        .bind(successes_before)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(failures + successes)
     }
 }

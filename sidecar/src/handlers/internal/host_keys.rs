@@ -11,6 +11,7 @@ pub async fn revoke_all(
     State(state): State<AppState>,
     Path(user_id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
+    super::known_user::require_user(&state, user_id).await?;
     let revoked = state
         .db
         .delete_host_keys_of_user(user_id)

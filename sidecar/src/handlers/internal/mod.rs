@@ -4,6 +4,7 @@
 pub mod deleted_users;
 pub mod host_keys;
 pub mod imports;
+pub mod known_user;
 pub mod metrics;
 pub mod users;
 

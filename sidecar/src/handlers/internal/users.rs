@@ -28,6 +28,7 @@ pub async fn stats(
     State(state): State<AppState>,
     Path(user_id): Path<i64>,
 ) -> ApiResult<Json<StatsResponse>> {
+    super::known_user::require_user(&state, user_id).await?;
     let files = state.data.user(user_id);
     let data = tokio::task::spawn_blocking(move || user_stats(&files)).await??;
     let (devices, last_seen) = state
@@ -70,6 +71,7 @@ pub async fn reset(
     Path(user_id): Path<i64>,
     Json(request): Json<ResetRequest>,
 ) -> ApiResult<Json<ResetReport>> {
+    super::known_user::require_user(&state, user_id).await?;
     let files = state.data.user(user_id);
     let mut slot = state.registry.lock(user_id).await;
     if !request.dry_run {
