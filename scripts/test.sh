@@ -3,13 +3,15 @@
 # directory. Extra arguments go to pytest (e.g. `scripts/test.sh -k login`).
 #
 #   1. the Python venv with tests/requirements.txt
-#   2. cargo fmt --check, cargo clippy -D warnings, cargo test (dev profile)
+#   2. cargo fmt --check, cargo clippy -D warnings, cargo test (dev profile; the ignored tests
+#      too, which need the anki package: ANKI_PYTHON is the venv's python)
 #   3. ruff check and ruff format --check on every Python file of the repository
 #   4. one release build of the sidecar, the client venvs of the version matrix, then pytest:
 #      the end-to-end suite on SQLite and on a throwaway PostgreSQL cluster started here, plus
 #      the Django tests
 #
-# TEST_SKIP_POSTGRES=1 runs the end-to-end suite on SQLite only. Every step runs even when an
+# TEST_SKIP_POSTGRES=1 runs the end-to-end suite on SQLite only; TEST_SKIP_BROWSER=1 skips the
+# browser tests (Chromium), TEST_SKIP_NGINX=1 the nginx test. Every step runs even when an
 # earlier one failed, so one run shows every problem; the exit status is non-zero if any failed.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -57,8 +59,10 @@ rm -f "$ARTIFACTS/cargo-test.log" "$ARTIFACTS/pytest.xml"
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy "${CARGO_FLAGS[@]}" --workspace --all-targets -- -D warnings
 run_cargo_test() {
-    # Kept in a file as well, for the totals at the end.
-    cargo test "${CARGO_FLAGS[@]}" --workspace 2>&1 | tee "$ARTIFACTS/cargo-test.log"
+    # The ignored tests are the ones that open a collection with the real client (the `anki`
+    # package): they run here, with the venv's python. Kept in a file as well, for the totals.
+    ANKI_PYTHON="$PY" cargo test "${CARGO_FLAGS[@]}" --workspace -- --include-ignored 2>&1 |
+        tee "$ARTIFACTS/cargo-test.log"
 }
 step "cargo test" run_cargo_test
 step "ruff check" "$VENV/bin/ruff" check .
@@ -93,6 +97,10 @@ run_pytest() {
     fi
     return $status
 }
+if [[ ${TEST_SKIP_BROWSER:-} == 1 ]]; then
+    warn "TEST_SKIP_BROWSER=1: the browser tests (Chromium) are skipped"
+    RESULTS+=("skip      browser tests (TEST_SKIP_BROWSER=1)")
+fi
 step "pytest" run_pytest
 pg_stop_throwaway
 

@@ -17,3 +17,8 @@ class AnkisyncConfig(AppConfig):
             sender=get_user_model(),
             dispatch_uid="ankisync.revoke_devices_on_deactivation",
         )
+
+        # Deleting a user in Django removes their sync data (after the commit).
+        from ankisync import user_deletion
+
+        user_deletion.connect()

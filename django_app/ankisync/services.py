@@ -45,15 +45,22 @@ def sync_data_reset(
     actor: AbstractBaseUser | None,
     confirm: bool = False,
     keep_media: bool = False,
+    media: str | None = None,
     via: str = SyncAdminAudit.Via.ADMIN,
 ) -> tuple[ResetReport, SyncAdminAudit]:
-    """Deletes the user's collection (and media unless `keep_media`) on the server.
+    """Deletes the user's collection (and media unless `keep_media`) on the server. `media`
+    chooses among "delete", "keep" and "keep_files" (keep the files, delete media.db) and
+    wins over `keep_media`.
 
     Without `confirm` it is a dry run: the sidecar only reports what would be deleted. Raises
     `SidecarError` after recording the failure."""
     action = SyncAdminAudit.Action.RESET if confirm else SyncAdminAudit.Action.RESET_DRY_RUN
     try:
-        report = get_client().reset(user.pk, dry_run=not confirm, keep_media=keep_media)
+        if media is not None:
+            keep_media = media != "delete"
+        report = get_client().reset(
+            user.pk, dry_run=not confirm, keep_media=keep_media, media=media
+        )
     except SidecarError as error:
         _audit(
             action=action,
@@ -72,7 +79,12 @@ def sync_data_reset(
         target=user,
         keep_media=keep_media,
         succeeded=True,
-        result={"dry_run": report.dry_run, "deleted": report.deleted.as_dict()},
+        result={
+            "dry_run": report.dry_run,
+            "media": report.media,
+            "leftovers": report.leftovers,
+            "deleted": report.deleted.as_dict(),
+        },
     )
     return report, audit
 

@@ -74,6 +74,10 @@ class ResetReport:
     dry_run: bool
     keep_media: bool
     deleted: SyncStats
+    # "delete", "keep" or "keep_files" (the files stay, media.db goes and is rebuilt).
+    media: str = ""
+    # Temp files and unneeded import packages removed.
+    leftovers: int = 0
 
     @classmethod
     def from_json(cls, data: Any) -> ResetReport:
@@ -83,6 +87,8 @@ class ResetReport:
             dry_run=bool(data.get("dry_run")),
             keep_media=bool(data.get("keep_media")),
             deleted=SyncStats.from_json(data["deleted"]),
+            media=str(data.get("media") or ""),
+            leftovers=int(data.get("leftovers") or 0),
         )
 
 
@@ -109,8 +115,20 @@ class SidecarClient:
     def stats(self, user_id: int) -> SyncStats:
         return SyncStats.from_json(self._call("GET", f"/internal/v1/users/{int(user_id)}/stats"))
 
-    def reset(self, user_id: int, *, dry_run: bool = True, keep_media: bool = False) -> ResetReport:
-        body = json.dumps({"dry_run": bool(dry_run), "keep_media": bool(keep_media)}).encode()
+    def reset(
+        self,
+        user_id: int,
+        *,
+        dry_run: bool = True,
+        keep_media: bool = False,
+        media: str | None = None,
+    ) -> ResetReport:
+        """`media` is "delete", "keep" or "keep_files"; when None, `keep_media` picks "keep"
+        or "delete"."""
+        payload: dict[str, Any] = {"dry_run": bool(dry_run), "keep_media": bool(keep_media)}
+        if media is not None:
+            payload["media"] = media
+        body = json.dumps(payload).encode()
         answer = self._call(
             "POST",
             f"/internal/v1/users/{int(user_id)}/reset",
@@ -124,6 +142,21 @@ class SidecarClient:
         if not isinstance(answer, dict) or not isinstance(answer.get("revoked"), int):
             raise SidecarError(f"unexpected host-keys answer from the sidecar: {answer!r:.200}")
         return answer["revoked"]
+
+    def deleted_users(self) -> list[dict]:
+        """Users with sync data (a folder or host keys) but no row in Django's user table."""
+        answer = self._call("GET", "/internal/v1/deleted-users")
+        if not isinstance(answer, dict) or not isinstance(answer.get("users"), list):
+            raise SidecarError(f"unexpected deleted-users answer from the sidecar: {answer!r:.200}")
+        return answer["users"]
+
+    def remove_deleted_user(self, user_id: int) -> dict:
+        """Removes the folder and host keys of a user deleted in Django; the sidecar refuses
+        (409) while the user still exists."""
+        answer = self._call("DELETE", f"/internal/v1/deleted-users/{int(user_id)}")
+        if not isinstance(answer, dict):
+            raise SidecarError(f"unexpected deleted-users answer from the sidecar: {answer!r:.200}")
+        return answer
 
     def import_package(self, user_id: int, package: bytes, *, idempotency_key: str) -> dict:
         """Merges an `.apkg` into the user's collection on the server. Retrying with the same

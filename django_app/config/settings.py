@@ -131,7 +131,25 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The sidecar's internal API (imports, admin); Django is its only client.
 SIDECAR_INTERNAL_URL = os.environ.get("SIDECAR_INTERNAL_URL", "http://127.0.0.1:8081")
-SIDECAR_INTERNAL_TOKEN = os.environ.get("SIDECAR_INTERNAL_TOKEN", "")
+
+
+def _internal_token() -> str:
+    """The variable wins; otherwise the token file that scripts/run.sh generates in the
+    checkout's var/, so that `manage.py sync_stats alice` works from a shell beside run.sh."""
+    token = os.environ.get("SIDECAR_INTERNAL_TOKEN")
+    if token is not None:
+        return token
+    path = Path(
+        os.environ.get("SIDECAR_INTERNAL_TOKEN_FILE")
+        or BASE_DIR.parent / "var" / "sidecar-internal-token"
+    )
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+SIDECAR_INTERNAL_TOKEN = _internal_token()
 
 # What users type into Anki; shown on the website. Anki needs the trailing slash.
 ANKI_SYNC_PUBLIC_URL = os.environ.get("ANKI_SYNC_PUBLIC_URL", "http://127.0.0.1:8080/")

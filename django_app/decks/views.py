@@ -50,7 +50,10 @@ def deck_detail(request: HttpRequest, deck_id: int) -> HttpResponse:
         {
             "deck": deck,
             "notes": selectors.deck_notes(deck=deck),
-            "pushes": [(push, selectors.summary_items(push)) for push in pushes],
+            "pushes": [
+                (push, selectors.summary_text(push), selectors.summary_items(push))
+                for push in pushes
+            ],
             "csv_form": CsvImportForm(),
         },
     )

@@ -25,4 +25,5 @@ pub mod registry;
 pub mod server;
 pub mod state;
 pub mod storage;
+pub mod sync_log;
 pub mod transport;

@@ -3,6 +3,7 @@
 use anki_sidecar::cli_import::{self, ImportArgs};
 use anki_sidecar::config::Settings;
 use anki_sidecar::server;
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -56,10 +57,20 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         Some(open_files) => tracing::info!(open_files, "open-files limit"),
         None => tracing::warn!("could not read the open-files limit"),
     }
-    let public = tokio::net::TcpListener::bind(settings.public_addr).await?;
-    let internal = tokio::net::TcpListener::bind(settings.internal_addr).await?;
+    let public = bind(settings.public_addr, "SIDECAR_PUBLIC_ADDR").await?;
+    let internal = bind(settings.internal_addr, "SIDECAR_INTERNAL_ADDR").await?;
     let state = server::build_state(settings).await?;
     server::launch_with_listeners(state, public, internal, shutdown_signal()).await
+}
+
+/// Binds a listener; a failure names the address and the variable that chooses another.
+async fn bind(
+    addr: std::net::SocketAddr,
+    variable: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}; choose another address with {variable}"))
 }
 
 async fn shutdown_signal() {

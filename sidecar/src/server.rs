@@ -108,17 +108,17 @@ async fn log_request(request: Request, next: Next) -> Response {
         }
     }));
     let response = next.run(Request::from_parts(parts, body)).await;
-    let bytes_out = response
-        .headers()
-        .get("content-length")
-        .or_else(|| {
-            response
-                .headers()
-                .get(crate::transport::response::ORIGINAL_SIZE_HEADER)
-        })
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+    let header_u64 = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    // Bytes on the wire when the body's length is known. A streamed body (a full download, a
+    // media zip) has none; `anki-original-size` then gives its size before zstd compression.
+    let bytes_out = header_u64("content-length");
+    let uncompressed_out = header_u64(crate::transport::response::ORIGINAL_SIZE_HEADER);
     let bytes_in = bytes_in.load(Ordering::Relaxed);
     let elapsed = started.elapsed();
     crate::metrics::record_request(
@@ -126,7 +126,7 @@ async fn log_request(request: Request, next: Next) -> Response {
         response.status().as_u16(),
         elapsed.as_secs_f64(),
         bytes_in,
-        bytes_out,
+        bytes_out.or(uncompressed_out).unwrap_or(0),
     );
     tracing::info!(
         target: "sidecar::request",
@@ -135,6 +135,7 @@ async fn log_request(request: Request, next: Next) -> Response {
         user_id = user.0.get().copied(),
         bytes_in,
         bytes_out,
+        uncompressed_out,
         ms = elapsed.as_millis() as u64,
         "request"
     );

@@ -115,7 +115,11 @@ def test_reset_command_is_a_dry_run_by_default(carol, fake_sidecar, stats_payloa
     out = capsys.readouterr().out
     assert "would delete 7 notes, 12 cards, 30 revlog entries; 3 media files" in out
     assert "dry run" in out
-    assert fake_sidecar.requests[0].json() == {"dry_run": True, "keep_media": False}
+    assert fake_sidecar.requests[0].json() == {
+        "dry_run": True,
+        "keep_media": False,
+        "media": "delete",
+    }
     audit = SyncAdminAudit.objects.get()
     assert audit.via == SyncAdminAudit.Via.COMMAND
     assert audit.actor is None
@@ -127,7 +131,11 @@ def test_reset_command_with_confirm_and_keep_media(carol, fake_sidecar, stats_pa
 
     call_command("reset_sync_data", "carol", "--confirm", "--keep-media")
 
-    assert fake_sidecar.requests[0].json() == {"dry_run": False, "keep_media": True}
+    assert fake_sidecar.requests[0].json() == {
+        "dry_run": False,
+        "keep_media": True,
+        "media": "keep",
+    }
     assert "deleted 7 notes" in capsys.readouterr().out
 
 

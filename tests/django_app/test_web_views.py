@@ -146,7 +146,7 @@ def test_send_to_anki_records_the_push(client, dora, fake_sidecar):
 
     assert b"Sent 1 notes to Anki" in page.content
     assert b'class="push-status">Delivered<' in page.content
-    assert b"notes added: 1" in page.content
+    assert b"<dt>Notes added</dt><dd>1</dd>" in page.content
 
 
 def test_connect_page_shows_the_url_and_status(client, dora, settings, fake_sidecar, stats_payload):

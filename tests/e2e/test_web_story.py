@@ -8,6 +8,7 @@ change on the website logs Anki devices out.
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -94,11 +95,17 @@ def test_sign_up_build_a_deck_send_it_and_sync_it_into_anki(backend, web, make_c
             page.click("#send-to-anki")
             page.wait_for_url(deck_url)
             status = page.locator("#push-history .push-status").first.inner_text()
-            details = page.locator("#push-history td").nth(3).inner_text()
+            details = page.locator("#push-history .push-result").first.inner_text()
+            summary = page.locator("#push-history .push-summary").first.inner_text()
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             shot = ARTIFACTS / f"web-story-deck-{backend.kind}.png"
             page.screenshot(path=str(shot), full_page=True)
             assert status == "Delivered", details
+            # A short human summary; the import's details stay behind the disclosure.
+            assert summary == "3 notes added; 1 media file"
+            assert not page.locator("#push-history .push-details").first.is_visible()
+            page.locator("#push-history .push-summary").first.click()
+            assert page.locator("#push-history .push-details").first.is_visible()
 
             # The Connect page names the exact sync URL and the server's status.
             page.goto(f"{web.url}/connect/")
@@ -148,6 +155,9 @@ def test_sign_up_build_a_deck_send_it_and_sync_it_into_anki(backend, web, make_c
             page.wait_for_url(deck_url)
             assert page.locator("#push-history .push-status").first.inner_text() == "Delivered"
             assert page.locator("#push-history tbody tr").count() == 2
+            resent = page.locator("#push-history .push-summary").first.inner_text()
+            # The deck is built anew for each send, so its notes come back as updated.
+            assert re.fullmatch(r"\d+ notes? updated", resent), resent
         finally:
             browser.close()
     sidecar = SidecarClient(backend.sidecar.internal_url, backend.sidecar.internal_token)

@@ -5,6 +5,7 @@
 //! SQLite numbers in order of appearance) and casts Django's columns to BIGINT so that one
 //! decoding works for both.
 
+pub mod deleted_users;
 pub mod host_keys;
 pub mod login_failures;
 pub mod users;

@@ -28,6 +28,8 @@ pub struct NormalSyncSession {
     pub counters: SyncCounters,
     pub started: Instant,
     pub last_activity: Instant,
+    /// Who started the sync, for its log line.
+    pub client: crate::sync_log::ClientTag,
 }
 
 impl NormalSyncSession {
@@ -43,27 +45,49 @@ impl NormalSyncSession {
         }
     }
 
-    /// Logs the sync's outcome; called exactly once per session, when it ends.
+    /// Logs the sync's outcome (its `sync kind=normal` line); called exactly once per
+    /// session, when it ends. Only `committed` advanced the collection's USN.
     pub fn log_outcome(&self, outcome: &str) {
         crate::metrics::sync_outcome(outcome, self.started.elapsed().as_secs_f64());
         crate::metrics::session_ended();
         let c = &self.counters;
-        tracing::info!(
-            user_id = self.user_id,
+        let usn_after = if outcome == "committed" {
+            self.server_usn + 1
+        } else {
+            self.server_usn
+        };
+        let counts = |cards, notes, revlog, graves, objects| {
+            crate::sync_log::Counts::default()
+                .with("cards", cards)
+                .with("notes", notes)
+                .with("revlog", revlog)
+                .with("graves", graves)
+                .with("objects", objects)
+        };
+        crate::sync_log::SyncLine {
+            kind: crate::sync_log::Kind::Normal,
+            user_id: self.user_id,
+            client: &self.client,
             outcome,
-            graves_sent = c.graves_sent,
-            graves_received = c.graves_received,
-            objects_sent = c.objects_sent,
-            objects_received = c.objects_received,
-            revlog_sent = c.revlog_sent,
-            revlog_received = c.revlog_received,
-            cards_sent = c.cards_sent,
-            cards_received = c.cards_received,
-            notes_sent = c.notes_sent,
-            notes_received = c.notes_received,
-            ms = self.started.elapsed().as_millis() as u64,
-            "normal sync outcome"
-        );
+            usn_before: Some(self.server_usn.into()),
+            usn_after: Some(usn_after.into()),
+            received: counts(
+                c.cards_received,
+                c.notes_received,
+                c.revlog_received,
+                c.graves_received,
+                c.objects_received,
+            ),
+            sent: counts(
+                c.cards_sent,
+                c.notes_sent,
+                c.revlog_sent,
+                c.graves_sent,
+                c.objects_sent,
+            ),
+            started: self.started,
+        }
+        .emit();
     }
 }
 

@@ -9,6 +9,7 @@ pub mod recovery;
 pub mod scheduler;
 pub mod status;
 pub mod user_data;
+pub mod user_removal;
 
 use std::fs;
 use std::io;

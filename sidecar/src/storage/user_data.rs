@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::user_removal::{delete_media_db, remove_leftovers};
 use super::{UserFiles, remove_stale_journals};
 use crate::media::MediaDb;
 
@@ -29,6 +30,26 @@ pub struct UserDataStats {
 /// Counts rows and files without creating anything for a user who never synced.
 pub fn user_stats(files: &UserFiles) -> anyhow::Result<UserDataStats> {
     let mut stats = UserDataStats::default();
+    add_collection_stats(files, &mut stats)?;
+    add_media_stats(files, &mut stats)?;
+    Ok(stats)
+}
+
+/// What a reset reports as deleted. A reset must also work on a broken collection or media
+/// database (that is often why it is run), so what cannot be read is counted as nothing.
+fn stats_for_reset(files: &UserFiles) -> UserDataStats {
+    let mut stats = UserDataStats::default();
+    if let Err(err) = add_collection_stats(files, &mut stats) {
+        tracing::warn!(error = %format!("{err:#}"), "collection unreadable; resetting anyway");
+        stats = UserDataStats::default();
+    }
+    if let Err(err) = add_media_stats(files, &mut stats) {
+        tracing::warn!(error = %format!("{err:#}"), "media database unreadable; resetting anyway");
+    }
+    stats
+}
+
+fn add_collection_stats(files: &UserFiles, stats: &mut UserDataStats) -> anyhow::Result<()> {
     let collection = files.collection();
     if collection.exists() {
         let conn = rusqlite::Connection::open_with_flags(
@@ -54,47 +75,82 @@ pub fn user_stats(files: &UserFiles) -> anyhow::Result<UserDataStats> {
             })?;
         stats.collection_bytes = std::fs::metadata(&collection)?.len();
     }
+    Ok(())
+}
+
+fn add_media_stats(files: &UserFiles, stats: &mut UserDataStats) -> anyhow::Result<()> {
     if files.media_db().exists() {
         let totals = MediaDb::open_path(&files.media_db())?.totals()?;
         stats.media_files = totals.total_files;
         stats.media_bytes = totals.total_bytes;
         stats.media_usn = totals.last_usn;
     }
-    Ok(stats)
+    Ok(())
+}
+
+/// What a reset does with the user's media (docs/operations.md, "Resetting a user").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaOnReset {
+    /// Delete the media files and the media database.
+    Delete,
+    /// Keep both: the media stay exactly as they are.
+    Keep,
+    /// Keep the files, delete the media database (the older server's `--keep-media-files`):
+    /// the record of the files is rebuilt, which repairs a broken `media.db`.
+    KeepFiles,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ResetReport {
     pub dry_run: bool,
+    /// True unless the media files were (or would be) deleted.
     pub keep_media: bool,
+    pub media: MediaOnReset,
     /// What was (or, in a dry run, would be) deleted.
     pub deleted: UserDataStats,
+    /// Temp files and unneeded import packages removed (counted in a dry run too).
+    pub leftovers: usize,
 }
 
-/// Deletes the user's collection, and unless `keep_media` their media too. Afterwards the
-/// user's next sync finds an empty server and is offered a clean full upload. A dry run only
-/// reports. The caller holds the user's lock and has ended any normal sync.
+/// Deletes the user's collection, their temp files and the import packages no pending
+/// import needs, and does with their media what `media` says. Afterwards the user's next
+/// sync finds an empty server and is offered a clean full upload. A dry run only reports.
+/// The caller holds the user's lock and has ended any normal sync.
+///
+/// The import ledger stays: imports no device has received are merged again after the full
+/// upload that follows.
 pub fn reset_user_data(
     files: &UserFiles,
     dry_run: bool,
-    keep_media: bool,
+    media: MediaOnReset,
 ) -> anyhow::Result<ResetReport> {
-    let mut deleted = user_stats(files)?;
-    if keep_media {
+    let mut deleted = stats_for_reset(files);
+    if media != MediaOnReset::Delete {
         deleted.media_files = 0;
         deleted.media_bytes = 0;
         deleted.media_usn = 0;
     }
+    let pending: Vec<std::path::PathBuf> =
+        match crate::import::ledger::Ledger::open_existing(files)? {
+            Some(ledger) => ledger.pending()?.into_iter().map(|p| p.package).collect(),
+            None => Vec::new(),
+        };
+    let leftovers = remove_leftovers(files, &pending, dry_run)?;
     if !dry_run {
         let collection = files.collection();
         remove_if_present(&collection)?;
         remove_stale_journals(&collection)?;
-        if !keep_media {
-            if files.media_dir().exists() {
-                std::fs::remove_dir_all(files.media_dir()).context("deleting the media folder")?;
+        match media {
+            MediaOnReset::Delete => {
+                if files.media_dir().exists() {
+                    std::fs::remove_dir_all(files.media_dir())
+                        .context("deleting the media folder")?;
+                }
+                delete_media_db(files)?;
             }
-            remove_if_present(&files.media_db())?;
-            remove_stale_journals(&files.media_db())?;
+            MediaOnReset::KeepFiles => delete_media_db(files)?,
+            MediaOnReset::Keep => {}
         }
         if files.dir().exists() {
             std::fs::File::open(files.dir())?.sync_all()?;
@@ -102,8 +158,10 @@ pub fn reset_user_data(
     }
     Ok(ResetReport {
         dry_run,
-        keep_media,
+        keep_media: media != MediaOnReset::Delete,
+        media,
         deleted,
+        leftovers,
     })
 }
 
@@ -133,19 +191,47 @@ mod tests {
             tx.commit().unwrap();
             std::fs::write(files.media_dir().join("a.png"), b"abcd").unwrap();
         }
-        let report = reset_user_data(&files, true, false).unwrap();
+        let report = reset_user_data(&files, true, MediaOnReset::Delete).unwrap();
         assert!(report.dry_run);
         assert_eq!(report.deleted.media_files, 1);
         assert!(files.collection().exists());
 
-        let report = reset_user_data(&files, false, true).unwrap();
+        let report = reset_user_data(&files, false, MediaOnReset::Keep).unwrap();
         assert_eq!(report.deleted.media_files, 0);
         assert!(!files.collection().exists());
         assert!(files.media_dir().join("a.png").exists());
         assert_eq!(user_stats(&files).unwrap().media_files, 1);
 
-        reset_user_data(&files, false, false).unwrap();
+        reset_user_data(&files, false, MediaOnReset::Delete).unwrap();
         assert!(!files.media_dir().exists());
         assert_eq!(user_stats(&files).unwrap(), UserDataStats::default());
+    }
+
+    #[test]
+    fn keeping_the_media_files_deletes_the_media_db_and_leftovers_go() {
+        let data = DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
+        let files = data.user(4);
+        ensure_collection(&files).unwrap();
+        {
+            let mut media = MediaDb::open(&files).unwrap();
+            let tx = media.transaction().unwrap();
+            tx.record_file("a.png", &[1; 20], 4, 0).unwrap();
+            tx.commit().unwrap();
+            std::fs::write(files.media_dir().join("a.png"), b"abcd").unwrap();
+        }
+        std::fs::write(files.dir().join(".upload-zst-left"), b"half an upload").unwrap();
+
+        let dry = reset_user_data(&files, true, MediaOnReset::KeepFiles).unwrap();
+        assert_eq!(dry.leftovers, 1);
+        assert!(files.dir().join(".upload-zst-left").exists());
+
+        let report = reset_user_data(&files, false, MediaOnReset::KeepFiles).unwrap();
+        assert!(report.keep_media);
+        assert_eq!(report.media, MediaOnReset::KeepFiles);
+        assert_eq!(report.leftovers, 1);
+        assert!(!files.collection().exists());
+        assert!(!files.media_db().exists());
+        assert!(files.media_dir().join("a.png").exists());
+        assert!(!files.dir().join(".upload-zst-left").exists());
     }
 }

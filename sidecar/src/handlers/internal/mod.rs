@@ -1,6 +1,7 @@
 //! The internal API, for Django only: its own listener, and a bearer token on every call
 //! (design §1). nginx never routes here.
 
+pub mod deleted_users;
 pub mod host_keys;
 pub mod imports;
 pub mod known_user;
@@ -32,6 +33,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/internal/v1/users/by-username/{username}",
             get(imports::user_by_username),
+        )
+        .route("/internal/v1/deleted-users", get(deleted_users::list))
+        .route(
+            "/internal/v1/deleted-users/{user_id}",
+            delete(deleted_users::remove),
         )
         .route("/metrics", get(metrics::metrics))
         .route_layer(middleware::from_fn_with_state(state, require_token))

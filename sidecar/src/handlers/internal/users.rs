@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult};
 use crate::normal_sync::end_session;
 use crate::state::AppState;
-use crate::storage::user_data::{ResetReport, UserDataStats, reset_user_data, user_stats};
+use crate::storage::user_data::{
+    MediaOnReset, ResetReport, UserDataStats, reset_user_data, user_stats,
+};
 
 #[derive(Serialize)]
 pub struct StatsResponse {
@@ -56,8 +58,12 @@ pub struct ResetRequest {
     /// Safe by default: only report what would be deleted.
     #[serde(default = "default_true")]
     dry_run: bool,
+    /// Older form of `media`: true is `keep`, false is `delete`.
     #[serde(default)]
     keep_media: bool,
+    /// `delete`, `keep` or `keep_files`; wins over `keep_media`.
+    #[serde(default)]
+    media: Option<MediaOnReset>,
 }
 
 pub async fn reset(
@@ -71,15 +77,20 @@ pub async fn reset(
     if !request.dry_run {
         end_session(&mut slot, "reset by an admin").await?;
     }
-    let report = tokio::task::spawn_blocking(move || {
-        reset_user_data(&files, request.dry_run, request.keep_media)
-    })
-    .await??;
+    let media = request.media.unwrap_or(if request.keep_media {
+        MediaOnReset::Keep
+    } else {
+        MediaOnReset::Delete
+    });
+    let report =
+        tokio::task::spawn_blocking(move || reset_user_data(&files, request.dry_run, media))
+            .await??;
     drop(slot);
     tracing::info!(
         user_id,
         dry_run = report.dry_run,
-        keep_media = report.keep_media,
+        media = ?report.media,
+        leftovers = report.leftovers,
         cards = report.deleted.cards,
         notes = report.deleted.notes,
         media_files = report.deleted.media_files,

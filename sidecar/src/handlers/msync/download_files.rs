@@ -9,6 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::media::MediaDb;
 use crate::media::download_zip::{DownloadError, build_download};
 use crate::state::AppState;
+use crate::sync_log::{ClientTag, Counts, Kind, SyncLine};
 use crate::transport::{SyncResponse, read_json};
 
 #[derive(Deserialize)]
@@ -19,9 +20,12 @@ struct DownloadFilesRequest {
 pub async fn download_files(
     State(state): State<AppState>,
     AuthedUser { user, .. }: AuthedUser,
+    client: ClientTag,
     body: Body,
 ) -> ApiResult<SyncResponse> {
+    let started = std::time::Instant::now();
     let request: DownloadFilesRequest = read_json(body, state.body_limits()).await?;
+    let requested = request.files.len();
     let files = state.data.user(user.id);
     let slot = state.registry.lock(user.id).await;
     let zip = tokio::task::spawn_blocking(move || {
@@ -31,7 +35,24 @@ pub async fn download_files(
     .await?;
     drop(slot);
     match zip {
-        Ok(zip) => SyncResponse::file(zip),
+        Ok(zip) => {
+            SyncLine {
+                kind: Kind::Media,
+                user_id: user.id,
+                client: &client,
+                outcome: "downloaded",
+                usn_before: None,
+                usn_after: None,
+                received: Counts::default(),
+                sent: Counts::default().with("files_requested", requested).with(
+                    "zip_bytes",
+                    zip.as_file().metadata().map(|m| m.len()).unwrap_or(0),
+                ),
+                started,
+            }
+            .emit();
+            SyncResponse::file(zip)
+        }
         Err(DownloadError::TooMany) => {
             Err(ApiError::bad_request(DownloadError::TooMany.to_string()))
         }

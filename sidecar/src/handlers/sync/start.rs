@@ -16,11 +16,13 @@ use crate::normal_sync::{NormalSyncSession, OpResult, SyncCounters, SyncOpError,
 use crate::state::AppState;
 use crate::storage::recovery::{is_damage, replace_damaged_collection};
 use crate::storage::status::ensure_collection;
+use crate::sync_log::ClientTag;
 use crate::transport::{SyncResponse, read_json};
 
 pub async fn start(
     State(state): State<AppState>,
     AuthedUser { user, header }: AuthedUser,
+    client: ClientTag,
     body: Body,
 ) -> ApiResult<SyncResponse> {
     let request: StartRequest = read_json(body, state.body_limits()).await?;
@@ -61,6 +63,7 @@ pub async fn start(
             counters,
             started: now,
             last_activity: now,
+            client,
         };
         Ok((session, graves))
     })

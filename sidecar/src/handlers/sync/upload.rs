@@ -13,14 +13,31 @@ use crate::state::AppState;
 use crate::storage::full_sync::{
     UPLOAD_CORRUPT, UPLOAD_OK, UPLOAD_TOO_LARGE, UploadOutcome, install_upload,
 };
+use crate::sync_log::{ClientTag, Counts, Kind, SyncLine, collection_usn};
 use crate::transport::SyncResponse;
 use crate::transport::body::{SpoolError, read_to_file};
 
 pub async fn upload(
     State(state): State<AppState>,
     AuthedUser { user, .. }: AuthedUser,
+    client: ClientTag,
     body: Body,
 ) -> ApiResult<SyncResponse> {
+    let started = std::time::Instant::now();
+    let line = |outcome: &str, before, after, bytes: u64| {
+        SyncLine {
+            kind: Kind::FullUpload,
+            user_id: user.id,
+            client: &client,
+            outcome,
+            usn_before: before,
+            usn_after: after,
+            received: Counts::default().with("collection_bytes", bytes),
+            sent: Counts::default(),
+            started,
+        }
+        .emit()
+    };
     let files = state.data.user(user.id);
     {
         let files = files.clone();
@@ -34,6 +51,7 @@ pub async fn upload(
             Ok(file) => file,
             Err(SpoolError::TooLarge) => {
                 tracing::info!(user_id = user.id, "upload refused: over the size limit");
+                line("refused_too_large", None, None, 0);
                 return SyncResponse::bytes(UPLOAD_TOO_LARGE.into()).await;
             }
             Err(SpoolError::Api(err)) => return Err(err),
@@ -45,14 +63,17 @@ pub async fn upload(
     let limits = ImportLimits {
         max_collection_bytes: state.settings.max_uncompressed_bytes(),
     };
-    let outcome = tokio::task::spawn_blocking(move || {
+    let received = spooled.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+    let (outcome, usn_before, usn_after) = tokio::task::spawn_blocking(move || {
+        let usn_before = collection_usn(&files.collection());
         let outcome = install_upload(&files, spooled)?;
         if outcome == UploadOutcome::Installed {
             // The uploading device may never have received some imports: merge them again
             // so the upload does not erase them (design §7).
             reapply_pending(&files, limits)?;
         }
-        anyhow::Ok(outcome)
+        let usn_after = collection_usn(&files.collection());
+        anyhow::Ok((outcome, usn_before, usn_after))
     })
     .await??;
     crate::fault::point("upload:installed");
@@ -61,10 +82,12 @@ pub async fn upload(
     let answer = match outcome {
         UploadOutcome::Installed => {
             tracing::info!(user_id = user.id, "full upload installed");
+            line("installed", usn_before, usn_after, received);
             UPLOAD_OK
         }
         UploadOutcome::Corrupt(reason) => {
             tracing::info!(user_id = user.id, reason = %reason, "full upload refused as corrupt");
+            line("refused_corrupt", usn_before, usn_after, received);
             UPLOAD_CORRUPT
         }
     };
