@@ -380,3 +380,81 @@ async fn legacy_media_begins_with_a_get_and_continues_with_sk() {
         .unwrap();
     assert_eq!(bad.status().as_u16(), 403);
 }
+
+/// A raw (`c=0`) upload far past the size a `data` part is kept in memory: it is spooled to an
+/// unnamed temporary file, installed whole, and leaves no file behind in the data folder.
+#[tokio::test]
+async fn a_large_legacy_upload_is_spooled_and_installed_whole() {
+    let app = TestApp::start().await;
+    let user_id = app.add_user("alice", true);
+    let key = legacy_login(&app, "alice").await;
+    let download = call(&app, "download", &key, "s", json!({})).await;
+    assert_eq!(download.status, 200);
+
+    // The downloaded collection with one note whose field is 3 MiB of varied text.
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("collection.anki2");
+    std::fs::write(&path, &download.body).unwrap();
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let field: String = (0..3 * 1024 * 1024)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            char::from(b'a' + (state >> 59) as u8 % 26)
+        })
+        .collect();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mid: i64 = conn
+            .query_row("SELECT id FROM notetypes LIMIT 1", [], |row| row.get(0))
+            .or_else(|_| {
+                let models: String =
+                    conn.query_row("SELECT models FROM col", [], |row| row.get(0))?;
+                let models: Value = serde_json::from_str(&models).unwrap();
+                let first = models.as_object().unwrap().keys().next().unwrap().clone();
+                Ok::<i64, rusqlite::Error>(first.parse().unwrap())
+            })
+            .unwrap();
+        conn.execute(
+            "INSERT INTO notes VALUES (1700000000000, 'bigfield01', ?1, 1700000000, -1, '', \
+             ?2, 'front', 0, 0, '')",
+            rusqlite::params![mid, format!("front\u{1f}{field}")],
+        )
+        .unwrap();
+    }
+    let raw = std::fs::read(&path).unwrap();
+    assert!(raw.len() > 3 * 1024 * 1024);
+
+    let upload = post(
+        &app,
+        "sync/upload",
+        multipart(&[
+            ("data", &raw),
+            ("c", b"0"),
+            ("k", key.as_bytes()),
+            ("s", b"s"),
+        ]),
+    )
+    .await;
+    assert_eq!(upload.status, 200, "{}", upload.text());
+    assert_eq!(upload.text(), "OK");
+
+    let stored =
+        rusqlite::Connection::open(app.user_dir(user_id).join("collection.anki2")).unwrap();
+    let flds: String = stored
+        .query_row(
+            "SELECT flds FROM notes WHERE guid = 'bigfield01'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(flds, format!("front\u{1f}{field}"));
+    let users = app.user_dir(user_id).parent().unwrap().to_path_buf();
+    let leftovers: Vec<_> = std::fs::read_dir(&users)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -25,6 +25,11 @@ pub const LEGACY_SYNC_VERSION: u8 = 10;
 /// Text parts (`c`, `k`, `sk`, `s`, `v`) are a few dozen bytes; anything longer is hostile.
 const MAX_TEXT_PART: u64 = 1024;
 
+/// A `data` part that outgrows this moves from memory to an unnamed temporary file, so a
+/// large legacy upload is streamed to disk like a v11 one. The host key arrives after the
+/// data, so this happens before the sender is known: memory must not be what it costs.
+const SPILL_AT: usize = 256 * 1024;
+
 /// How the current request's body is encoded, and how its answer must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wire {
@@ -49,9 +54,13 @@ pub async fn with_wire<F: std::future::Future>(wire: Wire, future: F) -> F::Outp
 }
 
 /// The fields of a decoded legacy request.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct LegacyParts {
+    /// The `data` part, when it stayed under [`SPILL_AT`].
     pub data: Vec<u8>,
+    /// The `data` part, when it outgrew [`SPILL_AT`]: an unnamed temporary file (a crash
+    /// leaves nothing behind), positioned at its start.
+    pub spilled: Option<std::fs::File>,
     pub gzip: bool,
     pub host_key: String,
     pub session_key: String,
@@ -111,7 +120,8 @@ pub async fn decode_legacy(
     }
     let limits = part_limits(&state, request.uri().path());
     let (head, body) = request.into_parts();
-    match read_multipart(&head.headers, body, limits).await {
+    let spill_dir = state.data.root().join("users");
+    match read_multipart(&head.headers, body, limits, &spill_dir).await {
         Ok(parts) => run_decoded(Request::from_parts(head, Body::empty()), parts, next).await,
         Err(err) => err.into_response(),
     }
@@ -137,12 +147,16 @@ async fn run_decoded(request: Request, parts: LegacyParts, next: Next) -> Respon
     let (mut head, _) = request.into_parts();
     head.extensions.insert(parts.header());
     // A missing or empty `data` part means `{}`, as on the reference server.
-    let (data, gzip) = if parts.data.is_empty() {
-        (b"{}".to_vec(), false)
-    } else {
-        (parts.data, parts.gzip)
+    let (body, gzip) = match parts.spilled {
+        Some(file) => {
+            let file = tokio::fs::File::from_std(file);
+            let stream = tokio_util::io::ReaderStream::new(file);
+            (Body::from_stream(stream), parts.gzip)
+        }
+        None if parts.data.is_empty() => (Body::from(&b"{}"[..]), false),
+        None => (Body::from(parts.data), parts.gzip),
     };
-    let request = Request::from_parts(head, Body::from(data));
+    let request = Request::from_parts(head, body);
     with_wire(Wire::Legacy { gzip }, next.run(request)).await
 }
 
@@ -206,12 +220,13 @@ fn multipart_error(err: multer::Error) -> ApiError {
 
 /// Reads the multipart body with its caps: the whole body and the `data` part are bounded by
 /// the compressed-body cap, every other part by [`MAX_TEXT_PART`], so nothing unbounded is
-/// ever buffered. The `data` part is kept as sent; the body readers decompress it with the
-/// uncompressed cap.
+/// ever buffered. The `data` part is kept as sent (past [`SPILL_AT`], in an unnamed temporary
+/// file in `spill_dir`); the body readers decompress it with the uncompressed cap.
 pub async fn read_multipart(
     headers: &axum::http::HeaderMap,
     body: Body,
     limits: BodyLimits,
+    spill_dir: &std::path::Path,
 ) -> Result<LegacyParts, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -228,12 +243,15 @@ pub async fn read_multipart(
         multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
     let mut parts = LegacyParts::default();
     let mut compressed = None;
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or("").to_string();
+        if name == "data" {
+            read_data_part(&mut field, &mut parts, spill_dir).await?;
+            continue;
+        }
         let value = field.bytes().await.map_err(multipart_error)?;
         let text = || String::from_utf8_lossy(&value).into_owned();
         match name.as_str() {
-            "data" => parts.data = value.to_vec(),
             "c" => compressed = Some(text()),
             "k" | "sk" if parts.host_key.is_empty() => parts.host_key = text(),
             "s" => parts.session_key = text(),
@@ -251,6 +269,45 @@ pub async fn read_multipart(
         }
     };
     Ok(parts)
+}
+
+/// Reads the `data` part, moving it to an unnamed temporary file once it passes [`SPILL_AT`].
+async fn read_data_part(
+    field: &mut multer::Field<'_>,
+    parts: &mut LegacyParts,
+    spill_dir: &std::path::Path,
+) -> Result<(), ApiError> {
+    use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+    let io_error = |err: std::io::Error| ApiError::Internal(err.into());
+    let mut data = Vec::new();
+    let mut spilled: Option<tokio::fs::File> = None;
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        match spilled.as_mut() {
+            Some(file) => file.write_all(&chunk).await.map_err(io_error)?,
+            None if data.len() + chunk.len() > SPILL_AT => {
+                let dir = spill_dir.to_path_buf();
+                let file = tokio::task::spawn_blocking(move || tempfile::tempfile_in(dir))
+                    .await
+                    .map_err(ApiError::from)?
+                    .map_err(io_error)?;
+                let mut file = tokio::fs::File::from_std(file);
+                file.write_all(&data).await.map_err(io_error)?;
+                file.write_all(&chunk).await.map_err(io_error)?;
+                data = Vec::new();
+                spilled = Some(file);
+            }
+            None => data.extend_from_slice(&chunk),
+        }
+    }
+    match spilled {
+        Some(mut file) => {
+            file.flush().await.map_err(io_error)?;
+            file.rewind().await.map_err(io_error)?;
+            parts.spilled = Some(file.into_std().await);
+        }
+        None => parts.data = data,
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -288,23 +345,50 @@ mod tests {
             ("k", b"hkey"),
             ("s", b"sess"),
         ]);
-        let parts = read_multipart(&headers, body, limits()).await.unwrap();
-        assert_eq!(
-            parts,
-            LegacyParts {
-                data: b"\x1f\x8bgz".to_vec(),
-                gzip: true,
-                host_key: "hkey".into(),
-                session_key: "sess".into(),
-                client_version: String::new(),
-            }
-        );
+        let parts = read_multipart(&headers, body, limits(), &std::env::temp_dir())
+            .await
+            .unwrap();
+        assert_eq!(parts.data, b"\x1f\x8bgz");
+        assert!(parts.spilled.is_none());
+        assert!(parts.gzip);
+        assert_eq!(parts.host_key, "hkey");
+        assert_eq!(parts.session_key, "sess");
+        assert_eq!(parts.client_version, "");
+    }
+
+    #[tokio::test]
+    async fn a_large_data_part_is_spooled_to_an_unnamed_file_not_kept_in_memory() {
+        use std::io::Read;
+        let big: Vec<u8> = (0..4 * SPILL_AT).map(|i| (i % 251) as u8).collect();
+        let (headers, body) = multipart(&[("data", &big), ("k", b"hkey")]);
+        let dir = tempfile::tempdir().unwrap();
+        let parts = read_multipart(
+            &headers,
+            body,
+            BodyLimits::sizes(1 << 24, 1 << 24),
+            dir.path(),
+        )
+        .await
+        .unwrap();
+        assert!(parts.data.is_empty());
+        assert_eq!(parts.host_key, "hkey");
+        let mut spooled = Vec::new();
+        parts
+            .spilled
+            .expect("spooled to a file")
+            .read_to_end(&mut spooled)
+            .unwrap();
+        assert_eq!(spooled, big);
+        // Unnamed: nothing to clean up after a crash.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[tokio::test]
     async fn media_requests_name_the_key_sk() {
         let (headers, body) = multipart(&[("data", b"{}"), ("sk", b"hkey")]);
-        let parts = read_multipart(&headers, body, limits()).await.unwrap();
+        let parts = read_multipart(&headers, body, limits(), &std::env::temp_dir())
+            .await
+            .unwrap();
         assert_eq!(parts.host_key, "hkey");
         assert!(!parts.gzip);
     }
@@ -313,13 +397,20 @@ mod tests {
     async fn an_oversized_part_is_413() {
         let big = vec![b'a'; 2000];
         let (headers, body) = multipart(&[("data", &big)]);
-        let err = read_multipart(&headers, body, limits()).await.unwrap_err();
+        let err = read_multipart(&headers, body, limits(), &std::env::temp_dir())
+            .await
+            .unwrap_err();
         assert_eq!(err.status(), 413);
         let long_key = vec![b'k'; 2000];
         let (headers, body) = multipart(&[("k", &long_key)]);
-        let err = read_multipart(&headers, body, BodyLimits::sizes(1 << 20, 1 << 20))
-            .await
-            .unwrap_err();
+        let err = read_multipart(
+            &headers,
+            body,
+            BodyLimits::sizes(1 << 20, 1 << 20),
+            &std::env::temp_dir(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.status(), 413);
     }
 
@@ -330,12 +421,17 @@ mod tests {
             header::CONTENT_TYPE,
             "multipart/form-data; boundary=XyZ".parse().unwrap(),
         );
-        let err = read_multipart(&headers, Body::from("--XyZ\r\ngarbage"), limits())
-            .await
-            .unwrap_err();
+        let err = read_multipart(
+            &headers,
+            Body::from("--XyZ\r\ngarbage"),
+            limits(),
+            &std::env::temp_dir(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.status(), 400);
         headers.insert(header::CONTENT_TYPE, "multipart/form-data".parse().unwrap());
-        let err = read_multipart(&headers, Body::from(""), limits())
+        let err = read_multipart(&headers, Body::from(""), limits(), &std::env::temp_dir())
             .await
             .unwrap_err();
         assert_eq!(err.status(), 400);
