@@ -288,8 +288,11 @@ def read_template(path: Path, notes: int, deck: dict, conf: dict, crt: int) -> T
     return Template(path, notes, counts, cards, deck, conf, crt)
 
 
-def seed_user(endpoint: str, template: Template, folder: Path, user: str) -> None:
-    """Copies the template and full-uploads it with the real client, as a device would."""
+def seed_user(
+    endpoint: str, template: Template, folder: Path, user: str, upload: Phase | None = None
+) -> None:
+    """Copies the template and full-uploads it with the real client, as a device would. With
+    `upload`, the upload itself is measured into it (one op)."""
     from anki.collection import Collection
     from anki.sync import SyncAuth
     from anki.sync_pb2 import SyncCollectionResponse
@@ -305,7 +308,21 @@ def seed_user(endpoint: str, template: Template, folder: Path, user: str) -> Non
         if out.required != SyncCollectionResponse.ChangesRequired.FULL_UPLOAD:
             raise BenchError(f"{user}: expected a full upload, the client says {out.required}")
         col.close_for_full_sync()
+        measure = upload is not None and upload.extra.get("stats") is not None
+        if measure:
+            stats: ProcStats = upload.extra["stats"]
+            upload.peak_reset = stats.reset_peak()
+            rss0, cpu0, io0 = stats.rss_kb(), stats.cpu_seconds(), stats.write_bytes()
+            t0 = time.perf_counter()
         col.full_upload_or_download(auth=auth, upload=True, server_usn=None)
+        if measure:
+            upload.wall = time.perf_counter() - t0
+            upload.latencies.append(upload.wall)
+            upload.ops = 1
+            upload.cpu = stats.cpu_seconds() - cpu0
+            upload.write_bytes = stats.write_bytes() - io0
+            upload.peak_rss_kb = stats.peak_rss_kb()
+            upload.extra["rss_before_kb"] = rss0
         col.reopen(after_full_sync=True)
     finally:
         col.close()
@@ -812,10 +829,18 @@ def phase_rows(pairs: list[tuple[str, Phase, Phase]]) -> str:
     return table(rows, header)
 
 
-def seed(server, templates: dict[str, Template], clients: Path) -> dict[str, Device]:
+def seed(
+    server, templates: dict[str, Template], clients: Path, uploads: dict[str, Phase]
+) -> dict[str, Device]:
+    """Seeds every user; the upload of each size user is measured into `uploads`."""
     devices = {}
     for user, template in templates.items():
-        seed_user(server.url, template, clients / server.name / user, user)
+        upload = None
+        if user.startswith("size"):
+            upload = Phase(server.name, f"full upload, {template.notes} notes", 1)
+            upload.extra["stats"] = server.stats
+            uploads[user] = upload
+        seed_user(server.url, template, clients / server.name / user, user, upload)
         devices[user] = Device(user, template, next_revlog_id=int(time.time() * 1000))
         devices[user].revlog = template.counts["revlog"]
     return devices
@@ -851,11 +876,28 @@ def run(settings: Settings, work: Path, out_json: Path | None) -> int:
             log(f"template of {n} notes made in {time.perf_counter() - t0:.1f} s")
         assignment = {u: templates[settings.notes] for u in load_users}
         assignment.update({u: templates[int(u[4:])] for u in size_users})
+        results: dict[tuple[str, str], list[Phase]] = {}
+        phase_names = []
+
+        def record(key_name: str, phase: Phase) -> None:
+            if key_name not in phase_names:
+                phase_names.append(key_name)
+            results.setdefault((key_name, phase.server), []).append(phase)
+
         devices = {}
         for server in servers:
             t1 = time.perf_counter()
-            devices[server.name] = seed(server, assignment, work / "clients")
+            uploads: dict[str, Phase] = {}
+            devices[server.name] = seed(server, assignment, work / "clients", uploads)
             asyncio.run(login_all(server, devices[server.name]))
+            for upload in uploads.values():
+                # Not alternated: each server's users are seeded in one go.
+                record(upload.name, upload)
+                log(
+                    f"  {upload.name:28} {server.name:8} {upload.wall:6.2f} s, server CPU "
+                    f"{upload.cpu:.2f} s, peak RSS {upload.peak_rss_kb / 1024:.0f} MB "
+                    f"(before: {upload.extra['rss_before_kb'] / 1024:.0f} MB)"
+                )
             log(
                 f"{server.name}: {len(assignment)} users seeded by full upload in "
                 f"{time.perf_counter() - t1:.1f} s"
@@ -876,14 +918,6 @@ def run(settings: Settings, work: Path, out_json: Path | None) -> int:
             for error in phase.errors[:5]:
                 log(f"    ! {error}")
             return phase
-
-        results: dict[tuple[str, str], list[Phase]] = {}
-        phase_names = []
-
-        def record(key_name: str, phase: Phase) -> None:
-            if key_name not in phase_names:
-                phase_names.append(key_name)
-            results.setdefault((key_name, phase.server), []).append(phase)
 
         load = {s.name: [devices[s.name][u] for u in load_users] for s in servers}
         for r in range(settings.rounds):
@@ -996,6 +1030,33 @@ def run(settings: Settings, work: Path, out_json: Path | None) -> int:
             "| notes | official ms | ours ms | ratio | official CPU ms | ours CPU ms |",
             "|---|---|---|---|---|---|",
             *size_lines,
+            "",
+        ]
+    upload_lines = []
+    for n in settings.sizes if size_users else []:
+        ours, theirs = (
+            get(f"full upload, {n} notes", "ours"),
+            get(f"full upload, {n} notes", "official"),
+        )
+
+        def growth(p: Phase) -> str:
+            runs = results.get((p.name, p.server), [])
+            if not runs or "rss_before_kb" not in runs[0].extra:
+                return "n/a"
+            return f"{(runs[0].peak_rss_kb - runs[0].extra['rss_before_kb']) / 1024:+.0f}"
+
+        upload_lines.append(
+            f"| {n} | {theirs.wall:.2f} | {ours.wall:.2f} | {fmt_ratio(ours.wall, theirs.wall)} | "
+            f"{theirs.cpu:.2f} | {ours.cpu:.2f} | {growth(theirs)} | {growth(ours)} |"
+        )
+    if upload_lines:
+        report += [
+            "Full upload by the real client (while seeding; not alternated):",
+            "",
+            "| notes | official s | ours s | ratio | official CPU s | ours CPU s "
+            "| official peak RSS growth MB | ours peak RSS growth MB |",
+            "|---|---|---|---|---|---|---|---|",
+            *upload_lines,
             "",
         ]
     errors = [e for p in merged.values() for e in p.errors]
