@@ -1059,6 +1059,8 @@ def run(settings: Settings, work: Path, out_json: Path | None) -> int:
             *upload_lines,
             "",
         ]
+    if not all(p.peak_reset for phases in results.values() for p in phases):
+        report += ["Note: VmHWM could not be reset here; peak RSS is since the server started.", ""]
     errors = [e for p in merged.values() for e in p.errors]
     total_ops = sum(p.ops for p in merged.values())
     report.append(f"Answers checked: {total_ops} operations, {len(errors)} wrong answers.")
