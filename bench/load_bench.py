@@ -1,7 +1,7 @@
 """Load benchmark: the sidecar against Anki's own sync server, side by side, in one run.
 
     .venv/bin/python bench/load_bench.py              # the full run (about 15 minutes)
-    .venv/bin/python bench/load_bench.py --quick      # a shorter run (about 4 minutes)
+    .venv/bin/python bench/load_bench.py --quick      # one round of 10 s phases
     .venv/bin/python bench/load_bench.py --smoke      # a few seconds per phase (CI)
 
 Both servers run on loopback: `target/release/anki-sidecar` (or `SIDECAR_BIN`) on a
