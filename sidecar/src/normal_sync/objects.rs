@@ -8,6 +8,7 @@
 
 use serde_json::Value;
 
+use super::rows::shorten;
 use super::{OpResult, SyncOpError};
 use crate::collection_json::JsonObject;
 
@@ -21,18 +22,6 @@ const U8: (i64, i64) = (0, u8::MAX as i64);
 struct Checker<'a> {
     what: String,
     object: &'a JsonObject,
-}
-
-fn describe(value: &Value) -> String {
-    let text = value.to_string();
-    if text.len() <= 40 {
-        return text;
-    }
-    let mut end = 40;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 fn strict_int(value: &Value, (min, max): (i64, i64)) -> bool {
@@ -61,7 +50,7 @@ fn bool_like(value: &Value) -> bool {
 
 impl<'a> Checker<'a> {
     fn new(kind: &str, object: &'a JsonObject) -> Self {
-        let id = object.get("id").map(describe).unwrap_or_default();
+        let id = object.get("id").map(shorten).unwrap_or_default();
         Self {
             what: format!("{kind} {id}"),
             object,
@@ -73,7 +62,7 @@ impl<'a> Checker<'a> {
             Some(value) => SyncOpError::invalid(format!(
                 "{}: \"{key}\" is {}, expected {expected}",
                 self.what,
-                describe(value)
+                shorten(value)
             )),
             None => SyncOpError::invalid(format!(
                 "{}: \"{key}\" is missing, expected {expected}",

@@ -109,7 +109,7 @@ impl<'a> Row<'a> {
 }
 
 /// A short rendering of a refused value for the error message.
-fn shorten(value: &Value) -> String {
+pub(super) fn shorten(value: &Value) -> String {
     let text = value.to_string();
     if text.len() <= 40 {
         return text;
