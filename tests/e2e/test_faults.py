@@ -139,9 +139,13 @@ def add_notes(client: AnkiClient, prefix: str, count: int) -> None:
         client.col.add_note(note, 1)
 
 
-def uploaded_device(backend, make_client, user, name="A", notes=40) -> AnkiClient:
-    client = make_client(backend.url, name)
-    fill_like_a_real_user(client.col, notes=notes, reviews=10)
+def uploaded_device(
+    backend, make_client, user, name="A", notes=40, reviews=10, endpoint: str | None = None
+) -> AnkiClient:
+    """A device with a filled collection that it has full-uploaded (to `endpoint`, by default
+    the backend's sidecar)."""
+    client = make_client(endpoint or backend.url, name)
+    fill_like_a_real_user(client.col, notes=notes, reviews=reviews)
     client.login(user.username, user.password)
     assert client.sync() == FULL_UPLOAD
     client.full_upload()
@@ -450,11 +454,9 @@ def test_full_disk_on_a_first_media_upload(backend, make_client, full_disk_serve
     server, filler = full_disk_server
     user = backend.create_user()
     user_dir = server.data_dir / "users" / str(user.id)
-    a = make_client(server.current.url, "A")
-    fill_like_a_real_user(a.col, notes=10, reviews=3)
-    a.login(user.username, user.password)
-    assert a.sync() == FULL_UPLOAD
-    a.full_upload()
+    a = uploaded_device(
+        backend, make_client, user, notes=10, reviews=3, endpoint=server.current.url
+    )
     for index in range(3):
         a.col.media.write_data(f"disk-{index}.png", tiny_png(index, 2, 3, size=4 + index))
 
@@ -500,11 +502,9 @@ def test_full_disk_during_a_normal_sync(backend, make_client, full_disk_server):
     server, filler = full_disk_server
     user = backend.create_user()
     user_dir = server.data_dir / "users" / str(user.id)
-    a = make_client(server.current.url, "A")
-    fill_like_a_real_user(a.col, notes=40, reviews=10)
-    a.login(user.username, user.password)
-    assert a.sync() == FULL_UPLOAD
-    a.full_upload()
+    a = uploaded_device(
+        backend, make_client, user, notes=40, reviews=10, endpoint=server.current.url
+    )
     add_notes(a, "on a full disk", 300)
 
     filler.fill()
@@ -523,11 +523,9 @@ def test_full_disk_during_an_import(backend, make_client, full_disk_server):
     server, filler = full_disk_server
     user = backend.create_user()
     user_dir = server.data_dir / "users" / str(user.id)
-    a = make_client(server.current.url, "A")
-    fill_like_a_real_user(a.col, notes=10, reviews=3)
-    a.login(user.username, user.password)
-    assert a.sync() == FULL_UPLOAD
-    a.full_upload()
+    a = uploaded_device(
+        backend, make_client, user, notes=10, reviews=3, endpoint=server.current.url
+    )
     package = package_with_notes("disk-import-", 30)
 
     filler.fill()
