@@ -179,18 +179,21 @@ mod tests {
     use crate::storage::DataDir;
     use crate::storage::status::ensure_collection;
 
+    /// A collection, and `a.png` both on disk and recorded in `media.db`.
+    fn with_collection_and_one_media_file(files: &UserFiles) {
+        ensure_collection(files).unwrap();
+        let mut media = MediaDb::open(files).unwrap();
+        let tx = media.transaction().unwrap();
+        tx.record_file("a.png", &[1; 20], 4, 0).unwrap();
+        tx.commit().unwrap();
+        std::fs::write(files.media_dir().join("a.png"), b"abcd").unwrap();
+    }
+
     #[test]
     fn a_dry_run_deletes_nothing_and_a_real_reset_can_keep_media() {
         let data = DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
         let files = data.user(3);
-        ensure_collection(&files).unwrap();
-        {
-            let mut media = MediaDb::open(&files).unwrap();
-            let tx = media.transaction().unwrap();
-            tx.record_file("a.png", &[1; 20], 4, 0).unwrap();
-            tx.commit().unwrap();
-            std::fs::write(files.media_dir().join("a.png"), b"abcd").unwrap();
-        }
+        with_collection_and_one_media_file(&files);
         let report = reset_user_data(&files, true, MediaOnReset::Delete).unwrap();
         assert!(report.dry_run);
         assert_eq!(report.deleted.media_files, 1);
@@ -211,14 +214,7 @@ mod tests {
     fn keeping_the_media_files_deletes_the_media_db_and_leftovers_go() {
         let data = DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
         let files = data.user(4);
-        ensure_collection(&files).unwrap();
-        {
-            let mut media = MediaDb::open(&files).unwrap();
-            let tx = media.transaction().unwrap();
-            tx.record_file("a.png", &[1; 20], 4, 0).unwrap();
-            tx.commit().unwrap();
-            std::fs::write(files.media_dir().join("a.png"), b"abcd").unwrap();
-        }
+        with_collection_and_one_media_file(&files);
         std::fs::write(files.dir().join(".upload-zst-left"), b"half an upload").unwrap();
 
         let dry = reset_user_data(&files, true, MediaOnReset::KeepFiles).unwrap();
