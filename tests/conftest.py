@@ -18,6 +18,7 @@ import pytest
 from support.client import AnkiClient
 from support.django_db import DjangoDatabase, DjangoUser, postgres_database, sqlite_database
 from support.sidecar import Sidecar, SidecarError
+from support.web import DjangoServer
 
 
 @pytest.fixture(scope="session")
@@ -135,6 +136,16 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., AnkiClient]]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def web(backend: Backend, tmp_path: Path) -> Iterator[DjangoServer]:
+    """The Django web app as a real server process, on the backend's database and sidecar."""
+    server = DjangoServer(backend.database.url, backend.sidecar, tmp_path / "web").start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.hookimpl(wrapper=True)

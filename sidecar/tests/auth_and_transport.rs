@@ -8,13 +8,8 @@ use serde_json::json;
 #[tokio::test]
 async fn health_answers_ok() {
     let app = TestApp::start().await;
-    let response = app
-        .http
-        .get(format!("{}/health", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let response = app.public_get("/health").await;
+    assert_eq!(response.status, 200);
 }
 
 #[tokio::test]
@@ -23,9 +18,7 @@ async fn login_issues_a_key_that_opens_meta() {
     app.add_user("alice", true);
     let key = app.login_key("alice").await;
     assert_eq!(key.len(), 64);
-    let meta = app
-        .call("meta", &key, "s1", json!({"v": 11, "cv": "test"}))
-        .await;
+    let meta = app.meta_in(&key, "s1").await;
     assert_eq!(meta.status, 200, "{}", meta.text());
     let meta = meta.json();
     assert_eq!(meta["mod"], 0);
@@ -170,9 +163,7 @@ async fn hostile_transport_input_gets_4xx_and_the_server_keeps_serving() {
         .raw("bogus", Some(TestApp::header(&key, "s")), meta_body.clone())
         .await;
     assert_eq!(unknown.status, 400);
-    let meta = app
-        .call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
-        .await;
+    let meta = app.meta(&key).await;
     assert_eq!(meta.status, 200);
     let old = app
         .call("meta", &key, "s", json!({"v": 7, "cv": "x"}))
@@ -205,17 +196,13 @@ async fn internal_api_requires_the_token() {
         .await
         .unwrap();
     assert_eq!(public.status(), 404);
-    let revoked = app
-        .http
-        .delete(&url)
-        .bearer_auth(&app.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 200);
-    let meta = app
-        .call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
-        .await;
+    let revoked = TestApp::send(app.internal_request(
+        reqwest::Method::DELETE,
+        &format!("/internal/v1/users/{alice}/host-keys"),
+    ))
+    .await;
+    assert_eq!(revoked.status, 200);
+    let meta = app.meta(&key).await;
     assert_eq!(meta.status, 403, "a revoked key is refused");
 }
 
@@ -224,19 +211,12 @@ async fn metrics_are_served_on_the_internal_listener_with_the_token() {
     let app = TestApp::start().await;
     app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    app.call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
-        .await;
+    app.meta(&key).await;
     let url = format!("{}/metrics", app.internal);
     assert_eq!(app.http.get(&url).send().await.unwrap().status(), 403);
-    let response = app
-        .http
-        .get(&url)
-        .bearer_auth(&app.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.unwrap();
+    let response = TestApp::send(app.internal_request(reqwest::Method::GET, "/metrics")).await;
+    assert_eq!(response.status, 200);
+    let text = response.text();
     assert!(text.contains("sidecar_requests_total"), "{text}");
     assert!(text.contains("route=\"sync/meta\""), "{text}");
     let public = app

@@ -5,36 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Response, TestApp};
+use common::TestApp;
 use serde_json::json;
-
-/// A login as if from `ip` (the test servers trust `X-Real-IP`).
-async fn login_from(app: &TestApp, ip: &str, username: &str, password: &str) -> Response {
-    let body = json!({"u": username, "p": password}).to_string();
-    let response = app
-        .http
-        .post(format!("{}/sync/hostKey", app.base))
-        .header("anki-sync", TestApp::header("", "login"))
-        .header("x-real-ip", ip)
-        .body(zstd::encode_all(body.as_bytes(), 0).unwrap())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await.unwrap().to_vec();
-    let body = if status == 200 {
-        zstd::decode_all(&bytes[..]).unwrap()
-    } else {
-        bytes
-    };
-    Response { status, body }
-}
-
-async fn meta_status(app: &TestApp, key: &str) -> u16 {
-    app.call("meta", key, "s", json!({"v": 11, "cv": "test"}))
-        .await
-        .status
-}
 
 const ALICE_IP: &str = "198.51.100.10";
 const ATTACKER_IP: &str = "203.0.113.66";
@@ -45,26 +17,24 @@ async fn an_attacker_on_one_address_throttles_only_that_address() {
     app.add_user("alice", true);
     let mut statuses = Vec::new();
     for _ in 0..20 {
-        statuses.push(login_from(&app, ATTACKER_IP, "alice", "guess").await.status);
+        statuses.push(app.login_from(ATTACKER_IP, "alice", "guess").await.status);
     }
     assert_eq!(statuses[..3], [403, 403, 403]);
     assert!(statuses[3..].iter().all(|&s| s == 429), "{statuses:?}");
     // The attacker's address stays throttled, even with the right password...
     assert_eq!(
-        login_from(&app, ATTACKER_IP, "alice", "secret")
-            .await
-            .status,
+        app.login_from(ATTACKER_IP, "alice", "secret").await.status,
         429
     );
     assert_eq!(
-        login_from(&app, ATTACKER_IP, "ALICE", "guess").await.status,
+        app.login_from(ATTACKER_IP, "ALICE", "guess").await.status,
         429
     );
     // ...and alice, from her own address, which never logged in before, gets in.
-    let alice = login_from(&app, ALICE_IP, "alice", "secret").await;
+    let alice = app.login_from(ALICE_IP, "alice", "secret").await;
     assert_eq!(alice.status, 200, "{}", alice.text());
     let key = alice.json()["key"].as_str().unwrap().to_string();
-    assert_eq!(meta_status(&app, &key).await, 200);
+    assert_eq!(app.meta(&key).await.status, 200);
 }
 
 #[tokio::test]
@@ -73,7 +43,7 @@ async fn an_attack_from_many_addresses_does_not_lock_out_a_known_device() {
     app.add_user("alice", true);
     // Alice's device has logged in from her address before.
     assert_eq!(
-        login_from(&app, ALICE_IP, "alice", "secret").await.status,
+        app.login_from(ALICE_IP, "alice", "secret").await.status,
         200
     );
 
@@ -82,35 +52,30 @@ async fn an_attack_from_many_addresses_does_not_lock_out_a_known_device() {
     for i in 0..20 {
         let ip = format!("192.0.2.{}", i + 1);
         for _ in 0..2 {
-            statuses.push(login_from(&app, &ip, "alice", "guess").await.status);
+            statuses.push(app.login_from(&ip, "alice", "guess").await.status);
         }
     }
     assert_eq!(statuses.iter().filter(|&&s| s == 403).count(), 15);
     assert!(statuses[15..].iter().all(|&s| s == 429), "{statuses:?}");
     // A further unknown address is throttled for alice; other usernames are not.
     assert_eq!(
-        login_from(&app, "192.0.2.200", "alice", "guess")
-            .await
-            .status,
+        app.login_from("192.0.2.200", "alice", "guess").await.status,
         429
     );
     assert_eq!(
-        login_from(&app, "192.0.2.200", "bob", "guess").await.status,
+        app.login_from("192.0.2.200", "bob", "guess").await.status,
         403
     );
 
     // Alice logs in from her address, again and again; her failures there do not add up to
     // the attacker's.
     for _ in 0..2 {
-        let alice = login_from(&app, ALICE_IP, "alice", "secret").await;
+        let alice = app.login_from(ALICE_IP, "alice", "secret").await;
         assert_eq!(alice.status, 200, "{}", alice.text());
     }
+    assert_eq!(app.login_from(ALICE_IP, "alice", "typo").await.status, 403);
     assert_eq!(
-        login_from(&app, ALICE_IP, "alice", "typo").await.status,
-        403
-    );
-    assert_eq!(
-        login_from(&app, ALICE_IP, "alice", "secret").await.status,
+        app.login_from(ALICE_IP, "alice", "secret").await.status,
         200
     );
 }
@@ -122,11 +87,7 @@ async fn a_spray_of_usernames_from_one_address_is_throttled_and_bounded() {
     let mut statuses = Vec::new();
     for i in 0..40 {
         let username = format!("random-{i}");
-        statuses.push(
-            login_from(&app, ATTACKER_IP, &username, "guess")
-                .await
-                .status,
-        );
+        statuses.push(app.login_from(ATTACKER_IP, &username, "guess").await.status);
     }
     // The address's budget is 5 x 3: after that, nothing more is counted or stored.
     assert!(statuses[..15].iter().all(|&s| s == 403), "{statuses:?}");
@@ -143,7 +104,7 @@ async fn a_spray_of_usernames_from_one_address_is_throttled_and_bounded() {
         "one address row, and a user and a pair row per guess"
     );
     assert_eq!(
-        login_from(&app, ALICE_IP, "alice", "secret").await.status,
+        app.login_from(ALICE_IP, "alice", "secret").await.status,
         200
     );
 }
@@ -187,7 +148,7 @@ async fn deactivation_revokes_keys_for_good_on_the_next_request() {
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
     let second = app.login_key("alice").await;
-    assert_eq!(meta_status(&app, &key).await, 200);
+    assert_eq!(app.meta(&key).await.status, 200);
 
     let set_active = |active: bool| {
         app.db()
@@ -198,13 +159,13 @@ async fn deactivation_revokes_keys_for_good_on_the_next_request() {
             .unwrap();
     };
     set_active(false);
-    assert_eq!(meta_status(&app, &key).await, 403);
+    assert_eq!(app.meta(&key).await.status, 403);
     set_active(true);
     // Both devices stay logged out, also the one that made no request while inactive.
-    assert_eq!(meta_status(&app, &key).await, 403);
-    assert_eq!(meta_status(&app, &second).await, 403);
+    assert_eq!(app.meta(&key).await.status, 403);
+    assert_eq!(app.meta(&second).await.status, 403);
     let fresh = app.login_key("alice").await;
-    assert_eq!(meta_status(&app, &fresh).await, 200);
+    assert_eq!(app.meta(&fresh).await.status, 200);
 }
 
 #[tokio::test]
@@ -241,9 +202,9 @@ async fn the_sweep_revokes_keys_of_users_deactivated_without_any_request() {
     app.db()
         .execute("UPDATE auth_user SET is_active = 1 WHERE id = ?1", [alice])
         .unwrap();
-    assert_eq!(meta_status(&app, &alice_key).await, 403);
+    assert_eq!(app.meta(&alice_key).await.status, 403);
     assert_eq!(
-        meta_status(&app, &bob_key).await,
+        app.meta(&bob_key).await.status,
         200,
         "active users keep theirs"
     );
@@ -254,11 +215,7 @@ async fn the_sweep_revokes_keys_of_users_deactivated_without_any_request() {
 async fn admin_endpoints_answer_404_for_unknown_users() {
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
-    let internal = |method: reqwest::Method, path: String| {
-        app.http
-            .request(method, format!("{}{path}", app.internal))
-            .bearer_auth(&app.token)
-    };
+    let internal = |method: reqwest::Method, path: String| app.internal_request(method, &path);
     for user_id in [alice + 1000, 0, -1] {
         let stats = TestApp::send(internal(
             reqwest::Method::GET,

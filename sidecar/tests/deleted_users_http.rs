@@ -3,23 +3,7 @@
 mod common;
 
 use common::TestApp;
-use serde_json::{Value, json};
-
-async fn internal(app: &TestApp, method: reqwest::Method, path: &str) -> (u16, Value) {
-    let response = app
-        .http
-        .request(method, format!("{}{path}", app.internal))
-        .bearer_auth(&app.token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn a_deleted_users_folder_and_keys_are_listed_and_removed_but_a_live_user_is_refused() {
@@ -28,21 +12,22 @@ async fn a_deleted_users_folder_and_keys_are_listed_and_removed_but_a_live_user_
     let bob = app.add_user("bob", true);
     for name in ["alice", "bob"] {
         let key = app.login_key(name).await;
-        app.call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
-            .await;
+        app.meta(&key).await;
     }
     assert!(app.user_dir(alice).join("collection.anki2").exists());
-    let (status, listed) = internal(&app, reqwest::Method::GET, "/internal/v1/deleted-users").await;
+    let (status, listed) = app
+        .internal_json(reqwest::Method::GET, "/internal/v1/deleted-users")
+        .await;
     assert_eq!(status, 200);
     assert_eq!(listed, json!({"users": []}));
 
     // A live user's data is never removed here.
-    let (status, refused) = internal(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("/internal/v1/deleted-users/{bob}"),
-    )
-    .await;
+    let (status, refused) = app
+        .internal_json(
+            reqwest::Method::DELETE,
+            &format!("/internal/v1/deleted-users/{bob}"),
+        )
+        .await;
     assert_eq!(status, 409, "{refused}");
     assert!(app.user_dir(bob).exists());
 
@@ -50,18 +35,20 @@ async fn a_deleted_users_folder_and_keys_are_listed_and_removed_but_a_live_user_
     app.db()
         .execute("DELETE FROM auth_user WHERE id = ?1", [alice])
         .unwrap();
-    let (_, listed) = internal(&app, reqwest::Method::GET, "/internal/v1/deleted-users").await;
+    let (_, listed) = app
+        .internal_json(reqwest::Method::GET, "/internal/v1/deleted-users")
+        .await;
     assert_eq!(
         listed,
         json!({"users": [{"user_id": alice, "folder": true, "host_keys": 1}]})
     );
 
-    let (status, removed) = internal(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("/internal/v1/deleted-users/{alice}"),
-    )
-    .await;
+    let (status, removed) = app
+        .internal_json(
+            reqwest::Method::DELETE,
+            &format!("/internal/v1/deleted-users/{alice}"),
+        )
+        .await;
     assert_eq!(status, 200, "{removed}");
     assert_eq!(
         removed,
@@ -69,16 +56,18 @@ async fn a_deleted_users_folder_and_keys_are_listed_and_removed_but_a_live_user_
     );
     assert!(!app.user_dir(alice).exists());
     assert!(app.user_dir(bob).exists());
-    let (_, listed) = internal(&app, reqwest::Method::GET, "/internal/v1/deleted-users").await;
+    let (_, listed) = app
+        .internal_json(reqwest::Method::GET, "/internal/v1/deleted-users")
+        .await;
     assert_eq!(listed, json!({"users": []}));
 
     // Removing again is harmless.
-    let (status, again) = internal(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("/internal/v1/deleted-users/{alice}"),
-    )
-    .await;
+    let (status, again) = app
+        .internal_json(
+            reqwest::Method::DELETE,
+            &format!("/internal/v1/deleted-users/{alice}"),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(again["folder_removed"], false);
 }
@@ -88,8 +77,7 @@ async fn a_reset_can_keep_only_the_media_files() {
     let app = TestApp::start().await;
     let carol = app.add_user("carol", true);
     let key = app.login_key("carol").await;
-    app.call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
-        .await;
+    app.meta(&key).await;
     let dir = app.user_dir(carol);
     std::fs::create_dir_all(dir.join("media")).unwrap();
     std::fs::write(dir.join("media/a.png"), b"png").unwrap();
@@ -98,16 +86,13 @@ async fn a_reset_can_keep_only_the_media_files() {
     // A reset must work even when the collection itself is broken.
     std::fs::write(dir.join("collection.anki2"), b"not a database").unwrap();
 
-    let response = app
-        .http
-        .post(format!("{}/internal/v1/users/{carol}/reset", app.internal))
-        .bearer_auth(&app.token)
-        .json(&json!({"dry_run": false, "media": "keep_files"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let report: Value = response.json().await.unwrap();
+    let (status, report) = app
+        .internal_post_json(
+            &format!("/internal/v1/users/{carol}/reset"),
+            json!({"dry_run": false, "media": "keep_files"}),
+        )
+        .await;
+    assert_eq!(status, 200);
 
     assert_eq!(report["media"], "keep_files");
     assert_eq!(report["keep_media"], true);

@@ -5,392 +5,24 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Duration;
 
+use common::TestApp;
+use common::internal::imports_path;
 use common::packages::{
     DUMMY_NOTE_GUID, FIXTURE_BASIC_ID, GEN_NOTETYPE_ID, GEN_TIME_MS, GenNote, GenPackage,
     LATE_CARD_ID, LATE_NOTE_GUID, LATE_NOTE_ID, LATE_PIC, MediaEntries, MediaEntry, PIC_BYTES,
     dummy_legacy_collection, latest_package, latest_package_raw,
     schema18_collection_with_media_note, sha1_hex, sha1_of, zip_members,
 };
-use common::{Response, TestApp};
+use common::stored::{
+    all_files, assert_nothing_pending, col_int, col_json, count, deck_named, guids, id_of, now_ms,
+    server_counts, stored_note,
+};
+use common::sync::pad;
 use prost::Message;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use serde_json::{Value, json};
-
-fn imports_path(user: i64) -> String {
-    format!("/internal/v1/users/{user}/imports")
-}
-
-async fn import(app: &TestApp, user: i64, package: Vec<u8>) -> Response {
-    TestApp::send(app.internal_post(&imports_path(user), Some(&app.token), package)).await
-}
-
-async fn import_ok(app: &TestApp, user: i64, package: Vec<u8>) -> Value {
-    let response = import(app, user, package).await;
-    assert_eq!(response.status, 200, "{}", response.text());
-    response.json()
-}
-
-async fn import_keyed(app: &TestApp, user: i64, package: Vec<u8>, key: &str) -> Response {
-    let request = app
-        .internal_post(&imports_path(user), Some(&app.token), package)
-        .header("Idempotency-Key", key);
-    TestApp::send(request).await
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// genanki writes notetype ids as strings; Anki accepts both (protocol §8.1).
-fn id_of(value: &Value) -> i64 {
-    value
-        .as_i64()
-        .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
-        .unwrap_or_else(|| panic!("not an id: {value}"))
-}
-
-// ---- the user's stored collection, read directly -------------------------------------------
-
-fn collection(app: &TestApp, user: i64) -> Connection {
-    Connection::open_with_flags(
-        app.user_dir(user).join("collection.anki2"),
-        OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap()
-}
-
-fn col_json(conn: &Connection, column: &str) -> Value {
-    let text: String = conn
-        .query_row(&format!("SELECT {column} FROM col"), [], |row| row.get(0))
-        .unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn col_int(conn: &Connection, column: &str) -> i64 {
-    conn.query_row(&format!("SELECT {column} FROM col"), [], |row| row.get(0))
-        .unwrap()
-}
-
-fn count(conn: &Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |row| row.get(0)).unwrap()
-}
-
-#[derive(Debug)]
-struct StoredNote {
-    id: i64,
-    mid: i64,
-    mtime: i64,
-    usn: i64,
-    tags: String,
-    flds: String,
-    sfld: String,
-    csum: i64,
-}
-
-fn stored_note(conn: &Connection, guid: &str) -> StoredNote {
-    conn.query_row(
-        "SELECT id, mid, mod, usn, tags, flds, CAST(sfld AS TEXT), csum FROM notes WHERE guid = ?1",
-        [guid],
-        |row| {
-            Ok(StoredNote {
-                id: row.get(0)?,
-                mid: row.get(1)?,
-                mtime: row.get(2)?,
-                usn: row.get(3)?,
-                tags: row.get(4)?,
-                flds: row.get(5)?,
-                sfld: row.get(6)?,
-                csum: row.get(7)?,
-            })
-        },
-    )
-    .unwrap_or_else(|err| panic!("note {guid}: {err}"))
-}
-
-fn guids(conn: &Connection) -> BTreeSet<String> {
-    let mut statement = conn.prepare("SELECT guid FROM notes").unwrap();
-    statement
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
-fn deck_named<'a>(decks: &'a Value, name: &str) -> Option<&'a Value> {
-    decks
-        .as_object()
-        .unwrap()
-        .values()
-        .find(|deck| deck["name"] == name)
-}
-
-/// Every object the import may write must carry the server's usn, never the client-side -1.
-fn assert_nothing_pending(conn: &Connection) {
-    let usn = col_int(conn, "usn");
-    for table in ["notes", "cards", "revlog"] {
-        let wrong = count(
-            conn,
-            &format!("SELECT COUNT(*) FROM {table} WHERE usn < 0 OR usn > {usn}"),
-        );
-        assert_eq!(wrong, 0, "{table} rows with a usn other than 0..={usn}");
-    }
-    for column in ["models", "decks", "dconf"] {
-        for object in col_json(conn, column).as_object().unwrap().values() {
-            let object_usn = object["usn"].as_i64().unwrap();
-            assert!(
-                (0..=usn).contains(&object_usn),
-                "{column}: usn {object_usn}: {object}"
-            );
-        }
-    }
-    for (tag, tag_usn) in col_json(conn, "tags").as_object().unwrap() {
-        let tag_usn = tag_usn.as_i64().unwrap();
-        assert!((0..=usn).contains(&tag_usn), "tag {tag}: usn {tag_usn}");
-    }
-}
-
-/// What a client that holds exactly the server's collection reports in `sanityCheck2`.
-fn server_counts(conn: &Connection) -> [i64; 6] {
-    let keys = |column: &str| col_json(conn, column).as_object().unwrap().len() as i64;
-    [
-        count(conn, "SELECT COUNT(*) FROM cards"),
-        count(conn, "SELECT COUNT(*) FROM notes"),
-        count(conn, "SELECT COUNT(*) FROM revlog"),
-        keys("models"),
-        keys("decks"),
-        keys("dconf"),
-    ]
-}
-
-// ---- a scripted client ----------------------------------------------------------------------
-
-fn pad() -> Value {
-    json!({"_pad": null})
-}
-
-async fn meta(app: &TestApp, key: &str) -> Value {
-    let response = app
-        .call(
-            "meta",
-            key,
-            "meta",
-            json!({"v": 11, "cv": "anki,test,linux"}),
-        )
-        .await;
-    assert_eq!(response.status, 200, "{}", response.text());
-    response.json()
-}
-
-/// What the server sends in a normal sync started with `min_usn`.
-struct Received {
-    changes: Value,
-    notes: Vec<Value>,
-    cards: Vec<Value>,
-    revlog: Vec<Value>,
-}
-
-impl Received {
-    fn note(&self, guid: &str) -> &Value {
-        self.notes
-            .iter()
-            .find(|note| note[1] == guid)
-            .unwrap_or_else(|| panic!("note {guid} not sent"))
-    }
-
-    fn deck(&self, name: &str) -> &Value {
-        self.changes["decks"][0]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|deck| deck["name"] == name)
-            .unwrap_or_else(|| panic!("deck {name} not sent"))
-    }
-
-    /// The counts of a client that held nothing before and now holds what it received.
-    fn counts(&self) -> [i64; 6] {
-        let len = |value: &Value| value.as_array().unwrap().len() as i64;
-        [
-            self.cards.len() as i64,
-            self.notes.len() as i64,
-            self.revlog.len() as i64,
-            len(&self.changes["models"]),
-            len(&self.changes["decks"][0]),
-            len(&self.changes["decks"][1]),
-        ]
-    }
-}
-
-async fn receive(app: &TestApp, key: &str, session: &str, min_usn: i64) -> Received {
-    let start = app
-        .call(
-            "start",
-            key,
-            session,
-            json!({"minUsn": min_usn, "lnewer": false, "graves": null}),
-        )
-        .await;
-    assert_eq!(start.status, 200, "{}", start.text());
-    let changes = app
-        .call(
-            "applyChanges",
-            key,
-            session,
-            json!({"changes": {"models": [], "decks": [[], []], "tags": []}}),
-        )
-        .await;
-    assert_eq!(changes.status, 200, "{}", changes.text());
-    let mut received = Received {
-        changes: changes.json(),
-        notes: Vec::new(),
-        cards: Vec::new(),
-        revlog: Vec::new(),
-    };
-    loop {
-        let chunk = app.call("chunk", key, session, pad()).await;
-        assert_eq!(chunk.status, 200, "{}", chunk.text());
-        let chunk = chunk.json();
-        for (name, rows) in [
-            ("notes", &mut received.notes),
-            ("cards", &mut received.cards),
-            ("revlog", &mut received.revlog),
-        ] {
-            if let Some(list) = chunk.get(name).and_then(Value::as_array) {
-                rows.extend(list.iter().cloned());
-            }
-        }
-        if chunk["done"] == true {
-            return received;
-        }
-    }
-}
-
-/// Ends a started sync the way a client with nothing to send does; returns the new `mod`.
-async fn finish(app: &TestApp, key: &str, session: &str, counts: [i64; 6]) -> i64 {
-    let applied = app
-        .call("applyChunk", key, session, json!({"chunk": {"done": true}}))
-        .await;
-    assert_eq!(applied.status, 200, "{}", applied.text());
-    let [cards, notes, revlog, models, decks, dconf] = counts;
-    let sanity = app
-        .call(
-            "sanityCheck2",
-            key,
-            session,
-            json!({"client": [[0, 0, 0], cards, notes, revlog, 0, models, decks, dconf]}),
-        )
-        .await
-        .json();
-    assert_eq!(sanity["status"], "ok", "{sanity}");
-    let finished = app.call("finish", key, session, pad()).await;
-    assert_eq!(finished.status, 200, "{}", finished.text());
-    finished.json().as_i64().unwrap()
-}
-
-/// The media USN from `begin` and every entry of `mediaChanges` since 0, by name.
-async fn media_state(app: &TestApp, key: &str) -> (i64, BTreeMap<String, (i64, String)>) {
-    let begin = app
-        .call_media("begin", key, json!({"v": "anki,test,linux"}))
-        .await;
-    assert_eq!(begin.status, 200, "{}", begin.text());
-    let usn = begin.json()["data"]["usn"].as_i64().unwrap();
-    let changes = app
-        .call_media("mediaChanges", key, json!({"lastUsn": 0}))
-        .await;
-    assert_eq!(changes.status, 200, "{}", changes.text());
-    let entries = changes.json()["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| {
-            (
-                entry[0].as_str().unwrap().to_string(),
-                (
-                    entry[1].as_i64().unwrap(),
-                    entry[2].as_str().unwrap().to_string(),
-                ),
-            )
-        })
-        .collect();
-    (usn, entries)
-}
-
-async fn download_media(app: &TestApp, key: &str, name: &str) -> Vec<u8> {
-    let download = app
-        .call_media("downloadFiles", key, json!({"files": [name]}))
-        .await;
-    assert_eq!(download.status, 200, "{}", download.text());
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(download.body)).unwrap();
-    let mut content = Vec::new();
-    std::io::Read::read_to_end(&mut archive.by_name("0").unwrap(), &mut content).unwrap();
-    content
-}
-
-/// Uploads files through `/msync/uploadChanges` as a client would.
-async fn upload_media(app: &TestApp, key: &str, files: &[(&str, &[u8])]) {
-    let mut members: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut meta = Vec::new();
-    for (index, (name, data)) in files.iter().enumerate() {
-        members.push((index.to_string(), data.to_vec()));
-        meta.push(json!([name, index.to_string()]));
-    }
-    members.push(("_meta".into(), Value::Array(meta).to_string().into_bytes()));
-    let zip = zip_members(&members, zip::CompressionMethod::Stored);
-    let response = app
-        .raw_media(
-            "uploadChanges",
-            Some(TestApp::header(key, "media")),
-            zstd::encode_all(&zip[..], 0).unwrap(),
-        )
-        .await;
-    assert_eq!(response.status, 200, "{}", response.text());
-    assert_eq!(response.json()["err"], "");
-}
-
-/// A full upload (protocol §5.1) of a brand-new schema-11 collection whose `mod` is `modified`.
-async fn full_upload_fresh_collection(app: &TestApp, key: &str, modified: i64) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("collection.anki2");
-    anki_sidecar::collection::schema11::create_new_collection(&path, modified, 1_795_000_000)
-        .unwrap();
-    {
-        let conn = Connection::open(&path).unwrap();
-        conn.execute("UPDATE col SET mod = ?1", [modified]).unwrap();
-    }
-    let body = zstd::encode_all(&std::fs::read(&path).unwrap()[..], 0).unwrap();
-    let answer = app
-        .raw("upload", Some(TestApp::header(key, "full")), body)
-        .await;
-    assert_eq!(answer.status, 200);
-    assert_eq!(answer.text(), "OK");
-}
-
-/// Every file below `root`, relative, so a refused import can be shown to leave nothing.
-fn all_files(root: &Path) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.insert(path.strip_prefix(root).unwrap().display().to_string());
-            }
-        }
-    }
-    found
-}
-
-// ---- the tests ------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn a_genanki_package_reaches_a_fresh_user_and_a_syncing_client() {
@@ -402,7 +34,7 @@ async fn a_genanki_package_reaches_a_fresh_user_and_a_syncing_client() {
         .push(("unused.png".into(), b"no note shows this".to_vec()));
 
     let before = now_ms();
-    let summary = import_ok(&app, alice, package.package()).await;
+    let summary = app.import_ok(alice, package.package()).await;
     let after = now_ms();
     assert_eq!(
         summary,
@@ -417,7 +49,7 @@ async fn a_genanki_package_reaches_a_fresh_user_and_a_syncing_client() {
         })
     );
 
-    let conn = collection(&app, alice);
+    let conn = app.collection(alice);
     assert_eq!(
         col_int(&conn, "usn"),
         0,
@@ -478,7 +110,7 @@ async fn a_genanki_package_reaches_a_fresh_user_and_a_syncing_client() {
 
     // A fresh device: the server now has cards and a changed collection.
     let key = app.login_key("alice").await;
-    let server = meta(&app, &key).await;
+    let server = app.meta_ok(&key).await;
     assert_eq!(server["empty"], false);
     let modified = server["mod"].as_i64().unwrap();
     assert!(
@@ -488,7 +120,7 @@ async fn a_genanki_package_reaches_a_fresh_user_and_a_syncing_client() {
     assert_eq!(server["usn"], 0);
     assert!(server["media_usn"].as_i64().unwrap() > 0);
 
-    let received = receive(&app, &key, "s1", 0).await;
+    let received = app.receive(&key, "s1", 0).await;
     let model = received.changes["models"]
         .as_array()
         .unwrap()
@@ -519,16 +151,16 @@ async fn a_genanki_package_reaches_a_fresh_user_and_a_syncing_client() {
         received.changes["tags"]
     );
     let counts = received.counts();
-    finish(&app, &key, "s1", counts).await;
-    assert_eq!(meta(&app, &key).await["usn"], 1);
+    app.finish_sync(&key, "s1", counts).await;
+    assert_eq!(app.meta_ok(&key).await["usn"], 1);
 
-    let (media_usn, entries) = media_state(&app, &key).await;
+    let (media_usn, entries) = app.media_state(&key).await;
     assert!(media_usn > 0);
     let (usn, sha1) = &entries["pic.png"];
     assert!(*usn > 0 && *usn <= media_usn);
     assert_eq!(sha1, &sha1_hex(PIC_BYTES));
     assert_eq!(entries.len(), 1, "only the referenced file: {entries:?}");
-    assert_eq!(download_media(&app, &key, "pic.png").await, PIC_BYTES);
+    assert_eq!(app.download_media(&key, "pic.png").await, PIC_BYTES);
 }
 
 #[tokio::test]
@@ -536,14 +168,14 @@ async fn importing_again_skips_and_a_newer_note_updates() {
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
     let package = GenPackage::standard();
-    import_ok(&app, alice, package.package()).await;
+    app.import_ok(alice, package.package()).await;
     // Sync once so the server usn moves to 1: later writes must carry 1, not 0.
     let key = app.login_key("alice").await;
-    meta(&app, &key).await;
-    let received = receive(&app, &key, "s1", 0).await;
-    finish(&app, &key, "s1", received.counts()).await;
+    app.meta_ok(&key).await;
+    let received = app.receive(&key, "s1", 0).await;
+    app.finish_sync(&key, "s1", received.counts()).await;
 
-    let again = import_ok(&app, alice, package.package()).await;
+    let again = app.import_ok(alice, package.package()).await;
     assert_eq!(again["import_id"], 2);
     assert_eq!(
         again["notes"],
@@ -561,7 +193,7 @@ async fn importing_again_skips_and_a_newer_note_updates() {
         "only media of added or updated notes is considered (protocol §10.3)"
     );
     {
-        let conn = collection(&app, alice);
+        let conn = app.collection(alice);
         assert_eq!(count(&conn, "SELECT COUNT(*) FROM notes"), 2);
         assert_eq!(count(&conn, "SELECT COUNT(*) FROM cards"), 2);
         assert_eq!(col_json(&conn, "models").as_object().unwrap().len(), 6);
@@ -572,13 +204,13 @@ async fn importing_again_skips_and_a_newer_note_updates() {
     edited.notes[0].fields[1] = "edited back".into();
     edited.notes[0].tags = vec!["edited".into()];
     edited.notes[0].mtime += 100;
-    let summary = import_ok(&app, alice, edited.package()).await;
+    let summary = app.import_ok(alice, edited.package()).await;
     assert_eq!(
         summary["notes"],
         json!({"added": 0, "updated": 1, "skipped": 1})
     );
     assert_eq!(summary["cards"], json!({"added": 0}));
-    let conn = collection(&app, alice);
+    let conn = app.collection(alice);
     assert_nothing_pending(&conn);
     let note = stored_note(&conn, "gen-guid-1");
     assert_eq!(note.id, 1_700_000_000_100, "the user's note id is kept");
@@ -595,24 +227,24 @@ async fn importing_again_skips_and_a_newer_note_updates() {
     drop(conn);
 
     // A client that already synced receives exactly the update.
-    let server = meta(&app, &key).await;
+    let server = app.meta_ok(&key).await;
     assert_eq!(server["usn"], 1);
-    let received = receive(&app, &key, "s2", 1).await;
+    let received = app.receive(&key, "s2", 1).await;
     assert_eq!(received.notes.len(), 1, "{:?}", received.notes);
     assert_eq!(received.note("gen-guid-1")[6], note.flds);
     assert!(received.cards.is_empty());
-    finish(&app, &key, "s2", counts).await;
+    app.finish_sync(&key, "s2", counts).await;
 
     // An edit that is older than the user's copy changes nothing.
     let mut older = package.clone();
     older.notes[0].fields[1] = "stale back".into();
     older.notes[0].mtime += 50;
-    let summary = import_ok(&app, alice, older.package()).await;
+    let summary = app.import_ok(alice, older.package()).await;
     assert_eq!(
         summary["notes"],
         json!({"added": 0, "updated": 0, "skipped": 2})
     );
-    let conn = collection(&app, alice);
+    let conn = app.collection(alice);
     assert_eq!(stored_note(&conn, "gen-guid-1").flds, note.flds);
 }
 
@@ -625,7 +257,7 @@ async fn an_idempotency_key_replays_the_first_answer() {
     // Built once: every build has fresh random ids in its stock notetypes, so other bytes.
     let bytes = package.package();
 
-    let first = import_keyed(&app, alice, bytes.clone(), "push-1").await;
+    let first = app.import_keyed(alice, bytes.clone(), "push-1").await;
     assert_eq!(first.status, 200, "{}", first.text());
     let first = first.json();
     assert_eq!(first["replayed"], false);
@@ -633,7 +265,7 @@ async fn an_idempotency_key_replays_the_first_answer() {
     let collection_path = app.user_dir(alice).join("collection.anki2");
     let stored = std::fs::read(&collection_path).unwrap();
 
-    let replay = import_keyed(&app, alice, bytes.clone(), "push-1").await;
+    let replay = app.import_keyed(alice, bytes.clone(), "push-1").await;
     assert_eq!(replay.status, 200, "{}", replay.text());
     let mut replay = replay.json();
     assert_eq!(replay["replayed"], true);
@@ -647,18 +279,19 @@ async fn an_idempotency_key_replays_the_first_answer() {
     let mut edited = package.clone();
     edited.notes[0].fields[1] = "edited back".into();
     edited.notes[0].mtime += 100;
-    let reused = import_keyed(&app, alice, edited.package(), "push-1").await;
+    let reused = app.import_keyed(alice, edited.package(), "push-1").await;
     assert_eq!(reused.status, 409, "{}", reused.text());
     assert_eq!(std::fs::read(&collection_path).unwrap(), stored);
 
-    let second = import_keyed(&app, alice, edited.package(), "push-2").await;
+    let second = app.import_keyed(alice, edited.package(), "push-2").await;
     assert_eq!(second.status, 200, "{}", second.text());
     let second = second.json();
     assert_eq!(second["import_id"], 2);
     assert_eq!(second["replayed"], false);
     assert_eq!(second["notes"]["updated"], 1);
 
-    let mut late_replay = import_keyed(&app, alice, bytes.clone(), "push-1")
+    let mut late_replay = app
+        .import_keyed(alice, bytes.clone(), "push-1")
         .await
         .json();
     assert_eq!(late_replay["replayed"], true);
@@ -666,14 +299,16 @@ async fn an_idempotency_key_replays_the_first_answer() {
     assert_eq!(late_replay, first);
 
     // Sequence numbers and keys belong to one user.
-    let for_bob = import_keyed(&app, bob, bytes.clone(), "push-1").await;
+    let for_bob = app.import_keyed(bob, bytes.clone(), "push-1").await;
     assert_eq!(for_bob.status, 200, "{}", for_bob.text());
     let for_bob = for_bob.json();
     assert_eq!(for_bob["import_id"], 1);
     assert_eq!(for_bob["replayed"], false);
     assert_eq!(for_bob["notes"]["added"], 2);
 
-    let too_long = import_keyed(&app, alice, bytes.clone(), &"k".repeat(201)).await;
+    let too_long = app
+        .import_keyed(alice, bytes.clone(), &"k".repeat(201))
+        .await;
     assert_eq!(too_long.status, 400, "{}", too_long.text());
 }
 
@@ -684,8 +319,9 @@ async fn a_conflicting_media_name_is_renamed_and_the_note_follows() {
     let key = app.login_key("alice").await;
     let users_pic: &[u8] = b"the user's own, different picture";
     let shared: &[u8] = b"ID3 a sound both sides have";
-    upload_media(&app, &key, &[("pic.png", users_pic), ("same.mp3", shared)]).await;
-    let (usn_before, _) = media_state(&app, &key).await;
+    app.upload_media(&key, &[("pic.png", users_pic), ("same.mp3", shared)])
+        .await;
+    let (usn_before, _) = app.media_state(&key).await;
     assert_eq!(usn_before, 2);
 
     let mut package = GenPackage::standard();
@@ -702,7 +338,7 @@ async fn a_conflicting_media_name_is_renamed_and_the_note_follows() {
     package
         .media
         .push((decomposed.into(), b"a cafe picture".to_vec()));
-    let summary = import_ok(&app, alice, package.package()).await;
+    let summary = app.import_ok(alice, package.package()).await;
     assert_eq!(
         summary["media"],
         json!({"added": 1, "renamed": 1, "unchanged": 1})
@@ -710,7 +346,7 @@ async fn a_conflicting_media_name_is_renamed_and_the_note_follows() {
     assert_eq!(summary["notes"]["added"], 3);
 
     let renamed = format!("pic-{}.png", sha1_hex(PIC_BYTES));
-    let (media_usn, entries) = media_state(&app, &key).await;
+    let (media_usn, entries) = app.media_state(&key).await;
     assert_eq!(media_usn, 4, "two new files, two new media USNs");
     assert_eq!(entries["pic.png"], (1, sha1_hex(users_pic)), "left alone");
     assert_eq!(
@@ -721,10 +357,10 @@ async fn a_conflicting_media_name_is_renamed_and_the_note_follows() {
     assert_eq!(entries[&renamed].1, sha1_hex(PIC_BYTES));
     assert!(entries[composed].0 > 2);
     assert!(!entries.contains_key(decomposed));
-    assert_eq!(download_media(&app, &key, &renamed).await, PIC_BYTES);
-    assert_eq!(download_media(&app, &key, "pic.png").await, users_pic);
+    assert_eq!(app.download_media(&key, &renamed).await, PIC_BYTES);
+    assert_eq!(app.download_media(&key, "pic.png").await, users_pic);
 
-    let conn = collection(&app, alice);
+    let conn = app.collection(alice);
     let first = stored_note(&conn, "gen-guid-1");
     assert_eq!(
         first.flds,
@@ -741,10 +377,10 @@ async fn a_conflicting_media_name_is_renamed_and_the_note_follows() {
         "the reference follows the normalized name"
     );
     drop(conn);
-    meta(&app, &key).await;
-    let received = receive(&app, &key, "s", 0).await;
+    app.meta_ok(&key).await;
+    let received = app.receive(&key, "s", 0).await;
     assert_eq!(received.note("gen-guid-1")[6], first.flds);
-    app.call("abort", &key, "s", pad()).await;
+    app.abort(&key, "s").await;
 }
 
 #[tokio::test]
@@ -755,7 +391,7 @@ async fn a_latest_format_package_imports() {
         &schema18_collection_with_media_note(),
         &[("late.png", LATE_PIC)],
     );
-    let summary = import_ok(&app, alice, package).await;
+    let summary = app.import_ok(alice, package).await;
     assert_eq!(
         summary,
         json!({
@@ -769,7 +405,7 @@ async fn a_latest_format_package_imports() {
         })
     );
 
-    let conn = collection(&app, alice);
+    let conn = app.collection(alice);
     assert_nothing_pending(&conn);
     let stored = guids(&conn);
     assert_eq!(stored.len(), 8);
@@ -872,18 +508,18 @@ async fn a_latest_format_package_imports() {
     drop(conn);
 
     let key = app.login_key("alice").await;
-    assert_eq!(meta(&app, &key).await["empty"], false);
-    let received = receive(&app, &key, "s", 0).await;
+    assert_eq!(app.meta_ok(&key).await["empty"], false);
+    let received = app.receive(&key, "s", 0).await;
     assert_eq!(received.notes.len(), 8);
     assert_eq!(received.cards.len(), 11);
     let tags = &received.changes["tags"];
     for tag in ["late", "easy", "de"] {
         assert!(tags.as_array().unwrap().contains(&json!(tag)), "{tags}");
     }
-    finish(&app, &key, "s", received.counts()).await;
-    let (_, entries) = media_state(&app, &key).await;
+    app.finish_sync(&key, "s", received.counts()).await;
+    let (_, entries) = app.media_state(&key).await;
     assert_eq!(entries["late.png"].1, sha1_hex(LATE_PIC));
-    assert_eq!(download_media(&app, &key, "late.png").await, LATE_PIC);
+    assert_eq!(app.download_media(&key, "late.png").await, LATE_PIC);
 }
 
 #[tokio::test]
@@ -892,8 +528,8 @@ async fn a_changed_notetype_becomes_a_new_notetype_without_a_full_sync() {
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
     let original = GenPackage::standard();
-    import_ok(&app, alice, original.package()).await;
-    let scm = meta(&app, &key).await["scm"].clone();
+    app.import_ok(alice, original.package()).await;
+    let scm = app.meta_ok(&key).await["scm"].clone();
 
     let mut widened = GenPackage::standard();
     widened.field_names.push("Extra".into());
@@ -903,15 +539,19 @@ async fn a_changed_notetype_becomes_a_new_notetype_without_a_full_sync() {
         GenNote::new(1_700_000_000_300, "wide-1", &["w1", "b1", "x1"]),
         GenNote::new(1_700_000_000_301, "wide-2", &["w2", "b2", "x2"]),
     ];
-    let summary = import_ok(&app, alice, widened.package()).await;
+    let summary = app.import_ok(alice, widened.package()).await;
     assert_eq!(
         summary["notetypes"],
         json!({"added": 1, "updated": 0, "matched": 0})
     );
     assert_eq!(summary["notes"]["added"], 2);
-    assert_eq!(meta(&app, &key).await["scm"], scm, "no full sync is forced");
+    assert_eq!(
+        app.meta_ok(&key).await["scm"],
+        scm,
+        "no full sync is forced"
+    );
 
-    let conn = collection(&app, alice);
+    let conn = app.collection(alice);
     assert_nothing_pending(&conn);
     let models = col_json(&conn, "models");
     let kept = &models[GEN_NOTETYPE_ID.to_string()];
@@ -932,13 +572,13 @@ async fn a_changed_notetype_becomes_a_new_notetype_without_a_full_sync() {
     drop(conn);
 
     // The same package again finds the copy made last time instead of adding another.
-    let again = import_ok(&app, alice, widened.package()).await;
+    let again = app.import_ok(alice, widened.package()).await;
     assert_eq!(again["notetypes"]["added"], 0, "{again}");
     assert_eq!(
         again["notes"],
         json!({"added": 0, "updated": 0, "skipped": 2})
     );
-    let conn = collection(&app, alice);
+    let conn = app.collection(alice);
     assert_eq!(
         col_json(&conn, "models").as_object().unwrap().len(),
         model_count
@@ -949,19 +589,19 @@ async fn a_changed_notetype_becomes_a_new_notetype_without_a_full_sync() {
     let mut restyled = GenPackage::standard();
     restyled.css = ".card { color: green; }".into();
     restyled.notetype_mtime += 200;
-    let summary = import_ok(&app, alice, restyled.package()).await;
+    let summary = app.import_ok(alice, restyled.package()).await;
     assert_eq!(
         summary["notetypes"],
         json!({"added": 0, "updated": 1, "matched": 0})
     );
-    let conn = collection(&app, alice);
+    let conn = app.collection(alice);
     let models = col_json(&conn, "models");
     let updated = &models[GEN_NOTETYPE_ID.to_string()];
     assert_eq!(updated["css"], ".card { color: green; }");
     assert_eq!(updated["usn"], col_int(&conn, "usn"));
     assert_eq!(models.as_object().unwrap().len(), model_count);
     drop(conn);
-    assert_eq!(meta(&app, &key).await["scm"], scm);
+    assert_eq!(app.meta_ok(&key).await["scm"], scm);
 }
 
 #[tokio::test]
@@ -969,7 +609,7 @@ async fn bad_packages_are_refused_and_change_nothing() {
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    import_ok(&app, alice, GenPackage::standard().package()).await;
+    app.import_ok(alice, GenPackage::standard().package()).await;
 
     let standard = GenPackage::standard();
     let good_collection = standard.collection();
@@ -1108,10 +748,10 @@ async fn bad_packages_are_refused_and_change_nothing() {
     let collection_path = user_dir.join("collection.anki2");
     let stored = std::fs::read(&collection_path).unwrap();
     let files = all_files(&user_dir);
-    let server = meta(&app, &key).await;
-    let media = media_state(&app, &key).await;
+    let server = app.meta_ok(&key).await;
+    let media = app.media_state(&key).await;
     for (name, package) in cases {
-        let response = import(&app, alice, package).await;
+        let response = app.import(alice, package).await;
         assert_eq!(response.status, 400, "{name}: {}", response.text());
         assert!(!response.text().trim().is_empty(), "{name}: says why");
         assert_eq!(
@@ -1121,12 +761,12 @@ async fn bad_packages_are_refused_and_change_nothing() {
         );
         assert_eq!(all_files(&user_dir), files, "{name}: files changed");
     }
-    let after = meta(&app, &key).await;
+    let after = app.meta_ok(&key).await;
     assert_eq!(
         (&after["mod"], &after["usn"], &after["scm"]),
         (&server["mod"], &server["usn"], &server["scm"])
     );
-    assert_eq!(media_state(&app, &key).await, media);
+    assert_eq!(app.media_state(&key).await, media);
     let data_root = app.dir.path();
     assert!(
         !all_files(data_root)
@@ -1137,7 +777,7 @@ async fn bad_packages_are_refused_and_change_nothing() {
     assert!(!user_dir.join("media/fresh.png").exists());
 
     // Nothing stuck: a good package still goes through.
-    let summary = import_ok(&app, alice, GenPackage::standard().package()).await;
+    let summary = app.import_ok(alice, GenPackage::standard().package()).await;
     assert_eq!(summary["notes"]["skipped"], 2);
 }
 
@@ -1153,7 +793,7 @@ async fn only_the_internal_listener_with_the_token_may_import() {
     let wrong =
         TestApp::send(app.internal_post(&path, Some("not-the-token"), package.clone())).await;
     assert_eq!(wrong.status, 403, "{}", wrong.text());
-    let unknown = import(&app, 9999, package.clone()).await;
+    let unknown = app.import(9999, package.clone()).await;
     assert_eq!(unknown.status, 404, "{}", unknown.text());
     let public = TestApp::send(
         app.http
@@ -1177,7 +817,7 @@ async fn only_the_internal_listener_with_the_token_may_import() {
     let mut noise = vec![0u8; 1_500_000];
     rand::fill(&mut noise[..]);
     big.media.push(("noise.bin".into(), noise));
-    let too_large = import(&limited, bob, big.package()).await;
+    let too_large = limited.import(bob, big.package()).await;
     assert_eq!(too_large.status, 413, "{}", too_large.text());
     assert!(!limited.user_dir(bob).join("collection.anki2").exists());
 }
@@ -1187,9 +827,9 @@ async fn an_import_waits_for_a_sync_in_progress() {
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    meta(&app, &key).await;
-    let counts = server_counts(&collection(&app, alice));
-    receive(&app, &key, "s", 0).await;
+    app.meta_ok(&key).await;
+    let counts = server_counts(&app.collection(alice));
+    app.receive(&key, "s", 0).await;
 
     let request = app.internal_post(
         &imports_path(alice),
@@ -1200,21 +840,21 @@ async fn an_import_waits_for_a_sync_in_progress() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!pending.is_finished(), "the import waits for the sync");
     assert_eq!(
-        count(&collection(&app, alice), "SELECT COUNT(*) FROM notes"),
+        count(&app.collection(alice), "SELECT COUNT(*) FROM notes"),
         0
     );
 
-    let finished_mod = finish(&app, &key, "s", counts).await;
+    let finished_mod = app.finish_sync(&key, "s", counts).await;
     let response = tokio::time::timeout(Duration::from_secs(10), pending)
         .await
         .expect("the import ends once the sync has")
         .unwrap();
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.json()["notes"]["added"], 2);
-    let server = meta(&app, &key).await;
+    let server = app.meta_ok(&key).await;
     assert!(server["mod"].as_i64().unwrap() > finished_mod);
     assert_eq!(server["usn"], 1);
-    let conn = collection(&app, alice);
+    let conn = app.collection(alice);
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM notes WHERE usn = 1"), 2);
 }
 
@@ -1223,8 +863,8 @@ async fn an_import_gives_up_with_503_when_the_sync_does_not_end() {
     let app = TestApp::start_with(&["--import-wait-secs=1"]).await;
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    meta(&app, &key).await;
-    receive(&app, &key, "s", 0).await;
+    app.meta_ok(&key).await;
+    app.receive(&key, "s", 0).await;
     let stored = std::fs::read(app.user_dir(alice).join("collection.anki2")).unwrap();
 
     let response = app
@@ -1243,7 +883,7 @@ async fn an_import_gives_up_with_503_when_the_sync_does_not_end() {
         stored
     );
     // The sync was not broken by the waiting import.
-    assert_eq!(app.call("chunk", &key, "s", pad()).await.status, 200);
+    assert_eq!(app.chunk(&key, "s").await.status, 200);
 }
 
 #[tokio::test]
@@ -1251,27 +891,27 @@ async fn undelivered_imports_survive_a_full_upload_until_a_sync_delivers_them() 
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    import_ok(&app, alice, GenPackage::standard().package()).await;
+    app.import_ok(alice, GenPackage::standard().package()).await;
     let expected: BTreeSet<String> = ["gen-guid-1", "gen-guid-2"].map(String::from).into();
 
     // A device that never saw the import replaces the collection.
     let uploaded_mod = 1_795_000_000_000;
-    full_upload_fresh_collection(&app, &key, uploaded_mod).await;
-    let conn = collection(&app, alice);
+    app.full_upload_fresh_collection(&key, uploaded_mod).await;
+    let conn = app.collection(alice);
     assert_eq!(guids(&conn), expected, "the import was merged again");
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM cards"), 2);
     assert_nothing_pending(&conn);
     assert!(deck_named(&col_json(&conn, "decks"), "GenDeck::Sub").is_some());
     drop(conn);
-    let server = meta(&app, &key).await;
+    let server = app.meta_ok(&key).await;
     assert_ne!(
         server["mod"], uploaded_mod,
         "the uploading device must see a change and sync again"
     );
 
     // Uploading again before any sync: the import is still undelivered.
-    full_upload_fresh_collection(&app, &key, uploaded_mod).await;
-    let conn = collection(&app, alice);
+    app.full_upload_fresh_collection(&key, uploaded_mod).await;
+    let conn = app.collection(alice);
     assert_eq!(
         guids(&conn),
         expected,
@@ -1279,15 +919,15 @@ async fn undelivered_imports_survive_a_full_upload_until_a_sync_delivers_them() 
     );
     let counts = server_counts(&conn);
     drop(conn);
-    meta(&app, &key).await;
+    app.meta_ok(&key).await;
 
     // That device's next normal sync receives the notes; the import is delivered.
-    let received = receive(&app, &key, "s", 0).await;
+    let received = app.receive(&key, "s", 0).await;
     assert_eq!(received.notes.len(), 2);
-    finish(&app, &key, "s", counts).await;
+    app.finish_sync(&key, "s", counts).await;
 
-    full_upload_fresh_collection(&app, &key, uploaded_mod).await;
-    let conn = collection(&app, alice);
+    app.full_upload_fresh_collection(&key, uploaded_mod).await;
+    let conn = app.collection(alice);
     assert!(
         guids(&conn).is_empty(),
         "a delivered import is not merged into a later upload"
@@ -1311,16 +951,16 @@ async fn legacy2_packages_import() {
         ("collection.anki2".into(), dummy_legacy_collection()),
     ];
     with_meta.extend(media.iter().cloned());
-    let summary = import_ok(
-        &app,
-        alice,
-        zip_members(&with_meta, zip::CompressionMethod::Deflated),
-    )
-    .await;
+    let summary = app
+        .import_ok(
+            alice,
+            zip_members(&with_meta, zip::CompressionMethod::Deflated),
+        )
+        .await;
     assert_eq!(summary["package"]["format"], "legacy2");
     assert_eq!(summary["notes"]["added"], 2);
     assert_eq!(summary["media"]["added"], 1);
-    let conn = collection(&app, alice);
+    let conn = app.collection(alice);
     assert!(!guids(&conn).contains(DUMMY_NOTE_GUID));
     drop(conn);
 
@@ -1331,15 +971,15 @@ async fn legacy2_packages_import() {
         ("collection.anki21".into(), member),
     ];
     without_meta.extend(media);
-    let summary = import_ok(
-        &app,
-        bob,
-        zip_members(&without_meta, zip::CompressionMethod::Deflated),
-    )
-    .await;
+    let summary = app
+        .import_ok(
+            bob,
+            zip_members(&without_meta, zip::CompressionMethod::Deflated),
+        )
+        .await;
     assert_eq!(summary["package"]["format"], "legacy2");
     assert_eq!(summary["notes"]["added"], 2);
-    assert!(!guids(&collection(&app, bob)).contains(DUMMY_NOTE_GUID));
+    assert!(!guids(&app.collection(bob)).contains(DUMMY_NOTE_GUID));
 }
 
 #[tokio::test]
@@ -1347,9 +987,9 @@ async fn ankis_merge_rules_apply() {
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    import_ok(&app, alice, GenPackage::standard().package()).await;
+    app.import_ok(alice, GenPackage::standard().package()).await;
     let sub_id = id_of(
-        &deck_named(&col_json(&collection(&app, alice), "decks"), "GenDeck::Sub").unwrap()["id"],
+        &deck_named(&col_json(&app.collection(alice), "decks"), "GenDeck::Sub").unwrap()["id"],
     );
 
     let future_id = now_ms() + 3 * 86_400_000;
@@ -1392,12 +1032,12 @@ async fn ankis_merge_rules_apply() {
         )
         .unwrap();
     });
-    let summary = import_ok(
-        &app,
-        alice,
-        package.package_from(&collection_bytes, &package.media_map().to_string()),
-    )
-    .await;
+    let summary = app
+        .import_ok(
+            alice,
+            package.package_from(&collection_bytes, &package.media_map().to_string()),
+        )
+        .await;
     assert_eq!(
         summary["notes"],
         json!({"added": 3, "updated": 0, "skipped": 1}),
@@ -1410,7 +1050,7 @@ async fn ankis_merge_rules_apply() {
         json!({"added": 1, "renamed": 0, "unchanged": 0})
     );
 
-    let conn = collection(&app, alice);
+    let conn = app.collection(alice);
     assert_nothing_pending(&conn);
     assert_eq!(stored_note(&conn, "collide").id, 1_700_000_000_100 + 999);
     let future = stored_note(&conn, "future");
@@ -1445,7 +1085,7 @@ async fn ankis_merge_rules_apply() {
     assert_eq!(distinct.len(), lower.len(), "no deck twice: {lower:?}");
     drop(conn);
 
-    let (_, entries) = media_state(&app, &key).await;
+    let (_, entries) = app.media_state(&key).await;
     assert!(
         entries.contains_key("_static.css"),
         "static files are copied unreferenced"
@@ -1458,8 +1098,8 @@ async fn a_full_download_delivers_imports() {
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    import_ok(&app, alice, GenPackage::standard().package()).await;
-    meta(&app, &key).await;
+    app.import_ok(alice, GenPackage::standard().package()).await;
+    app.meta_ok(&key).await;
     let download = app.call("download", &key, "full", pad()).await;
     assert_eq!(download.status, 200, "{}", download.text());
     let dir = tempfile::tempdir().unwrap();
@@ -1476,9 +1116,10 @@ async fn a_full_download_delivers_imports() {
     );
     drop(downloaded);
 
-    full_upload_fresh_collection(&app, &key, 1_795_000_000_000).await;
+    app.full_upload_fresh_collection(&key, 1_795_000_000_000)
+        .await;
     assert!(
-        guids(&collection(&app, alice)).is_empty(),
+        guids(&app.collection(alice)).is_empty(),
         "the device that downloaded the import chose to drop it"
     );
 }
@@ -1511,7 +1152,7 @@ async fn concurrent_pushes_with_one_key_apply_once() {
         assert_eq!(answer["import_id"], 1);
         assert_eq!(answer["notes"]["added"], 2);
     }
-    let conn = collection(&app, alice);
+    let conn = app.collection(alice);
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM notes"), 2);
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM cards"), 2);
 }

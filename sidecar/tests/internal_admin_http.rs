@@ -3,76 +3,47 @@
 mod common;
 
 use common::TestApp;
-use serde_json::{Value, json};
-
-async fn post_json(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let response = app
-        .http
-        .post(format!("{}{path}", app.internal))
-        .bearer_auth(&app.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
-}
-
-async fn get_json(app: &TestApp, path: &str) -> Value {
-    let response = app
-        .http
-        .get(format!("{}{path}", app.internal))
-        .bearer_auth(&app.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn stats_and_reset_follow_the_users_data() {
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
-    let stats = get_json(&app, &format!("/internal/v1/users/{alice}/stats")).await;
+    let stats = app
+        .internal_get_json(&format!("/internal/v1/users/{alice}/stats"))
+        .await;
     assert_eq!(stats["has_collection"], false);
     assert_eq!(stats["devices"], 0);
 
     let key = app.login_key("alice").await;
-    let meta = app
-        .call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
-        .await
-        .json();
-    let stats = get_json(&app, &format!("/internal/v1/users/{alice}/stats")).await;
+    let meta = app.meta(&key).await.json();
+    let stats = app
+        .internal_get_json(&format!("/internal/v1/users/{alice}/stats"))
+        .await;
     assert_eq!(stats["has_collection"], true);
     assert_eq!(stats["cards"], 0);
     assert_eq!(stats["devices"], 1);
     assert!(stats["last_seen"].as_i64().unwrap() > 0);
 
     // A dry run is the default and changes nothing.
-    let (status, report) = post_json(
-        &app,
-        &format!("/internal/v1/users/{alice}/reset"),
-        json!({}),
-    )
-    .await;
+    let (status, report) = app
+        .internal_post_json(&format!("/internal/v1/users/{alice}/reset"), json!({}))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(report["dry_run"], true);
     assert!(app.user_dir(alice).join("collection.anki2").exists());
 
-    let (status, report) = post_json(
-        &app,
-        &format!("/internal/v1/users/{alice}/reset"),
-        json!({"dry_run": false, "keep_media": false}),
-    )
-    .await;
+    let (status, report) = app
+        .internal_post_json(
+            &format!("/internal/v1/users/{alice}/reset"),
+            json!({"dry_run": false, "keep_media": false}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(report["dry_run"], false);
     assert!(!app.user_dir(alice).join("collection.anki2").exists());
     // The key still works, and the next meta shows a brand-new collection.
-    let fresh = app
-        .call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
-        .await
-        .json();
+    let fresh = app.meta(&key).await.json();
     assert_eq!(fresh["mod"], 0);
     assert_ne!(
         fresh["scm"], meta["scm"],

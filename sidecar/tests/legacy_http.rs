@@ -3,125 +3,48 @@
 
 mod common;
 
-use std::io::Write;
-
-use common::{Response, TestApp};
+use common::TestApp;
+use common::legacy::{gzip, multipart};
+use common::sync::basic_notetype_id;
 use serde_json::{Value, json};
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(data).unwrap();
-    encoder.finish().unwrap()
-}
-
-const BOUNDARY: &str = "------------------------legacyBoundary42";
-
-/// A multipart body in the layout of the legacy Rust client: `data` first (with a file name),
-/// then the text parts.
-fn multipart(parts: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (name, value) in parts {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
-        if *name == "data" {
-            body.extend_from_slice(
-                b"Content-Disposition: form-data; name=\"data\"; filename=\"data\"\r\n\
-                  Content-Type: application/octet-stream\r\n\r\n",
-            );
-        } else {
-            body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
-            );
-        }
-        body.extend_from_slice(value);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    body
-}
-
-/// Sends a multipart POST without the `anki-sync` header; the answer is kept as sent.
-async fn post(app: &TestApp, path: &str, body: Vec<u8>) -> Response {
-    let response = app
-        .http
-        .post(format!("{}/{path}", app.base))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    if status == 200 {
-        assert!(
-            response.headers().get("anki-original-size").is_none(),
-            "legacy answers are plain"
-        );
-    }
-    let body = response.bytes().await.unwrap().to_vec();
-    Response { status, body }
-}
-
-/// A collection call as 2.1.50 sends it: gzip `data`, `c=1`, `k`, `s`.
-async fn call(app: &TestApp, method: &str, key: &str, session: &str, data: Value) -> Response {
-    let data = gzip(data.to_string().as_bytes());
-    let mut parts: Vec<(&str, &[u8])> = vec![("data", &data), ("c", b"1")];
-    if !key.is_empty() {
-        parts.push(("k", key.as_bytes()));
-        parts.push(("s", session.as_bytes()));
-    }
-    post(app, &format!("sync/{method}"), multipart(&parts)).await
-}
-
-async fn legacy_login(app: &TestApp, user: &str) -> String {
-    let answer = call(app, "hostKey", "", "", json!({"u": user, "p": "secret"})).await;
-    assert_eq!(answer.status, 200, "{}", answer.text());
-    answer.json()["key"].as_str().unwrap().to_string()
-}
 
 #[tokio::test]
 async fn gzip_and_raw_data_parts_are_both_read() {
     let app = TestApp::start().await;
     app.add_user("alice", true);
     // gzip, as in every collection call of the legacy clients.
-    let key = legacy_login(&app, "alice").await;
+    let key = app.legacy_login("alice").await;
     assert!(!key.is_empty());
-    let wrong = call(&app, "hostKey", "", "", json!({"u": "alice", "p": "nope"})).await;
+    let wrong = app
+        .legacy_call("hostKey", "", "", json!({"u": "alice", "p": "nope"}))
+        .await;
     assert_eq!(wrong.status, 403);
 
     // Raw (`c=0`), as media calls send it.
     let data = json!({"v": 10, "cv": "anki,2.1.50 (abc),lin"}).to_string();
-    let raw = post(
-        &app,
-        "sync/meta",
-        multipart(&[
-            ("data", data.as_bytes()),
-            ("c", b"0"),
-            ("k", key.as_bytes()),
-            ("s", b"abcdefghij"),
-        ]),
-    )
-    .await;
+    let raw = app
+        .legacy_post(
+            "sync/meta",
+            multipart(&[
+                ("data", data.as_bytes()),
+                ("c", b"0"),
+                ("k", key.as_bytes()),
+                ("s", b"abcdefghij"),
+            ]),
+        )
+        .await;
     assert_eq!(raw.status, 200, "{}", raw.text());
     let meta = raw.json();
     assert_eq!(meta["cont"], true);
     assert_eq!(meta["usn"], 0);
     assert_eq!(meta["empty"], true);
     // The same answer through gzip.
-    let gz = call(
-        &app,
-        "meta",
-        &key,
-        "abcdefghij",
-        json!({"v": 10, "cv": "x"}),
-    )
-    .await;
+    let gz = app
+        .legacy_call("meta", &key, "abcdefghij", json!({"v": 10, "cv": "x"}))
+        .await;
     assert_eq!(gz.json()["scm"], meta["scm"]);
     // And a v11 client still gets zstd with its header.
-    let v11 = app
-        .call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
-        .await;
+    let v11 = app.meta(&key).await;
     assert_eq!(v11.json()["scm"], meta["scm"]);
 }
 
@@ -129,14 +52,14 @@ async fn gzip_and_raw_data_parts_are_both_read() {
 async fn a_missing_data_part_means_an_empty_object() {
     let app = TestApp::start().await;
     app.add_user("alice", true);
-    let key = legacy_login(&app, "alice").await;
+    let key = app.legacy_login("alice").await;
     // AnkiDroid sends downloads without `data`: the raw schema-11 file comes back.
-    let download = post(
-        &app,
-        "sync/download",
-        multipart(&[("k", key.as_bytes()), ("s", b"s")]),
-    )
-    .await;
+    let download = app
+        .legacy_post(
+            "sync/download",
+            multipart(&[("k", key.as_bytes()), ("s", b"s")]),
+        )
+        .await;
     assert_eq!(download.status, 200, "{}", download.text());
     assert!(download.body.starts_with(b"SQLite format 3\0"));
     let dir = tempfile::tempdir().unwrap();
@@ -148,16 +71,18 @@ async fn a_missing_data_part_means_an_empty_object() {
         .unwrap();
     assert_eq!(ver, 11);
     // An empty `data` part is the same as none.
-    let abort = post(
-        &app,
-        "sync/abort",
-        multipart(&[("data", b""), ("k", key.as_bytes()), ("s", b"s")]),
-    )
-    .await;
+    let abort = app
+        .legacy_post(
+            "sync/abort",
+            multipart(&[("data", b""), ("k", key.as_bytes()), ("s", b"s")]),
+        )
+        .await;
     assert_eq!(abort.status, 200);
     assert_eq!(abort.text(), "null");
     // `meta` without data has no version: the client is told it is too old (501).
-    let meta = post(&app, "sync/meta", multipart(&[("k", key.as_bytes())])).await;
+    let meta = app
+        .legacy_post("sync/meta", multipart(&[("k", key.as_bytes())]))
+        .await;
     assert_eq!(meta.status, 501);
 }
 
@@ -166,12 +91,12 @@ async fn broken_requests_get_a_clean_4xx() {
     // Caps of the JSON family (every call but login and the uploads), as for v11.
     let app = TestApp::start_with(&["--json-max-body-mb", "1"]).await;
     app.add_user("alice", true);
-    let key = legacy_login(&app, "alice").await;
+    let key = app.legacy_login("alice").await;
 
     // A multipart body that ends in the middle of a part.
     let mut truncated = multipart(&[("data", b"{}"), ("k", key.as_bytes())]);
     truncated.truncate(truncated.len() - 20);
-    assert_eq!(post(&app, "sync/abort", truncated).await.status, 400);
+    assert_eq!(app.legacy_post("sync/abort", truncated).await.status, 400);
     // No boundary at all.
     let response = app
         .http
@@ -183,84 +108,78 @@ async fn broken_requests_get_a_clean_4xx() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
     // `c=1` but the data is not gzip.
-    let bad_gzip = post(
-        &app,
-        "sync/meta",
-        multipart(&[("data", b"{\"v\":10}"), ("c", b"1"), ("k", key.as_bytes())]),
-    )
-    .await;
+    let bad_gzip = app
+        .legacy_post(
+            "sync/meta",
+            multipart(&[("data", b"{\"v\":10}"), ("c", b"1"), ("k", key.as_bytes())]),
+        )
+        .await;
     assert_eq!(bad_gzip.status, 400, "{}", bad_gzip.text());
     assert!(bad_gzip.text().contains("gzip"));
     // A part over the body cap (1 MiB here) is refused while it is read.
     let big = vec![b'x'; 1024 * 1024 + 10];
-    let oversized = post(
-        &app,
-        "sync/applyChunk",
-        multipart(&[("data", &big), ("c", b"0"), ("k", key.as_bytes())]),
-    )
-    .await;
+    let oversized = app
+        .legacy_post(
+            "sync/applyChunk",
+            multipart(&[("data", &big), ("c", b"0"), ("k", key.as_bytes())]),
+        )
+        .await;
     assert_eq!(oversized.status, 413);
     // gzip that inflates past the uncompressed cap stops at the cap (`meta` reads its body
     // without an open sync; `applyChunk` would answer 409 before reading it).
     app.add_user("bob", true);
-    let key = legacy_login(&app, "bob").await;
+    let key = app.legacy_login("bob").await;
     let bomb = gzip(&vec![b' '; 3 * 1024 * 1024]);
     assert!(bomb.len() < 64 * 1024);
-    let inflated = post(
-        &app,
-        "sync/meta",
-        multipart(&[("data", &bomb), ("c", b"1"), ("k", key.as_bytes())]),
-    )
-    .await;
+    let inflated = app
+        .legacy_post(
+            "sync/meta",
+            multipart(&[("data", &bomb), ("c", b"1"), ("k", key.as_bytes())]),
+        )
+        .await;
     assert_eq!(inflated.status, 413);
     // A legacy request with a revoked or unknown key is a 403, like v11.
-    let unknown = call(&app, "meta", "0123456789abcdef", "s", json!({"v": 10})).await;
+    let unknown = app
+        .legacy_call("meta", "0123456789abcdef", "s", json!({"v": 10}))
+        .await;
     assert_eq!(unknown.status, 403);
-}
-
-fn basic_notetype_id(changes: &Value) -> i64 {
-    changes["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|model| model["name"] == "Basic")
-        .map(|model| model["id"].as_i64().unwrap())
-        .unwrap()
 }
 
 #[tokio::test]
 async fn a_legacy_normal_sync_with_v10_due_counts_commits() {
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
-    let key = legacy_login(&app, "alice").await;
+    let key = app.legacy_login("alice").await;
     let s = "legacysess";
-    let meta = call(&app, "meta", &key, s, json!({"v": 10, "cv": "x"})).await;
+    let meta = app
+        .legacy_call("meta", &key, s, json!({"v": 10, "cv": "x"}))
+        .await;
     assert_eq!(meta.json()["cont"], true);
     // Legacy clients send their graves inside `start`.
-    let start = call(
-        &app,
-        "start",
-        &key,
-        s,
-        json!({"minUsn": 0, "lnewer": true, "graves": {"cards": [], "notes": [], "decks": []}}),
-    )
-    .await;
+    let start = app
+        .legacy_call(
+            "start",
+            &key,
+            s,
+            json!({"minUsn": 0, "lnewer": true, "graves": {"cards": [], "notes": [], "decks": []}}),
+        )
+        .await;
     assert_eq!(start.status, 200, "{}", start.text());
-    let changes = call(
-        &app,
-        "applyChanges",
-        &key,
-        s,
-        json!({"changes": {"models": [], "decks": [[], []], "tags": ["legacy"]}}),
-    )
-    .await
-    .json();
+    let changes = app
+        .legacy_call(
+            "applyChanges",
+            &key,
+            s,
+            json!({"changes": {"models": [], "decks": [[], []], "tags": ["legacy"]}}),
+        )
+        .await
+        .json();
     let notetype = basic_notetype_id(&changes);
     let models = changes["models"].as_array().unwrap().len();
     let decks = changes["decks"][0].as_array().unwrap().len();
     let dconf = changes["decks"][1].as_array().unwrap().len();
     assert_eq!(
-        call(&app, "chunk", &key, s, json!({})).await.json()["done"],
+        app.legacy_call("chunk", &key, s, json!({})).await.json()["done"],
         true
     );
     let chunk = json!({
@@ -268,21 +187,23 @@ async fn a_legacy_normal_sync_with_v10_due_counts_commits() {
         "notes": [[1700000000100i64, "guid-1", notetype, 1700000100, -1, "", "front\u{1f}back", "", "", 0, ""]],
         "cards": [[1700000000200i64, 1700000000100i64, 1, 0, 1700000100, -1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, "{}"]],
     });
-    let applied = call(&app, "applyChunk", &key, s, json!({"chunk": chunk})).await;
+    let applied = app
+        .legacy_call("applyChunk", &key, s, json!({"chunk": chunk}))
+        .await;
     assert_eq!(applied.status, 200, "{}", applied.text());
     // v10 clients put real due counts (new, learning, review) first; v11 clients send zeros.
-    let sanity = call(
-        &app,
-        "sanityCheck2",
-        &key,
-        s,
-        json!({"client": [[1, 0, 0], 1, 1, 0, 0, models, decks, dconf]}),
-    )
-    .await;
+    let sanity = app
+        .legacy_call(
+            "sanityCheck2",
+            &key,
+            s,
+            json!({"client": [[1, 0, 0], 1, 1, 0, 0, models, decks, dconf]}),
+        )
+        .await;
     assert_eq!(sanity.status, 200);
     assert_eq!(sanity.json()["status"], "ok", "{}", sanity.text());
     // `finish` answers a bare number.
-    let finish = call(&app, "finish", &key, s, json!({})).await;
+    let finish = app.legacy_call("finish", &key, s, json!({})).await;
     assert_eq!(finish.status, 200);
     let modified: i64 = finish.text().parse().expect("a bare number");
     assert!(modified > 0);
@@ -297,42 +218,36 @@ async fn a_legacy_normal_sync_with_v10_due_counts_commits() {
 async fn a_legacy_full_upload_answers_ok() {
     let app = TestApp::start().await;
     app.add_user("alice", true);
-    let key = legacy_login(&app, "alice").await;
-    let download = call(&app, "download", &key, "s", json!({})).await;
+    let key = app.legacy_login("alice").await;
+    let download = app.legacy_call("download", &key, "s", json!({})).await;
     assert_eq!(download.status, 200);
-    let upload = call_bytes(&app, "upload", &key, &gzip(&download.body)).await;
+    let upload = app
+        .legacy_call_bytes("upload", &key, &gzip(&download.body))
+        .await;
     assert_eq!(upload.status, 200);
     assert_eq!(upload.text(), "OK");
-    let garbage = call_bytes(&app, "upload", &key, &gzip(b"not a collection")).await;
+    let garbage = app
+        .legacy_call_bytes("upload", &key, &gzip(b"not a collection"))
+        .await;
     assert_eq!(garbage.status, 200);
     assert_ne!(garbage.text(), "OK");
-}
-
-async fn call_bytes(app: &TestApp, method: &str, key: &str, gzipped: &[u8]) -> Response {
-    post(
-        app,
-        &format!("sync/{method}"),
-        multipart(&[
-            ("data", gzipped),
-            ("c", b"1"),
-            ("k", key.as_bytes()),
-            ("s", b"s"),
-        ]),
-    )
-    .await
 }
 
 #[tokio::test]
 async fn a_v8_client_is_told_it_cannot_sync_a_v2_scheduler_collection() {
     let app = TestApp::start().await;
     app.add_user("alice", true);
-    let key = legacy_login(&app, "alice").await;
-    let meta = call(&app, "meta", &key, "s", json!({"v": 8, "cv": "x"})).await;
+    let key = app.legacy_login("alice").await;
+    let meta = app
+        .legacy_call("meta", &key, "s", json!({"v": 8, "cv": "x"}))
+        .await;
     assert_eq!(meta.status, 200);
     let meta = meta.json();
     assert_eq!(meta["cont"], false);
     assert_eq!(meta["msg"], "Your client does not support the v2 scheduler");
-    let v9 = call(&app, "meta", &key, "s", json!({"v": 9, "cv": "x"})).await;
+    let v9 = app
+        .legacy_call("meta", &key, "s", json!({"v": 9, "cv": "x"}))
+        .await;
     assert_eq!(v9.json()["cont"], true);
 }
 
@@ -340,7 +255,7 @@ async fn a_v8_client_is_told_it_cannot_sync_a_v2_scheduler_collection() {
 async fn legacy_media_begins_with_a_get_and_continues_with_sk() {
     let app = TestApp::start().await;
     app.add_user("alice", true);
-    let key = legacy_login(&app, "alice").await;
+    let key = app.legacy_login("alice").await;
     let begin = app
         .http
         .get(format!(
@@ -356,20 +271,20 @@ async fn legacy_media_begins_with_a_get_and_continues_with_sk() {
     assert_eq!(begin, json!({"data": {"usn": 0, "sk": key}, "err": ""}));
     let sk = begin["data"]["sk"].as_str().unwrap();
 
-    let changes = post(
-        &app,
-        "msync/mediaChanges",
-        multipart(&[("data", br#"{"lastUsn":0}"#), ("sk", sk.as_bytes())]),
-    )
-    .await;
+    let changes = app
+        .legacy_post(
+            "msync/mediaChanges",
+            multipart(&[("data", br#"{"lastUsn":0}"#), ("sk", sk.as_bytes())]),
+        )
+        .await;
     assert_eq!(changes.status, 200, "{}", changes.text());
     assert_eq!(changes.json(), json!({"data": [], "err": ""}));
-    let sanity = post(
-        &app,
-        "msync/mediaSanity",
-        multipart(&[("data", br#"{"local":0}"#), ("sk", sk.as_bytes())]),
-    )
-    .await;
+    let sanity = app
+        .legacy_post(
+            "msync/mediaSanity",
+            multipart(&[("data", br#"{"local":0}"#), ("sk", sk.as_bytes())]),
+        )
+        .await;
     assert_eq!(sanity.json(), json!({"data": "OK", "err": ""}));
     // A GET begin with a bad key is refused like any other call.
     let bad = app
@@ -387,8 +302,8 @@ async fn legacy_media_begins_with_a_get_and_continues_with_sk() {
 async fn a_large_legacy_upload_is_spooled_and_installed_whole() {
     let app = TestApp::start().await;
     let user_id = app.add_user("alice", true);
-    let key = legacy_login(&app, "alice").await;
-    let download = call(&app, "download", &key, "s", json!({})).await;
+    let key = app.legacy_login("alice").await;
+    let download = app.legacy_call("download", &key, "s", json!({})).await;
     assert_eq!(download.status, 200);
 
     // The downloaded collection with one note whose field is 3 MiB of varied text.
@@ -426,17 +341,17 @@ async fn a_large_legacy_upload_is_spooled_and_installed_whole() {
     let raw = std::fs::read(&path).unwrap();
     assert!(raw.len() > 3 * 1024 * 1024);
 
-    let upload = post(
-        &app,
-        "sync/upload",
-        multipart(&[
-            ("data", &raw),
-            ("c", b"0"),
-            ("k", key.as_bytes()),
-            ("s", b"s"),
-        ]),
-    )
-    .await;
+    let upload = app
+        .legacy_post(
+            "sync/upload",
+            multipart(&[
+                ("data", &raw),
+                ("c", b"0"),
+                ("k", key.as_bytes()),
+                ("s", b"s"),
+            ]),
+        )
+        .await;
     assert_eq!(upload.status, 200, "{}", upload.text());
     assert_eq!(upload.text(), "OK");
 

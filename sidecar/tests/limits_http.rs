@@ -32,18 +32,6 @@ fn repeated(prefix: &str, item: &str, count: usize, suffix: &str) -> Vec<u8> {
     zstd(text.as_bytes())
 }
 
-async fn begin(app: &TestApp, key: &str, session: &str) {
-    let start = app
-        .call(
-            "start",
-            key,
-            session,
-            json!({"minUsn": 0, "lnewer": false, "graves": null}),
-        )
-        .await;
-    assert_eq!(start.status, 200, "{}", start.text());
-}
-
 #[tokio::test]
 async fn a_login_body_that_expands_past_the_login_cap_is_refused() {
     let app = TestApp::start().await;
@@ -76,7 +64,7 @@ async fn json_bombs_are_refused_on_every_json_family() {
     let app = TestApp::start().await;
     app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    begin(&app, &key, "s").await;
+    app.start_sync(&key, "s", 0, false).await;
     // Two million items in a few KiB each: over the default item cap of one million.
     let zeros = 2_000_000;
     let bombs: Vec<(&str, &str, Vec<u8>)> = vec![
@@ -139,7 +127,7 @@ async fn row_and_id_counts_are_capped_per_request() {
     let app = TestApp::start_with(&["--max-chunk-rows=10", "--max-grave-ids=10"]).await;
     app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    begin(&app, &key, "s").await;
+    app.start_sync(&key, "s", 0, false).await;
     let ids: Vec<i64> = (1..=11).collect();
     let graves = app
         .call("applyGraves", &key, "s", json!({"chunk": {"cards": ids}}))
@@ -147,12 +135,7 @@ async fn row_and_id_counts_are_capped_per_request() {
     assert_eq!(graves.status, 413, "{}", graves.text());
     let rows: Vec<Value> = (0..11).map(|_| json!([1, 2])).collect();
     let chunk = app
-        .call(
-            "applyChunk",
-            &key,
-            "s",
-            json!({"chunk": {"done": false, "revlog": rows}}),
-        )
+        .apply_chunk(&key, "s", json!({"done": false, "revlog": rows}))
         .await;
     assert_eq!(chunk.status, 413, "{}", chunk.text());
     let few = app
@@ -220,10 +203,6 @@ async fn read_until_closed(stream: &mut TcpStream) -> Option<Vec<u8>> {
     outcome.ok().map(|_| received)
 }
 
-fn address(app: &TestApp) -> String {
-    app.base.trim_start_matches("http://").to_string()
-}
-
 #[tokio::test]
 async fn silent_and_slow_connections_are_closed() {
     let app = TestApp::start_with(&[
@@ -232,7 +211,7 @@ async fn silent_and_slow_connections_are_closed() {
         "--body-timeout-secs=1",
     ])
     .await;
-    let addr = address(&app);
+    let addr = app.public_address();
 
     // Connects and never sends a byte.
     let mut silent = TcpStream::connect(&addr).await.unwrap();
@@ -288,19 +267,14 @@ async fn silent_and_slow_connections_are_closed() {
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
 
     // And the server still serves.
-    let health = app
-        .http
-        .get(format!("{}/health", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
+    let health = app.public_get("/health").await;
+    assert_eq!(health.status, 200);
 }
 
 #[tokio::test]
 async fn at_the_connection_cap_new_clients_wait_and_recover_when_sockets_close() {
     let app = TestApp::start_with(&["--max-connections=4", "--header-timeout-secs=60"]).await;
-    let addr = address(&app);
+    let addr = app.public_address();
     let mut idle = Vec::new();
     for _ in 0..4 {
         idle.push(TcpStream::connect(&addr).await.unwrap());
@@ -328,7 +302,7 @@ async fn media_uploads_have_their_own_cap() {
     let app = TestApp::start_with(&["--media-max-body-mb=1"]).await;
     app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    let begin = app.call_media("begin", &key, json!({"v": "test,1"})).await;
+    let begin = app.media_begin(&key, "test,1").await;
     assert_eq!(begin.status, 200, "{}", begin.text());
     // 2 MiB of zeros in a few hundred bytes: past the media cap while decompressing.
     let bomb = zstd(&vec![0u8; 2 << 20]);

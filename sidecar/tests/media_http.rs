@@ -2,55 +2,12 @@
 
 mod common;
 
-use std::io::Write;
-
 use common::TestApp;
+use common::media::media_zip;
+use common::packages::schema18_fixture_path;
+use common::stored::all_files;
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
-use zip::write::SimpleFileOptions;
-
-fn zip_of(meta: &Value, members: &[(&str, &[u8])], deflate: bool) -> Vec<u8> {
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let method = if deflate {
-        zip::CompressionMethod::Deflated
-    } else {
-        zip::CompressionMethod::Stored
-    };
-    let options = SimpleFileOptions::default()
-        .compression_method(method)
-        .large_file(true);
-    for (name, data) in members {
-        writer.start_file(*name, options).unwrap();
-        writer.write_all(data).unwrap();
-    }
-    writer.start_file("_meta", options).unwrap();
-    writer.write_all(meta.to_string().as_bytes()).unwrap();
-    writer.finish().unwrap().into_inner()
-}
-
-async fn upload(app: &TestApp, key: &str, zip: Vec<u8>) -> common::Response {
-    let body = zstd::encode_all(&zip[..], 0).unwrap();
-    app.raw_media("uploadChanges", Some(TestApp::header(key, "m")), body)
-        .await
-}
-
-/// Every file under `root`, relative, so a test can prove nothing escaped the media folder.
-fn all_files(root: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path.strip_prefix(root).unwrap().display().to_string());
-            }
-        }
-    }
-    found.sort();
-    found
-}
 
 #[tokio::test]
 async fn upload_list_download_and_sanity() {
@@ -58,60 +15,49 @@ async fn upload_list_download_and_sanity() {
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
 
-    let begin = app
-        .call_media("begin", &key, json!({"v": "anki,test"}))
-        .await;
+    let begin = app.media_begin(&key, "anki,test").await;
     assert_eq!(
         begin.json(),
         json!({"data": {"usn": 0, "sk": key}, "err": ""})
     );
 
-    let zip = zip_of(
+    let zip = media_zip(
         &json!([["a.png", "0"], ["b c.mp3", "1"], ["never.jpg", null]]),
         &[("0", b"first"), ("1", b"second")],
         false,
     );
-    let answer = upload(&app, &key, zip).await;
+    let answer = app.upload_media_zip(&key, zip).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     // Three entries processed; two changed something, so the usn advanced twice.
     assert_eq!(answer.json(), json!({"data": [3, 2], "err": ""}));
 
     // The same content again changes nothing and keeps the usn.
-    let again = upload(
-        &app,
-        &key,
-        zip_of(&json!([["a.png", "0"]]), &[("0", b"first")], false),
-    )
-    .await;
+    let again = app
+        .upload_media_zip(
+            &key,
+            media_zip(&json!([["a.png", "0"]]), &[("0", b"first")], false),
+        )
+        .await;
     assert_eq!(again.json()["data"], json!([1, 2]));
 
-    let deleted = upload(&app, &key, zip_of(&json!([["b c.mp3", ""]]), &[], false)).await;
+    let deleted = app
+        .upload_media_zip(&key, media_zip(&json!([["b c.mp3", ""]]), &[], false))
+        .await;
     assert_eq!(deleted.json()["data"], json!([1, 3]));
 
-    let changes = app
-        .call_media("mediaChanges", &key, json!({"lastUsn": 0}))
-        .await
-        .json();
+    let changes = app.media_changes(&key, 0).await.json();
     let sha1_first = hex::encode(Sha1::digest(b"first"));
     assert_eq!(
         changes,
         json!({"data": [["a.png", 1, sha1_first], ["b c.mp3", 3, ""]], "err": ""})
     );
-    let later = app
-        .call_media("mediaChanges", &key, json!({"lastUsn": 3}))
-        .await
-        .json();
+    let later = app.media_changes(&key, 3).await.json();
     assert_eq!(later, json!({"data": [], "err": ""}));
 
-    let meta = app
-        .call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
-        .await
-        .json();
+    let meta = app.meta(&key).await.json();
     assert_eq!(meta["media_usn"], 3);
 
-    let download = app
-        .call_media("downloadFiles", &key, json!({"files": ["a.png"]}))
-        .await;
+    let download = app.download_files(&key, json!(["a.png"])).await;
     assert_eq!(download.status, 200);
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(download.body)).unwrap();
     let mut meta_text = String::new();
@@ -124,25 +70,15 @@ async fn upload_list_download_and_sanity() {
     std::io::Read::read_to_end(&mut archive.by_name("0").unwrap(), &mut content).unwrap();
     assert_eq!(content, b"first");
 
-    let missing = app
-        .call_media("downloadFiles", &key, json!({"files": ["b c.mp3"]}))
-        .await;
+    let missing = app.download_files(&key, json!(["b c.mp3"])).await;
     assert_eq!(missing.status, 409);
     let names: Vec<String> = (0..26).map(|i| format!("{i}.png")).collect();
-    let too_many = app
-        .call_media("downloadFiles", &key, json!({"files": names}))
-        .await;
+    let too_many = app.download_files(&key, json!(names)).await;
     assert_eq!(too_many.status, 400);
 
-    let ok = app
-        .call_media("mediaSanity", &key, json!({"local": 1}))
-        .await
-        .json();
+    let ok = app.media_sanity(&key, 1).await.json();
     assert_eq!(ok, json!({"data": "OK", "err": ""}));
-    let bad = app
-        .call_media("mediaSanity", &key, json!({"local": 5}))
-        .await
-        .json();
+    let bad = app.media_sanity(&key, 5).await.json();
     assert_eq!(bad, json!({"data": "mediaSanity", "err": ""}));
     assert_eq!(all_files(&app.user_dir(alice).join("media")), vec!["a.png"]);
 }
@@ -153,18 +89,14 @@ async fn downloads_are_a_prefix_cut_after_the_size_limit() {
     app.add_user("alice", true);
     let key = app.login_key("alice").await;
     let big = vec![7u8; 2_000_000];
-    let zip = zip_of(
+    let zip = media_zip(
         &json!([["one.bin", "0"], ["two.bin", "1"], ["three.bin", "2"]]),
         &[("0", &big), ("1", &big), ("2", b"small")],
         false,
     );
-    assert_eq!(upload(&app, &key, zip).await.status, 200);
+    assert_eq!(app.upload_media_zip(&key, zip).await.status, 200);
     let download = app
-        .call_media(
-            "downloadFiles",
-            &key,
-            json!({"files": ["one.bin", "two.bin", "three.bin"]}),
-        )
+        .download_files(&key, json!(["one.bin", "two.bin", "three.bin"]))
         .await;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(download.body)).unwrap();
     let mut meta_text = String::new();
@@ -183,39 +115,39 @@ async fn hostile_uploads_change_nothing_and_good_syncs_still_work() {
     let key = app.login_key("alice").await;
     let long_name = format!("{}.png", "a".repeat(296));
     let zeros = vec![0u8; 200 * 1024 * 1024];
-    let bomb = zip_of(&json!([["bomb.bin", "0"]]), &[("0", &zeros)], true);
+    let bomb = media_zip(&json!([["bomb.bin", "0"]]), &[("0", &zeros)], true);
     drop(zeros);
     assert!(bomb.len() < 1024 * 1024, "the bomb is small on the wire");
 
     let cases: Vec<(&str, Vec<u8>)> = vec![
         (
             "../x",
-            zip_of(&json!([["../x", "0"]]), &[("0", b"evil")], false),
+            media_zip(&json!([["../x", "0"]]), &[("0", b"evil")], false),
         ),
         (
             "a/b",
-            zip_of(&json!([["a/b", "0"]]), &[("0", b"evil")], false),
+            media_zip(&json!([["a/b", "0"]]), &[("0", b"evil")], false),
         ),
         (
             "/etc/x",
-            zip_of(&json!([["/etc/x", "0"]]), &[("0", b"evil")], false),
+            media_zip(&json!([["/etc/x", "0"]]), &[("0", b"evil")], false),
         ),
         (
             "NUL byte",
-            zip_of(&json!([["x\u{0}y.png", "0"]]), &[("0", b"evil")], false),
+            media_zip(&json!([["x\u{0}y.png", "0"]]), &[("0", b"evil")], false),
         ),
         (
             "300 bytes",
-            zip_of(&json!([[long_name, "0"]]), &[("0", b"evil")], false),
+            media_zip(&json!([[long_name, "0"]]), &[("0", b"evil")], false),
         ),
         ("zip bomb", bomb),
         (
             "_meta names a missing member",
-            zip_of(&json!([["a.png", "1"]]), &[("0", b"evil")], false),
+            media_zip(&json!([["a.png", "1"]]), &[("0", b"evil")], false),
         ),
         (
             "member not in _meta",
-            zip_of(
+            media_zip(
                 &json!([["a.png", "0"]]),
                 &[("0", b"ok"), ("1", b"smuggled")],
                 false,
@@ -224,7 +156,7 @@ async fn hostile_uploads_change_nothing_and_good_syncs_still_work() {
         ("not a zip", b"PK\x03\x04 but not really".to_vec()),
     ];
     for (name, zip) in cases {
-        let response = upload(&app, &key, zip).await;
+        let response = app.upload_media_zip(&key, zip).await;
         assert!(
             (400..500).contains(&response.status),
             "{name}: got {} {}",
@@ -244,12 +176,12 @@ async fn hostile_uploads_change_nothing_and_good_syncs_still_work() {
     assert!(leftovers.is_empty(), "no temp files left: {leftovers:?}");
     assert!(!app.dir.path().join("x").exists());
 
-    let good = upload(
-        &app,
-        &key,
-        zip_of(&json!([["fine.png", "0"]]), &[("0", b"ok")], false),
-    )
-    .await;
+    let good = app
+        .upload_media_zip(
+            &key,
+            media_zip(&json!([["fine.png", "0"]]), &[("0", b"ok")], false),
+        )
+        .await;
     assert_eq!(good.json()["data"], json!([1, 1]));
 }
 
@@ -258,28 +190,16 @@ async fn a_full_upload_keeps_the_servers_media() {
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    let zip = zip_of(&json!([["kept.png", "0"]]), &[("0", b"keep me")], false);
-    assert_eq!(upload(&app, &key, zip).await.status, 200);
+    let zip = media_zip(&json!([["kept.png", "0"]]), &[("0", b"keep me")], false);
+    assert_eq!(app.upload_media_zip(&key, zip).await.status, 200);
 
-    let collection = std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema18.anki2"),
-    )
-    .unwrap();
-    let body = zstd::encode_all(&collection[..], 0).unwrap();
-    let answer = app
-        .raw("upload", Some(TestApp::header(&key, "full")), body)
-        .await;
+    let collection = std::fs::read(schema18_fixture_path()).unwrap();
+    let answer = app.full_upload(&key, &collection).await;
     assert_eq!(answer.text(), "OK");
 
-    let meta = app
-        .call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
-        .await
-        .json();
+    let meta = app.meta(&key).await.json();
     assert_eq!(meta["media_usn"], 1);
-    let changes = app
-        .call_media("mediaChanges", &key, json!({"lastUsn": 0}))
-        .await
-        .json();
+    let changes = app.media_changes(&key, 0).await.json();
     assert_eq!(changes["data"][0][0], "kept.png");
     assert!(app.user_dir(alice).join("media/kept.png").exists());
 }

@@ -3,34 +3,8 @@
 mod common;
 
 use common::TestApp;
+use common::sync::{basic_notetype_id, no_changes};
 use serde_json::{Value, json};
-
-fn pad() -> Value {
-    json!({"_pad": null})
-}
-
-async fn begin(app: &TestApp, key: &str, session: &str, min_usn: i64, lnewer: bool) -> Value {
-    let start = app
-        .call(
-            "start",
-            key,
-            session,
-            json!({"minUsn": min_usn, "lnewer": lnewer, "graves": null}),
-        )
-        .await;
-    assert_eq!(start.status, 200, "{}", start.text());
-    start.json()
-}
-
-fn basic_notetype_id(changes: &Value) -> i64 {
-    changes["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|model| model["name"] == "Basic")
-        .map(|model| model["id"].as_i64().unwrap())
-        .expect("the stock Basic notetype")
-}
 
 fn note_and_card(notetype_id: i64) -> Value {
     json!({
@@ -40,32 +14,24 @@ fn note_and_card(notetype_id: i64) -> Value {
     })
 }
 
-fn count(app: &TestApp, user: i64, table: &str) -> i64 {
-    let conn = rusqlite::Connection::open(app.user_dir(user).join("collection.anki2")).unwrap();
-    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
-        row.get(0)
-    })
-    .unwrap()
-}
-
 #[tokio::test]
 async fn stateful_calls_need_the_session_that_started() {
     let app = TestApp::start().await;
     app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    assert_eq!(app.call("chunk", &key, "s1", pad()).await.status, 409);
-    begin(&app, &key, "s1", 0, false).await;
-    assert_eq!(app.call("chunk", &key, "other", pad()).await.status, 409);
-    assert_eq!(app.call("chunk", &key, "s1", pad()).await.status, 200);
+    assert_eq!(app.chunk(&key, "s1").await.status, 409);
+    app.start_sync(&key, "s1", 0, false).await;
+    assert_eq!(app.chunk(&key, "other").await.status, 409);
+    assert_eq!(app.chunk(&key, "s1").await.status, 200);
     // abort ignores the key and can be repeated.
     for _ in 0..3 {
-        let abort = app.call("abort", &key, "whatever", pad()).await;
+        let abort = app.abort(&key, "whatever").await;
         assert_eq!(abort.status, 200);
         assert_eq!(abort.json(), Value::Null);
     }
-    assert_eq!(app.call("chunk", &key, "s1", pad()).await.status, 409);
+    assert_eq!(app.chunk(&key, "s1").await.status, 409);
     // Unknown keys in argument-less calls are refused, as on the official server.
-    begin(&app, &key, "s2", 0, false).await;
+    app.start_sync(&key, "s2", 0, false).await;
     assert_eq!(
         app.call("chunk", &key, "s2", json!({"x": 1})).await.status,
         400
@@ -77,48 +43,27 @@ async fn an_interrupted_sync_leaves_the_collection_as_it_was() {
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    assert_eq!(
-        app.call("meta", &key, "m", json!({"v": 11, "cv": "x"}))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(app.meta_in(&key, "m").await.status, 200);
     let before = std::fs::read(app.user_dir(alice).join("collection.anki2")).unwrap();
 
-    begin(&app, &key, "s1", 0, true).await;
+    app.start_sync(&key, "s1", 0, true).await;
     let changes = app
-        .call(
-            "applyChanges",
+        .apply_changes(
             &key,
             "s1",
-            json!({"changes": {"models": [], "decks": [[], []], "tags": ["fresh"]}}),
+            json!({"models": [], "decks": [[], []], "tags": ["fresh"]}),
         )
         .await;
     assert_eq!(changes.status, 200);
     let notetype = basic_notetype_id(&changes.json());
-    assert_eq!(
-        app.call("chunk", &key, "s1", pad()).await.json()["done"],
-        true
-    );
-    let applied = app
-        .call(
-            "applyChunk",
-            &key,
-            "s1",
-            json!({"chunk": note_and_card(notetype)}),
-        )
-        .await;
+    assert_eq!(app.chunk(&key, "s1").await.json()["done"], true);
+    let applied = app.apply_chunk(&key, "s1", note_and_card(notetype)).await;
     assert_eq!(applied.status, 200, "{}", applied.text());
     // The client vanishes here. A later meta (any device) ends the sync.
-    assert_eq!(
-        app.call("meta", &key, "m2", json!({"v": 11, "cv": "x"}))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(app.meta_in(&key, "m2").await.status, 200);
     let after = std::fs::read(app.user_dir(alice).join("collection.anki2")).unwrap();
     assert_eq!(before, after, "the file is byte-identical to before start");
-    assert_eq!(count(&app, alice, "notes"), 0);
+    assert_eq!(app.count_rows(alice, "notes"), 0);
 }
 
 #[tokio::test]
@@ -126,15 +71,11 @@ async fn a_complete_sync_commits_with_the_server_usn() {
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    let meta = app
-        .call("meta", &key, "s", json!({"v": 11, "cv": "x"}))
-        .await
-        .json();
+    let meta = app.meta(&key).await.json();
     assert_eq!(meta["usn"], 0);
 
-    begin(&app, &key, "s", 0, true).await;
-    let changes = app
-        .call("applyChanges", &key, "s", json!({"changes": {"models": [], "decks": [[], []], "tags": ["fresh"], "conf": {"curDeck": 1, "schedVer": 2}, "crt": 1700000000}}))
+    app.start_sync(&key, "s", 0, true).await;
+    let changes = app.apply_changes(&key, "s", json!({"models": [], "decks": [[], []], "tags": ["fresh"], "conf": {"curDeck": 1, "schedVer": 2}, "crt": 1700000000}))
         .await
         .json();
     assert!(
@@ -145,19 +86,11 @@ async fn a_complete_sync_commits_with_the_server_usn() {
     let models = changes["models"].as_array().unwrap().len() as i64;
     let decks = changes["decks"][0].as_array().unwrap().len() as i64;
     let dconf = changes["decks"][1].as_array().unwrap().len() as i64;
+    assert_eq!(app.chunk(&key, "s").await.json(), json!({"done": true}));
     assert_eq!(
-        app.call("chunk", &key, "s", pad()).await.json(),
-        json!({"done": true})
-    );
-    assert_eq!(
-        app.call(
-            "applyChunk",
-            &key,
-            "s",
-            json!({"chunk": note_and_card(notetype)})
-        )
-        .await
-        .status,
+        app.apply_chunk(&key, "s", note_and_card(notetype))
+            .await
+            .status,
         200
     );
     let sanity = app
@@ -170,14 +103,11 @@ async fn a_complete_sync_commits_with_the_server_usn() {
         .await
         .json();
     assert_eq!(sanity["status"], "ok", "{sanity}");
-    let finish = app.call("finish", &key, "s", pad()).await;
+    let finish = app.finish(&key, "s").await;
     assert_eq!(finish.status, 200);
     let modified = finish.json().as_i64().unwrap();
 
-    let meta = app
-        .call("meta", &key, "s2", json!({"v": 11, "cv": "x"}))
-        .await
-        .json();
+    let meta = app.meta_in(&key, "s2").await.json();
     assert_eq!(meta["mod"], modified);
     assert_eq!(meta["usn"], 1);
     assert_eq!(meta["empty"], false);
@@ -201,19 +131,11 @@ async fn a_complete_sync_commits_with_the_server_usn() {
     );
 
     // A second device with minUsn 0 receives the note; its card rows carry usn 0.
-    begin(&app, &key, "b", 0, false).await;
-    let answer = app
-        .call(
-            "applyChanges",
-            &key,
-            "b",
-            json!({"changes": {"models": [], "decks": [[], []], "tags": []}}),
-        )
-        .await
-        .json();
+    app.start_sync(&key, "b", 0, false).await;
+    let answer = app.apply_changes(&key, "b", no_changes()).await.json();
     assert_eq!(answer["crt"], 1700000000);
     assert!(answer["tags"].as_array().unwrap().contains(&json!("fresh")));
-    let chunk = app.call("chunk", &key, "b", pad()).await.json();
+    let chunk = app.chunk(&key, "b").await.json();
     assert_eq!(chunk["notes"][0][1], "guid-1");
     assert_eq!(chunk["notes"][0][7], "", "sfld goes out as a string");
     assert_eq!(chunk["cards"][0][5], 0);
@@ -224,25 +146,11 @@ async fn a_failed_sanity_check_rolls_back() {
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    begin(&app, &key, "s", 0, true).await;
-    let changes = app
-        .call(
-            "applyChanges",
-            &key,
-            "s",
-            json!({"changes": {"models": [], "decks": [[], []], "tags": []}}),
-        )
-        .await
-        .json();
+    app.start_sync(&key, "s", 0, true).await;
+    let changes = app.apply_changes(&key, "s", no_changes()).await.json();
     let notetype = basic_notetype_id(&changes);
-    app.call("chunk", &key, "s", pad()).await;
-    app.call(
-        "applyChunk",
-        &key,
-        "s",
-        json!({"chunk": note_and_card(notetype)}),
-    )
-    .await;
+    app.chunk(&key, "s").await;
+    app.apply_chunk(&key, "s", note_and_card(notetype)).await;
     let sanity = app
         .call(
             "sanityCheck2",
@@ -253,8 +161,8 @@ async fn a_failed_sanity_check_rolls_back() {
         .await
         .json();
     assert_eq!(sanity["status"], "bad");
-    assert_eq!(app.call("finish", &key, "s", pad()).await.status, 409);
-    assert_eq!(count(&app, alice, "notes"), 0);
+    assert_eq!(app.finish(&key, "s").await.status, 409);
+    assert_eq!(app.count_rows(alice, "notes"), 0);
 }
 
 #[tokio::test]
@@ -262,22 +170,14 @@ async fn notes_with_a_missing_notetype_are_refused_with_400() {
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    begin(&app, &key, "s", 0, true).await;
-    app.call(
-        "applyChanges",
-        &key,
-        "s",
-        json!({"changes": {"models": [], "decks": [[], []], "tags": []}}),
-    )
-    .await;
-    app.call("chunk", &key, "s", pad()).await;
-    let refused = app
-        .call("applyChunk", &key, "s", json!({"chunk": note_and_card(42)}))
-        .await;
+    app.start_sync(&key, "s", 0, true).await;
+    app.apply_changes(&key, "s", no_changes()).await;
+    app.chunk(&key, "s").await;
+    let refused = app.apply_chunk(&key, "s", note_and_card(42)).await;
     assert_eq!(refused.status, 400);
     // The error ended the sync.
-    assert_eq!(app.call("finish", &key, "s", pad()).await.status, 409);
-    assert_eq!(count(&app, alice, "cards"), 0);
+    assert_eq!(app.finish(&key, "s").await.status, 409);
+    assert_eq!(app.count_rows(alice, "cards"), 0);
 }
 
 #[tokio::test]
@@ -285,26 +185,19 @@ async fn an_idle_sync_is_rolled_back_after_the_timeout() {
     let app = TestApp::start_with(&["--sync-idle-timeout-secs=1"]).await;
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    begin(&app, &key, "s", 0, true).await;
+    app.start_sync(&key, "s", 0, true).await;
     let changes = app
-        .call(
-            "applyChanges",
+        .apply_changes(
             &key,
             "s",
-            json!({"changes": {"models": [], "decks": [[], []], "tags": ["idle"]}}),
+            json!({"models": [], "decks": [[], []], "tags": ["idle"]}),
         )
         .await
         .json();
     let notetype = basic_notetype_id(&changes);
-    app.call("chunk", &key, "s", pad()).await;
-    app.call(
-        "applyChunk",
-        &key,
-        "s",
-        json!({"chunk": note_and_card(notetype)}),
-    )
-    .await;
+    app.chunk(&key, "s").await;
+    app.apply_chunk(&key, "s", note_and_card(notetype)).await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    assert_eq!(app.call("finish", &key, "s", pad()).await.status, 409);
-    assert_eq!(count(&app, alice, "notes"), 0);
+    assert_eq!(app.finish(&key, "s").await.status, 409);
+    assert_eq!(app.count_rows(alice, "notes"), 0);
 }

@@ -4,12 +4,8 @@
 mod common;
 
 use common::TestApp;
+use common::sync::basic_notetype_id;
 use serde_json::json;
-
-async fn meta(app: &TestApp, key: &str) -> common::Response {
-    app.call("meta", key, "s", json!({"v": 11, "cv": "x"}))
-        .await
-}
 
 /// A first media upload on a full disk left `media.db` at 0 bytes; every `meta` then answered
 /// 500 ("no such table") for ever, and the client never got past it.
@@ -18,26 +14,20 @@ async fn meta_survives_an_empty_media_db_and_lists_the_files_on_disk() {
     let app = TestApp::start().await;
     let user = app.add_user("emptymedia", true);
     let key = app.login_key("emptymedia").await;
-    assert_eq!(meta(&app, &key).await.status, 200);
+    assert_eq!(app.meta(&key).await.status, 200);
     let dir = app.user_dir(user);
     std::fs::create_dir_all(dir.join("media")).unwrap();
     std::fs::write(dir.join("media").join("kept.png"), b"png bytes").unwrap();
     std::fs::write(dir.join("media.db"), b"").unwrap();
 
-    let answer = meta(&app, &key).await;
+    let answer = app.meta(&key).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let media_usn = answer.json()["media_usn"].as_i64().unwrap();
     assert!(media_usn > 0);
-    let changes = app
-        .call_media("mediaChanges", &key, json!({"lastUsn": 0}))
-        .await
-        .json();
+    let changes = app.media_changes(&key, 0).await.json();
     assert_eq!(changes["data"][0][0], "kept.png");
     assert_eq!(changes["data"][0][1], media_usn);
-    let sanity = app
-        .call_media("mediaSanity", &key, json!({"local": 1}))
-        .await
-        .json();
+    let sanity = app.media_sanity(&key, 1).await.json();
     assert_eq!(sanity["data"], "OK");
 }
 
@@ -48,12 +38,12 @@ async fn meta_replaces_a_damaged_collection_and_the_client_is_sent_to_a_full_syn
     let app = TestApp::start().await;
     let user = app.add_user("badcol", true);
     let key = app.login_key("badcol").await;
-    let before = meta(&app, &key).await.json();
+    let before = app.meta(&key).await.json();
     let dir = app.user_dir(user);
     std::fs::write(dir.join("collection.anki2"), vec![0x5a; 64 * 1024]).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(5));
 
-    let answer = meta(&app, &key).await;
+    let answer = app.meta(&key).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let after = answer.json();
     assert_eq!(after["empty"], true);
@@ -64,12 +54,7 @@ async fn meta_replaces_a_damaged_collection_and_the_client_is_sent_to_a_full_syn
         .filter(|name| name.starts_with("collection.anki2.corrupt-"))
         .collect();
     assert_eq!(kept.len(), 1);
-    let metrics = TestApp::send(
-        app.http
-            .get(format!("{}/metrics", app.internal))
-            .bearer_auth(&app.token),
-    )
-    .await;
+    let metrics = TestApp::send(app.internal_request(reqwest::Method::GET, "/metrics")).await;
     assert!(
         metrics
             .text()
@@ -89,32 +74,9 @@ async fn corruption_found_during_a_sync_replaces_the_collection() {
     let app = TestApp::start().await;
     let user = app.add_user("midsync", true);
     let key = app.login_key("midsync").await;
-    let before = meta(&app, &key).await.json();
-    let start = app
-        .call(
-            "start",
-            &key,
-            "s1",
-            json!({"minUsn": 0, "lnewer": true, "graves": null}),
-        )
-        .await;
-    assert_eq!(start.status, 200, "{}", start.text());
-    let changes = app
-        .call(
-            "applyChanges",
-            &key,
-            "s1",
-            json!({"changes": {"models": [], "decks": [[], []], "tags": []}}),
-        )
-        .await;
-    assert_eq!(changes.status, 200, "{}", changes.text());
-    let basic = changes.json()["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|model| model["name"] == "Basic")
-        .map(|model| model["id"].as_i64().unwrap())
-        .unwrap();
+    let before = app.meta(&key).await.json();
+    app.start_sync(&key, "s1", 0, true).await;
+    let basic = basic_notetype_id(&app.apply_no_changes(&key, "s1").await);
 
     // Every page after the first (the header and the schema) becomes noise.
     let path = app.user_dir(user).join("collection.anki2");
@@ -131,9 +93,7 @@ async fn corruption_found_during_a_sync_replaces_the_collection() {
         "notes": [[1700000000100i64, "guid-1", basic, 1700000100, -1, "", "front\u{1f}back", "", "", 0, ""]],
         "cards": [[1700000000200i64, 1700000000100i64, 1, 0, 1700000100, -1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, "{}"]],
     });
-    let applied = app
-        .call("applyChunk", &key, "s1", json!({"chunk": chunk}))
-        .await;
+    let applied = app.apply_chunk(&key, "s1", json!(chunk)).await;
     assert_eq!(applied.status, 500, "{}", applied.text());
     // Replaced by the failing call itself, before any meta.
     let kept = std::fs::read_dir(app.user_dir(user))
@@ -143,7 +103,7 @@ async fn corruption_found_during_a_sync_replaces_the_collection() {
         .count();
     assert_eq!(kept, 1);
 
-    let after = meta(&app, &key).await;
+    let after = app.meta(&key).await;
     assert_eq!(after.status, 200, "{}", after.text());
     let after = after.json();
     assert_eq!(after["empty"], true);

@@ -4,59 +4,28 @@
 mod common;
 
 use common::TestApp;
+use common::sync::{basic_notetype, no_changes};
 use serde_json::{Value, json};
-
-fn pad() -> Value {
-    json!({"_pad": null})
-}
-
-fn collection_bytes(app: &TestApp, user: i64) -> Vec<u8> {
-    std::fs::read(app.user_dir(user).join("collection.anki2")).unwrap()
-}
-
-fn count(app: &TestApp, user: i64, table: &str) -> i64 {
-    let conn = rusqlite::Connection::open(app.user_dir(user).join("collection.anki2")).unwrap();
-    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
-        row.get(0)
-    })
-    .unwrap()
-}
 
 /// Opens a sync that has already stored something (a tag, a note and a card), so that a
 /// rollback is visible. Returns the Basic notetype, as the server sent it.
 async fn open_sync_with_changes(app: &TestApp, key: &str, session: &str) -> Value {
-    let start = app
-        .call(
-            "start",
-            key,
-            session,
-            json!({"minUsn": 0, "lnewer": true, "graves": null}),
-        )
-        .await;
-    assert_eq!(start.status, 200, "{}", start.text());
+    app.start_sync(key, session, 0, true).await;
     let changes = app
-        .call(
-            "applyChanges",
+        .apply_changes(
             key,
             session,
-            json!({"changes": {"models": [], "decks": [[], []], "tags": ["planted"]}}),
+            json!({"models": [], "decks": [[], []], "tags": ["planted"]}),
         )
         .await;
     assert_eq!(changes.status, 200, "{}", changes.text());
-    let basic = changes.json()["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|model| model["name"] == "Basic")
-        .cloned()
-        .expect("the stock Basic notetype");
-    assert_eq!(app.call("chunk", key, session, pad()).await.status, 200);
+    let basic = basic_notetype(&changes.json());
+    assert_eq!(app.chunk(key, session).await.status, 200);
     let good = app
-        .call(
-            "applyChunk",
+        .apply_chunk(
             key,
             session,
-            json!({"chunk": {"done": false, "notes": [note_row(&basic)], "cards": [card_row()]}}),
+            json!({"done": false, "notes": [note_row(&basic)], "cards": [card_row()]}),
         )
         .await;
     assert_eq!(good.status, 200, "{}", good.text());
@@ -113,50 +82,29 @@ async fn assert_refused_and_rolled_back(method: &str, body: impl Fn(&Value) -> V
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
     let key = app.login_key("alice").await;
-    let meta = app
-        .call("meta", &key, "m", json!({"v": 11, "cv": "x"}))
-        .await;
+    let meta = app.meta_in(&key, "m").await;
     assert_eq!(meta.status, 200);
-    let before = collection_bytes(&app, alice);
+    let before = app.collection_bytes(alice);
 
     let basic = open_sync_with_changes(&app, &key, "s").await;
     let refused = app.call(method, &key, "s", body(&basic)).await;
     assert_eq!(refused.status, 400, "{method}: {}", refused.text());
     // The error ended the sync and discarded what it had stored.
-    assert_eq!(app.call("finish", &key, "s", pad()).await.status, 409);
-    assert_eq!(collection_bytes(&app, alice), before, "{method}");
-    assert_eq!(count(&app, alice, "cards"), 0);
-    assert_eq!(count(&app, alice, "notes"), 0);
+    assert_eq!(app.finish(&key, "s").await.status, 409);
+    assert_eq!(app.collection_bytes(alice), before, "{method}");
+    assert_eq!(app.count_rows(alice, "cards"), 0);
+    assert_eq!(app.count_rows(alice, "notes"), 0);
 
     // Another device then syncs normally and receives nothing planted.
-    let start = app
-        .call(
-            "start",
-            &key,
-            "b",
-            json!({"minUsn": 0, "lnewer": false, "graves": null}),
-        )
-        .await;
-    assert_eq!(start.status, 200);
-    let changes = app
-        .call(
-            "applyChanges",
-            &key,
-            "b",
-            json!({"changes": {"models": [], "decks": [[], []], "tags": []}}),
-        )
-        .await
-        .json();
+    app.start_sync(&key, "b", 0, false).await;
+    let changes = app.apply_changes(&key, "b", no_changes()).await.json();
     assert!(
         !changes["tags"]
             .as_array()
             .unwrap()
             .contains(&json!("planted"))
     );
-    assert_eq!(
-        app.call("chunk", &key, "b", pad()).await.json(),
-        json!({"done": true})
-    );
+    assert_eq!(app.chunk(&key, "b").await.json(), json!({"done": true}));
 }
 
 #[tokio::test]
@@ -246,8 +194,8 @@ async fn legacy_string_graves_in_start_still_work_and_bad_ones_are_refused() {
         )
         .await;
     assert_eq!(ok.status, 200, "{}", ok.text());
-    assert_eq!(app.call("abort", &key, "s", pad()).await.status, 200);
-    let before = collection_bytes(&app, alice);
+    assert_eq!(app.abort(&key, "s").await.status, 200);
+    let before = app.collection_bytes(alice);
     for graves in [
         json!({"cards": [13, true], "notes": [], "decks": []}),
         json!({"cards": [], "notes": [1.5], "decks": []}),
@@ -262,8 +210,8 @@ async fn legacy_string_graves_in_start_still_work_and_bad_ones_are_refused() {
             )
             .await;
         assert_eq!(refused.status, 400, "{graves}: {}", refused.text());
-        assert_eq!(app.call("chunk", &key, "s2", pad()).await.status, 409);
-        assert_eq!(collection_bytes(&app, alice), before);
-        assert_eq!(count(&app, alice, "graves"), 0);
+        assert_eq!(app.chunk(&key, "s2").await.status, 409);
+        assert_eq!(app.collection_bytes(alice), before);
+        assert_eq!(app.count_rows(alice, "graves"), 0);
     }
 }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from pathlib import Path
 
 import pytest
 from anki.errors import SyncError, SyncErrorKind
@@ -18,43 +17,26 @@ from playwright.sync_api import sync_playwright
 
 from ankisync.sidecar_client import SidecarClient
 from support.client import FULL_UPLOAD, NO_CHANGES, AnkiClient, required_name
+from support.media import add_notes_with_media, sync_media
 from support.paths import ROOT
-from support.web import DjangoServer, open_browser, sync_media, tiny_png
+from support.web import open_browser
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
-
-
-@pytest.fixture
-def web(backend, tmp_path: Path):
-    server = DjangoServer(backend.database.url, backend.sidecar, tmp_path / "web").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def upload_a_collection(backend, make_client, notes: int = 12) -> tuple[object, AnkiClient]:
     """A user whose device uploaded notes, reviews and two media files."""
     user = backend.create_user()
     client = make_client(backend.url, "desktop")
+    add_notes_with_media(client, "Admin test", notes, colour=(10, 200, 10), sound_bytes=200)
     col = client.col
-    basic = col.models.by_name("Basic")
     deck_id = col.decks.id("Admin test")
-    picture = col.media.write_data("picture.png", tiny_png(10, 200, 10))
-    col.media.write_data("sound.mp3", b"ID3" + secrets.token_bytes(200))
-    for index in range(notes):
-        note = col.new_note(basic)
-        note["Front"] = f"question {index}"
-        note["Back"] = f'answer {index} <img src="{picture}">' if index == 0 else f"answer {index}"
-        col.add_note(note, deck_id)
     col.decks.select(deck_id)
     for _ in range(3):
         card = col.sched.getCard()
         card.start_timer()
         col.sched.answerCard(card, 3)
-    client.login(user.username, user.password)
-    assert required_name(client.sync()) == required_name(FULL_UPLOAD)
-    client.full_upload()
+    client.first_upload(user)
     sync_media(client)
     return user, client
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from support import protocol
-from support.client import FULL_DOWNLOAD, FULL_UPLOAD, required_name
 from support.collection_data import assert_same_collection, fill_like_a_real_user
 
 CORRUPT_MESSAGE = "Your upload was corrupt. Please use Check Database, or restore from backup."
@@ -74,9 +73,7 @@ def test_corrupt_upload_is_refused_and_the_collection_survives(
     user = backend.create_user()
     a = make_client(backend.url, "device-a")
     fill_like_a_real_user(a.col, notes=60, reviews=20)
-    a.login(user.username, user.password)
-    assert required_name(a.sync()) == required_name(FULL_UPLOAD)
-    a.full_upload()
+    a.first_upload(user)
     good = snapshot(a.path, tmp_path / "snapshot.anki2")
     body = make_body(good, tmp_path / "scratch.anki2")
     if make_body is not sqlite_but_not_a_collection:
@@ -94,9 +91,7 @@ def test_corrupt_upload_is_refused_and_the_collection_survives(
     meta_after = protocol.meta(backend.url, hkey).json()
     assert (meta_after["scm"], meta_after["usn"]) == (meta_before["scm"], meta_before["usn"])
     b = make_client(backend.url, "device-b")
-    b.login(user.username, user.password)
-    assert required_name(b.sync()) == required_name(FULL_DOWNLOAD)
-    b.full_download()
+    b.first_download(user)
     assert_same_collection(a.col, b.col)
     # The refused upload left no temporary file behind.
     assert user_files(user_dir) == files_before

@@ -16,7 +16,6 @@ Storage is the same whatever Django's database is, so these run on SQLite only.
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import json
 import os
@@ -32,10 +31,12 @@ import pytest
 from anki.errors import NetworkError, SyncError
 
 from support import protocol
-from support.client import FULL_DOWNLOAD, FULL_SYNC, FULL_UPLOAD, NO_CHANGES, AnkiClient
+from support.client import FULL_SYNC, FULL_UPLOAD, NO_CHANGES, AnkiClient
 from support.collection_data import assert_same_collection, dump_collection, fill_like_a_real_user
+from support.internal_api import push_package
+from support.media import media_files, sync_media
 from support.sidecar import Sidecar
-from support.web import sync_media, tiny_png
+from support.web import tiny_png
 
 pytestmark = [
     pytest.mark.timeout(900),
@@ -121,15 +122,6 @@ def restart_and_check(server: Server, user_dir: Path, *clients: AnkiClient) -> S
     return sidecar
 
 
-def media_files(client: AnkiClient) -> dict[str, str]:
-    folder = Path(client.col.media.dir())
-    return {
-        path.name: hashlib.sha1(path.read_bytes()).hexdigest()
-        for path in folder.iterdir()
-        if path.is_file()
-    }
-
-
 def add_notes(client: AnkiClient, prefix: str, count: int) -> None:
     basic = client.col.models.by_name("Basic")
     for index in range(count):
@@ -146,17 +138,13 @@ def uploaded_device(
     the backend's sidecar)."""
     client = make_client(endpoint or backend.url, name)
     fill_like_a_real_user(client.col, notes=notes, reviews=reviews)
-    client.login(user.username, user.password)
-    assert client.sync() == FULL_UPLOAD
-    client.full_upload()
+    client.first_upload(user)
     return client
 
 
 def downloaded_copy(make_client, endpoint: str, user, name: str) -> AnkiClient:
     copy = make_client(endpoint, name)
-    copy.login(user.username, user.password)
-    assert copy.sync() == FULL_DOWNLOAD
-    copy.full_download()
+    copy.first_download(user)
     return copy
 
 
@@ -197,6 +185,15 @@ def sync_until_settled(client: AnkiClient) -> None:
     assert client.sync() == NO_CHANGES
 
 
+def settles_and_matches_a_new_device(a: AnkiClient, server, user, user_dir: Path, make_client):
+    """After a failure: A syncs until settled, the user's files are sound, and a new device
+    downloads exactly A's collection."""
+    sync_until_settled(a)
+    check_user_files(user_dir)
+    c = downloaded_copy(make_client, server.current.url, user, "C")
+    assert_same_collection(a.col, c.col)
+
+
 # --- imports through the internal API ----------------------------------------------------------
 
 
@@ -221,24 +218,6 @@ def package_with_notes(guid_prefix: str, count: int) -> bytes:
     buffer = io.BytesIO()
     genanki.Package(deck).write_to_file(buffer)
     return buffer.getvalue()
-
-
-def push(sidecar: Sidecar, user_id: int, package: bytes, key: str) -> tuple[int, bytes]:
-    request = urllib.request.Request(
-        f"{sidecar.internal_url}/internal/v1/users/{user_id}/imports",
-        data=package,
-        method="POST",
-        headers={
-            "Authorization": f"Bearer {sidecar.internal_token}",
-            "Idempotency-Key": key,
-            "Content-Type": "application/octet-stream",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 def notes_with_guid_prefix(client: AnkiClient, prefix: str) -> int:
@@ -269,9 +248,7 @@ def test_crash_during_a_full_upload(backend, make_client, point):
     restart_and_check(server, user_dir, a, b)
     # Nothing was acknowledged: the server holds A's collection or, past the swap, B's.
     stored = make_client(server.current.url, "probe")
-    stored.login(user.username, user.password)
-    assert stored.sync() == FULL_DOWNLOAD
-    stored.full_download()
+    stored.first_download(user)
     notes = stored.col.note_count()
     assert notes in (a.col.note_count(), b.col.note_count())
     # B is not locked out: its next sync goes through, and a new device gets exactly B's data.
@@ -342,12 +319,12 @@ def test_crash_during_an_import(backend, make_client, point):
     server = Server(backend)
     sidecar = server.start(fault=point)
     with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
-        push(sidecar, user.id, package, key="push-1")
+        push_package(sidecar, user.id, package, key="push-1")
     server.wait_crashed(point)
 
     sidecar = restart_and_check(server, user_dir, a)
     # The operator retries with the same key; the notes arrive exactly once.
-    status, body = push(sidecar, user.id, package, key="push-1")
+    status, body = push_package(sidecar, user.id, package, key="push-1")
     assert status == 200, body
     sync_until_settled(a)
     assert notes_with_guid_prefix(a, "fault-import-") == 20
@@ -492,10 +469,7 @@ def test_full_disk_during_a_full_upload(backend, make_client, full_disk_server):
     check_user_files(user_dir)
     filler.free()
 
-    sync_until_settled(a)
-    check_user_files(user_dir)
-    c = downloaded_copy(make_client, server.current.url, user, "C")
-    assert_same_collection(a.col, c.col)
+    settles_and_matches_a_new_device(a, server, user, user_dir, make_client)
 
 
 def test_full_disk_during_a_normal_sync(backend, make_client, full_disk_server):
@@ -513,10 +487,7 @@ def test_full_disk_during_a_normal_sync(backend, make_client, full_disk_server):
     check_user_files(user_dir)
     filler.free()
 
-    sync_until_settled(a)
-    check_user_files(user_dir)
-    c = downloaded_copy(make_client, server.current.url, user, "C")
-    assert_same_collection(a.col, c.col)
+    settles_and_matches_a_new_device(a, server, user, user_dir, make_client)
 
 
 def test_full_disk_during_an_import(backend, make_client, full_disk_server):
@@ -529,12 +500,12 @@ def test_full_disk_during_an_import(backend, make_client, full_disk_server):
     package = package_with_notes("disk-import-", 30)
 
     filler.fill()
-    status, body = push(server.current, user.id, package, key="disk-1")
+    status, body = push_package(server.current, user.id, package, key="disk-1")
     assert 400 <= status < 600, body
     check_user_files(user_dir)
     filler.free()
 
-    status, body = push(server.current, user.id, package, key="disk-1")
+    status, body = push_package(server.current, user.id, package, key="disk-1")
     assert status == 200, body
     assert json.loads(body)["notes"]["added"] == 30
     sync_until_settled(a)

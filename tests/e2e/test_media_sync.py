@@ -9,49 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import time
 import unicodedata
-from pathlib import Path
 
 import pytest
 
 from support.client import FULL_UPLOAD, NO_CHANGES, AnkiClient
+from support.media import media_files, media_folder, sync_media, wait_for_media
 
 pytestmark = pytest.mark.timeout(600)
-
-MEDIA_TIMEOUT = 180
-
-
-def media_folder(client: AnkiClient) -> Path:
-    return Path(client.col.media.dir())
-
-
-def media_files(client: AnkiClient) -> dict[str, str]:
-    return {
-        # Compare names in NFC: that is the form the protocol uses on the wire.
-        unicodedata.normalize("NFC", path.name): hashlib.sha1(path.read_bytes()).hexdigest()
-        for path in media_folder(client).iterdir()
-        if path.is_file()
-    }
-
-
-def wait_for_media(client: AnkiClient) -> None:
-    """Polls the background media sync; the poll raises the sync's error, if any."""
-    deadline = time.monotonic() + MEDIA_TIMEOUT
-    while client.col.media_sync_status().active:
-        if time.monotonic() > deadline:
-            client.col.abort_media_sync()
-            raise AssertionError(f"{client.name}: media sync did not finish in {MEDIA_TIMEOUT} s")
-        time.sleep(0.05)
-    # One more poll after it ended surfaces an error the last poll did not.
-    client.col.media_sync_status()
-
-
-def sync_media(client: AnkiClient) -> None:
-    """The standalone path: `sync_media` calls /msync/begin."""
-    assert client.auth is not None
-    client.col.sync_media(client.auth)
-    wait_for_media(client)
 
 
 def sync_collection_and_media(client: AnkiClient) -> int:
@@ -107,8 +72,8 @@ def test_begin_path_moves_files_byte_identical(backend, make_client):
         unicodedata.normalize("NFC", name): hashlib.sha1(data).hexdigest()
         for name, data in files.items()
     }
-    assert media_files(a) == expected
-    assert media_files(b) == expected
+    assert media_files(a, nfc=True) == expected
+    assert media_files(b, nfc=True) == expected
     requests = media_requests(backend)
     assert requests["uploadChanges"] >= 2, "more than 25 files need several batches"
     assert requests["downloadFiles"] >= 2
@@ -137,8 +102,8 @@ def test_sync_collection_path_trusts_meta_media_usn(backend, make_client):
     b.sync()
     b.full_download()
     assert sync_collection_and_media(b) == NO_CHANGES
-    assert media_files(b) == media_files(a)
-    assert len(media_files(b)) == 42
+    assert media_files(b, nfc=True) == media_files(a, nfc=True)
+    assert len(media_files(b, nfc=True)) == 42
 
 
 def test_deletions_travel_both_ways(backend, make_client):
@@ -150,14 +115,14 @@ def test_deletions_travel_both_ways(backend, make_client):
     (media_folder(a) / "Binary-03.bin").unlink()
     sync_media(a)
     sync_media(b)
-    assert "Binary-03.bin" not in media_files(b)
+    assert "Binary-03.bin" not in media_files(b, nfc=True)
 
     (media_folder(b) / "big-recording.mp3").unlink()
     sync_media(b)
     sync_media(a)
-    assert "big-recording.mp3" not in media_files(a)
-    assert media_files(a) == media_files(b)
-    assert len(media_files(a)) == 38
+    assert "big-recording.mp3" not in media_files(a, nfc=True)
+    assert media_files(a, nfc=True) == media_files(b, nfc=True)
+    assert len(media_files(a, nfc=True)) == 38
 
 
 def test_a_thousand_small_files_go_up_and_down(backend, make_client):
@@ -166,5 +131,5 @@ def test_a_thousand_small_files_go_up_and_down(backend, make_client):
         (media_folder(a) / f"small-{index:04}.txt").write_bytes(f"file {index}\n".encode() * 3)
     sync_media(a)
     sync_media(b)
-    assert len(media_files(b)) == 1000
-    assert media_files(b) == media_files(a)
+    assert len(media_files(b, nfc=True)) == 1000
+    assert media_files(b, nfc=True) == media_files(a, nfc=True)

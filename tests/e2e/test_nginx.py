@@ -24,9 +24,15 @@ import zstandard
 from anki.errors import NetworkError
 
 from support import protocol
-from support.client import FULL_DOWNLOAD, FULL_UPLOAD, NO_CHANGES, AnkiClient, required_name
+from support.client import (
+    NO_CHANGES,
+    AnkiClient,
+    required_name,
+    upload_then_download,
+)
 from support.collection_data import assert_same_collection, fill_like_a_real_user
 from support.django_db import DjangoDatabase, DjangoUser, postgres_database
+from support.media import media_files, sync_media
 from support.nginx import (
     Gunicorn,
     Nginx,
@@ -40,7 +46,6 @@ from support.sidecar import Sidecar
 
 pytestmark = pytest.mark.timeout(600)
 
-MEDIA_TIMEOUT = 180
 PREFIX = "/anki"
 CARELESS_GZIP = "gzip on; gzip_proxied any; gzip_types *; gzip_min_length 0;"
 # Above 20 MiB *after* zstd, which is what nginx's client_max_body_size is compared with.
@@ -147,52 +152,9 @@ def trusted_ca(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def client(tmp_path: Path, trusted_ca: None) -> Iterator[Callable[[str, str], AnkiClient]]:
-    clients: list[AnkiClient] = []
-
-    def make(endpoint: str, name: str) -> AnkiClient:
-        made = AnkiClient(tmp_path / "clients" / name, endpoint, name=name)
-        clients.append(made)
-        return made
-
-    yield make
-    for made in clients:
-        made.close()
-
-
-def wait_for_media(device: AnkiClient) -> None:
-    deadline = time.monotonic() + MEDIA_TIMEOUT
-    while device.col.media_sync_status().active:
-        if time.monotonic() > deadline:
-            device.col.abort_media_sync()
-            raise AssertionError(f"{device.name}: media sync did not finish in {MEDIA_TIMEOUT} s")
-        time.sleep(0.05)
-    # A last poll raises the error of a media sync that ended badly.
-    device.col.media_sync_status()
-
-
-def sync_media(device: AnkiClient) -> None:
-    assert device.auth is not None
-    device.col.sync_media(device.auth)
-    wait_for_media(device)
-
-
-def media_digests(device: AnkiClient) -> dict[str, str]:
-    folder = Path(device.col.media.dir())
-    return {
-        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in folder.iterdir()
-        if path.is_file()
-    }
-
-
-def upload_then_download(a: AnkiClient, b: AnkiClient, user: DjangoUser) -> None:
-    a.login(user.username, user.password)
-    assert required_name(a.sync()) == required_name(FULL_UPLOAD)
-    a.full_upload()
-    b.login(user.username, user.password)
-    assert required_name(b.sync()) == required_name(FULL_DOWNLOAD)
-    b.full_download()
+def client(trusted_ca: None, make_client) -> Callable[[str, str], AnkiClient]:
+    """The suite's client profiles (`make_client`), made once the test CA is trusted."""
+    return make_client
 
 
 def test_real_client_full_normal_and_media_sync_through_nginx(stack, client):
@@ -220,8 +182,8 @@ def test_real_client_full_normal_and_media_sync_through_nginx(stack, client):
         (folder / f"small-{index:02}.bin").write_bytes(os.urandom(500 + index))
     sync_media(a)
     sync_media(b)
-    assert len(media_digests(b)) == 32
-    assert media_digests(b) == media_digests(a)
+    assert len(media_files(b, "sha256")) == 32
+    assert media_files(b, "sha256") == media_files(a, "sha256")
 
 
 def test_collection_over_20_mb_goes_through_without_413(stack, client):
@@ -401,7 +363,7 @@ def test_sync_under_a_path_prefix(stack, client):
     (Path(a.col.media.dir()) / "prefixed.ogg").write_bytes(os.urandom(50_000))
     sync_media(a)
     sync_media(b)
-    assert media_digests(b) == media_digests(a)
+    assert media_files(b, "sha256") == media_files(a, "sha256")
 
     # Outside the prefix, /sync/ is not the sidecar's on this server: Django answers 404.
     outside = request(stack.prefix_nginx.https_root + "/sync/hostKey", "POST", b"", tls=stack.tls)

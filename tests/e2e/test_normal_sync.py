@@ -11,7 +11,12 @@ import time
 
 import pytest
 
-from support.client import FULL_DOWNLOAD, FULL_SYNC, FULL_UPLOAD, NO_CHANGES, AnkiClient
+from support.client import (
+    FULL_SYNC,
+    NO_CHANGES,
+    AnkiClient,
+    upload_then_download,
+)
 from support.collection_data import dump_collection, fill_like_a_real_user
 
 pytestmark = pytest.mark.timeout(600)
@@ -47,12 +52,7 @@ def two_devices(backend, make_client, notes: int = 60) -> tuple[AnkiClient, Anki
     a = make_client(backend.url, "A")
     b = make_client(backend.url, "B")
     fill_like_a_real_user(a.col, notes=notes, reviews=12)
-    a.login(user.username, user.password)
-    b.login(user.username, user.password)
-    assert a.sync() == FULL_UPLOAD
-    a.full_upload()
-    assert b.sync() == FULL_DOWNLOAD
-    b.full_download()
+    upload_then_download(a, b, user)
     assert a.sync() == NO_CHANGES
     assert b.sync() == NO_CHANGES
     assert_in_sync(a, b)
@@ -248,12 +248,7 @@ def test_twenty_thousand_notes_then_three_thousand_changes(backend, make_client)
 
     a.col.add_notes([AddNoteRequest(note=note, deck_id=deck_id) for note, deck_id in requests])
     assert a.col.note_count() == 20_000
-    a.login(user.username, user.password)
-    b.login(user.username, user.password)
-    assert a.sync() == FULL_UPLOAD
-    a.full_upload()
-    assert b.sync() == FULL_DOWNLOAD
-    b.full_download()
+    upload_then_download(a, b, user)
 
     changed = a.col.find_notes("tag:group0 or tag:group1 or tag:group2")
     assert len(changed) == 3_000

@@ -11,14 +11,14 @@
 from __future__ import annotations
 
 import re
-import secrets
 from pathlib import Path
 
 import pytest
 
 from ankisync.sidecar_client import SidecarClient
 from support.client import FULL_DOWNLOAD, FULL_UPLOAD, NO_CHANGES, AnkiClient, required_name
-from support.web import DjangoServer, sync_media, tiny_png
+from support.media import add_notes_with_media, sync_media
+from support.web import DjangoServer
 
 # A bound on the media syncs after a reset (two are expected).
 MEDIA_SYNCS_AFTER_RESET = 3
@@ -48,16 +48,7 @@ def counts(field: str) -> dict[str, int]:
 def device_with_media(backend, make_client, name: str = "desktop", notes: int = 3):
     user = backend.create_user()
     client = make_client(backend.url, name)
-    col = client.col
-    basic = col.models.by_name("Basic")
-    deck_id = col.decks.id("Operator test")
-    picture = col.media.write_data("picture.png", tiny_png(200, 10, 10))
-    col.media.write_data("sound.mp3", b"ID3" + secrets.token_bytes(300))
-    for index in range(notes):
-        note = col.new_note(basic)
-        note["Front"] = f"question {index}"
-        note["Back"] = f'answer <img src="{picture}">' if index == 0 else f"answer {index}"
-        col.add_note(note, deck_id)
+    add_notes_with_media(client, "Operator test", notes, colour=(200, 10, 10), sound_bytes=300)
     client.login(user.username, user.password)
     return user, client
 
@@ -181,9 +172,7 @@ def test_after_a_full_reset_the_collection_and_the_media_come_back(backend, make
 
     # A second device receives the collection and both files.
     phone = make_client(backend.url, "phone")
-    phone.login(user.username, user.password)
-    assert required_name(phone.sync()) == required_name(FULL_DOWNLOAD)
-    phone.full_download()
+    phone.first_download(user)
     assert phone.col.note_count() == 3
     sync_media(phone)
     assert sorted(p.name for p in Path(phone.col.media.dir()).iterdir()) == [

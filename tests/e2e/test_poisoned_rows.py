@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from support import protocol
-from support.client import FULL_DOWNLOAD, FULL_UPLOAD, NO_CHANGES
+from support.client import NO_CHANGES, upload_then_download
 from support.collection_data import dump_collection, fill_like_a_real_user
 
 pytestmark = pytest.mark.timeout(600)
@@ -53,12 +53,7 @@ def test_bad_rows_are_refused_and_other_devices_keep_syncing(backend, make_clien
     a = make_client(backend.url, "A")
     b = make_client(backend.url, "B")
     fill_like_a_real_user(a.col, notes=20, reviews=6)
-    a.login(user.username, user.password)
-    b.login(user.username, user.password)
-    assert a.sync() == FULL_UPLOAD
-    a.full_upload()
-    assert b.sync() == FULL_DOWNLOAD
-    b.full_download()
+    upload_then_download(a, b, user)
 
     # Device A adds a note and syncs normally.
     basic = a.col.models.by_name("Basic")

@@ -4,33 +4,20 @@ corrupt collection or media.db must never lock a user out; docs/operations.md, s
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import pytest
 
-from support.client import FULL_DOWNLOAD, FULL_SYNC, FULL_UPLOAD, NO_CHANGES, AnkiClient
+from support.client import FULL_SYNC, FULL_UPLOAD, NO_CHANGES, AnkiClient
 from support.collection_data import assert_same_collection, fill_like_a_real_user
-from support.web import sync_media, tiny_png
+from support.media import media_files, sync_media
+from support.web import tiny_png
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def media_files(client: AnkiClient) -> dict[str, str]:
-    folder = Path(client.col.media.dir())
-    return {
-        path.name: hashlib.sha1(path.read_bytes()).hexdigest()
-        for path in folder.iterdir()
-        if path.is_file()
-    }
 
 
 def uploaded(backend, make_client, user) -> AnkiClient:
     a = make_client(backend.url, "A")
     fill_like_a_real_user(a.col, notes=30, reviews=6)
-    a.login(user.username, user.password)
-    assert a.sync() == FULL_UPLOAD
-    a.full_upload()
+    a.first_upload(user)
     return a
 
 
@@ -48,9 +35,7 @@ def test_a_corrupt_collection_sends_the_client_to_a_full_upload(backend, make_cl
     assert len(list(user_dir.glob("collection.anki2.corrupt-*"))) == 1
     assert "damaged per-user file replaced" in backend.sidecar.log()
     b = make_client(backend.url, "B")
-    b.login(user.username, user.password)
-    assert b.sync() == FULL_DOWNLOAD
-    b.full_download()
+    b.first_download(user)
     assert_same_collection(a.col, b.col)
 
 
@@ -68,9 +53,7 @@ def test_an_empty_or_corrupt_media_db_is_rebuilt(backend, make_client, damage):
     sync_media(a)
     # A second device gets every file from the rebuilt list.
     b = make_client(backend.url, "B")
-    b.login(user.username, user.password)
-    assert b.sync() == FULL_DOWNLOAD
-    b.full_download()
+    b.first_download(user)
     sync_media(b)
     assert media_files(b) == media_files(a)
     assert len(media_files(b)) == 5

@@ -15,8 +15,6 @@ import sqlite3
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -24,10 +22,12 @@ import genanki
 import pytest
 from anki.collection import DeckIdLimit, ExportAnkiPackageOptions
 
-from support.client import FULL_DOWNLOAD, FULL_SYNC, FULL_UPLOAD, NO_CHANGES, AnkiClient
+from support.client import FULL_SYNC, NO_CHANGES, AnkiClient
 from support.collection_data import fill_like_a_real_user
+from support.internal_api import internal_call, push_package
+from support.media import sync_media
 from support.paths import sidecar_binary
-from support.web import sync_media, tiny_png
+from support.web import tiny_png
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -144,47 +144,20 @@ def zip_of(members: dict[str, bytes]) -> bytes:
 # --- the internal API --------------------------------------------------------------------------
 
 
-def call(
-    url: str, *, token: str | None, body: bytes | None = None, headers: dict | None = None
-) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    for name, value in (headers or {}).items():
-        request.add_header(name, value)
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
 def push(backend, user_id: int, package: bytes, key: str | None = None) -> dict:
-    sidecar = backend.sidecar
-    status, body = call(
-        f"{sidecar.internal_url}/internal/v1/users/{user_id}/imports",
-        token=sidecar.internal_token,
-        body=package,
-        headers={"Idempotency-Key": key} if key else None,
-    )
+    status, body = push_package(backend.sidecar, user_id, package, key)
     assert status == 200, body.decode(errors="replace")
     return json.loads(body)
 
 
 def push_refused(backend, user_id: int, package: bytes, key: str | None = None) -> tuple[int, str]:
-    sidecar = backend.sidecar
-    status, body = call(
-        f"{sidecar.internal_url}/internal/v1/users/{user_id}/imports",
-        token=sidecar.internal_token,
-        body=package,
-        headers={"Idempotency-Key": key} if key else None,
-    )
+    status, body = push_package(backend.sidecar, user_id, package, key)
     return status, body.decode(errors="replace")
 
 
 def server_stats(backend, user_id: int) -> dict:
     sidecar = backend.sidecar
-    status, body = call(
+    status, body = internal_call(
         f"{sidecar.internal_url}/internal/v1/users/{user_id}/stats", token=sidecar.internal_token
     )
     assert status == 200, body
@@ -198,9 +171,7 @@ def synced_device(backend, make_client, name: str = "A", notes: int = 15):
     user = backend.create_user()
     client = make_client(backend.url, name)
     fill_like_a_real_user(client.col, notes=notes, reviews=5)
-    client.login(user.username, user.password)
-    assert client.sync() == FULL_UPLOAD
-    client.full_upload()
+    client.first_upload(user)
     assert client.sync() == NO_CHANGES
     return user, client
 
@@ -268,9 +239,7 @@ def test_a_new_deck_reaches_a_client_that_is_already_syncing(backend, make_clien
 
     # Another device of the same user gets the same through a full download.
     other = make_client(backend.url, "B")
-    other.login(user.username, user.password)
-    assert other.sync() == FULL_DOWNLOAD
-    other.full_download()
+    other.first_download(user)
     assert_holds_the_deck(other)
     sync_media(other)
     assert_holds_the_media(other)
@@ -281,9 +250,7 @@ def test_a_user_who_never_synced_gets_the_deck_by_full_download(backend, make_cl
     summary = push(backend, user.id, genanki_package(tmp_path))
     assert summary["notes"]["added"] == NOTES
     client = make_client(backend.url)
-    client.login(user.username, user.password)
-    assert client.sync() == FULL_DOWNLOAD
-    client.full_download()
+    client.first_download(user)
     assert_holds_the_deck(client)
     sync_media(client)
     assert_holds_the_media(client)
@@ -392,9 +359,7 @@ def test_an_undelivered_import_survives_a_full_upload_and_reaches_both(
 ):
     user, a = synced_device(backend, make_client, "A")
     b = make_client(backend.url, "B")
-    b.login(user.username, user.password)
-    assert b.sync() == FULL_DOWNLOAD
-    b.full_download()
+    b.first_download(user)
 
     push(backend, user.id, genanki_package(tmp_path))
 
@@ -425,11 +390,13 @@ def test_the_import_api_needs_the_token_and_is_not_public(backend, make_client, 
     user, client = synced_device(backend, make_client)
     package = genanki_package(tmp_path)
     path = f"/internal/v1/users/{user.id}/imports"
-    status, _ = call(backend.sidecar.internal_url + path, token=None, body=package)
+    status, _ = internal_call(backend.sidecar.internal_url + path, token=None, body=package)
     assert status == 403
-    status, _ = call(backend.sidecar.internal_url + path, token="wrong-token", body=package)
+    status, _ = internal_call(
+        backend.sidecar.internal_url + path, token="wrong-token", body=package
+    )
     assert status == 403
-    status, _ = call(
+    status, _ = internal_call(
         backend.sidecar.root_url + path, token=backend.sidecar.internal_token, body=package
     )
     assert status == 404

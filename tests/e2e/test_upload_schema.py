@@ -12,7 +12,7 @@ import sqlite3
 
 import pytest
 
-from support.client import FULL_DOWNLOAD, FULL_UPLOAD, NO_CHANGES
+from support.client import NO_CHANGES
 from support.collection_data import fill_like_a_real_user
 
 pytestmark = pytest.mark.timeout(600)
@@ -39,9 +39,7 @@ def test_uploaded_triggers_and_views_are_dropped(backend, make_client):
         a.col.db.execute(statement)
     assert len(a.col.db.all("select name from sqlite_master where type = 'trigger'")) == 1
     cards = a.col.card_count()
-    a.login(user.username, user.password)
-    assert a.sync() == FULL_UPLOAD
-    a.full_upload()
+    a.first_upload(user)
 
     stored = backend.sidecar.data_dir / "users" / str(user.id) / "collection.anki2"
     with sqlite3.connect(stored) as db:
@@ -49,9 +47,7 @@ def test_uploaded_triggers_and_views_are_dropped(backend, make_client):
     assert "dropped objects Anki does not create" in backend.sidecar.log()
 
     b = make_client(backend.url, "B")
-    b.login(user.username, user.password)
-    assert b.sync() == FULL_DOWNLOAD
-    b.full_download()
+    b.first_download(user)
     assert schema_extras(_Db(b.col)) == []
     assert b.col.card_count() == cards
     basic = b.col.models.by_name("Basic")
@@ -63,9 +59,7 @@ def test_uploaded_triggers_and_views_are_dropped(backend, make_client):
     assert b.sync() == NO_CHANGES
 
     c = make_client(backend.url, "C")
-    c.login(user.username, user.password)
-    assert c.sync() == FULL_DOWNLOAD
-    c.full_download()
+    c.first_download(user)
     assert c.col.card_count() == cards + 1
 
 

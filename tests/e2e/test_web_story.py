@@ -18,19 +18,11 @@ from playwright.sync_api import sync_playwright
 
 from ankisync.sidecar_client import SidecarClient
 from support.client import FULL_DOWNLOAD, NO_CHANGES, required_name
+from support.media import sync_media
 from support.paths import ROOT
-from support.web import DjangoServer, open_browser, sync_media, tiny_png
+from support.web import DjangoServer, open_browser, tiny_png
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
-
-
-@pytest.fixture
-def web(backend, tmp_path: Path):
-    server = DjangoServer(backend.database.url, backend.sidecar, tmp_path / "web").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_sign_up_build_a_deck_send_it_and_sync_it_into_anki(backend, web, make_client, tmp_path):

@@ -99,6 +99,18 @@ class AnkiClient:
     def full_download(self) -> None:
         self._full_sync(upload=False)
 
+    def first_upload(self, user) -> None:
+        """Logs in as `user` (a `DjangoUser`), is asked for a full upload and makes it."""
+        self.login(user.username, user.password)
+        assert required_name(self.sync()) == required_name(FULL_UPLOAD)
+        self.full_upload()
+
+    def first_download(self, user) -> None:
+        """Logs in as `user`, is asked for a full download and makes it."""
+        self.login(user.username, user.password)
+        assert required_name(self.sync()) == required_name(FULL_DOWNLOAD)
+        self.full_download()
+
     def _full_sync(self, upload: bool) -> None:
         assert self.auth is not None, "log in first"
         what = "full upload" if upload else "full download"
@@ -117,3 +129,9 @@ class AnkiClient:
     def close(self) -> None:
         if self.col.db is not None:
             self.col.close(downgrade=False)
+
+
+def upload_then_download(a: AnkiClient, b: AnkiClient, user) -> None:
+    """A logs in and full-uploads its collection; then B logs in and full-downloads it."""
+    a.first_upload(user)
+    b.first_download(user)

@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from support.paths import DJANGO_APP, MANAGE_PY, PYTHON, ROOT
+from support.processes import stop_process
 
 NGINX_DIR = ROOT / "nginx"
 SITE_TEMPLATE = NGINX_DIR / "templates" / "anki-sidecar.conf.template"
@@ -249,15 +250,8 @@ class Nginx:
         return False
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
         # SIGQUIT is nginx's graceful shutdown; it lets in-flight requests finish.
-        self.process.send_signal(signal.SIGQUIT)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process, signal.SIGQUIT)
 
 
 @dataclass
@@ -388,11 +382,4 @@ class Gunicorn:
         return self
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process, timeout=20)

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from support.paths import ROOT, sidecar_binary
+from support.processes import stop_process
 
 # A healthy start takes well under a second; the margin is for a loaded CI machine.
 START_TIMEOUT = 30
@@ -183,11 +184,4 @@ class Sidecar:
         return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from support.paths import DJANGO_APP, MANAGE_PY, PYTHON
+from support.processes import stop_process
 
 START_TIMEOUT = 60
 CHROMIUM_FLAGS = [
@@ -137,31 +138,7 @@ class DjangoServer:
         raise RuntimeError(f"Django did not answer within {START_TIMEOUT} s:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-MEDIA_TIMEOUT = 60
-
-
-def sync_media(client) -> None:
-    """A standalone media sync of an `AnkiClient` (calls /msync/begin), polled to its end;
-    the poll raises the media sync's error, if any."""
-    assert client.auth is not None
-    client.col.sync_media(client.auth)
-    deadline = time.monotonic() + MEDIA_TIMEOUT
-    while client.col.media_sync_status().active:
-        if time.monotonic() > deadline:
-            client.col.abort_media_sync()
-            raise AssertionError(f"{client.name}: media sync did not finish in {MEDIA_TIMEOUT} s")
-        time.sleep(0.05)
-    client.col.media_sync_status()
+        stop_process(self.process)
 
 
 def open_browser(playwright):

@@ -1,7 +1,21 @@
-//! Test harness: a sidecar on port 0 over a temporary Django-shaped SQLite database.
+//! Test harness: a sidecar on port 0 over a temporary Django-shaped SQLite database, and one
+//! protocol client for it. `TestApp` starts the server and creates users; the v11 transport
+//! (zstd bodies, the `anki-sync` header, `anki-original-size`) is handled here and nowhere
+//! else. The calls themselves are grouped by family:
+//! - `sync`: login aside, the collection calls (meta, start … finish, full upload/download);
+//! - `media`: the `/msync/` calls;
+//! - `internal`: the internal API with the bearer token (imports, admin);
+//! - `legacy`: the multipart transport of sync versions 8–10;
+//! - `stored`: reading what the server stored on disk, as a test checks it;
+//! - `packages`: `.apkg` packages built in the tests.
 #![allow(dead_code)]
 
+pub mod internal;
+pub mod legacy;
+pub mod media;
 pub mod packages;
+pub mod stored;
+pub mod sync;
 
 use std::path::PathBuf;
 
@@ -126,9 +140,24 @@ impl TestApp {
     }
 
     async fn raw_path(&self, path: &str, header: Option<String>, body: Vec<u8>) -> Response {
+        self.raw_path_with(path, header, &[], body).await
+    }
+
+    /// The one place a v11 request is sent and its answer decoded: `extra` are more request
+    /// headers; a 200 answer must carry `anki-original-size` and is zstd-decoded.
+    async fn raw_path_with(
+        &self,
+        path: &str,
+        header: Option<String>,
+        extra: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Response {
         let mut request = self.http.post(format!("{}/{path}", self.base)).body(body);
         if let Some(header) = header {
             request = request.header("anki-sync", header);
+        }
+        for (name, value) in extra {
+            request = request.header(*name, *value);
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
@@ -178,6 +207,16 @@ impl TestApp {
         }
     }
 
+    /// A GET on the public listener (e.g. `/health`); the body is kept as sent.
+    pub async fn public_get(&self, path: &str) -> Response {
+        Self::send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    /// The `host:port` of the public listener, for tests that speak raw TCP.
+    pub fn public_address(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
+
     /// Sends a request built elsewhere; the body is kept as sent (internal answers are not zstd).
     pub async fn send(request: reqwest::RequestBuilder) -> Response {
         let response = request.send().await.unwrap();
@@ -203,6 +242,18 @@ impl TestApp {
             "",
             "login",
             serde_json::json!({"u": username, "p": password}),
+        )
+        .await
+    }
+
+    /// A login as if from `ip` (the test servers trust `X-Real-IP`).
+    pub async fn login_from(&self, ip: &str, username: &str, password: &str) -> Response {
+        let body = serde_json::json!({"u": username, "p": password}).to_string();
+        self.raw_path_with(
+            "sync/hostKey",
+            Some(Self::header("", "login")),
+            &[("x-real-ip", ip)],
+            zstd::encode_all(body.as_bytes(), 0).unwrap(),
         )
         .await
     }
