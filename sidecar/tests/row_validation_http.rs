@@ -10,12 +10,23 @@ fn pad() -> Value {
     json!({"_pad": null})
 }
 
+/// The stored collection as it is on disk: the file and its write-ahead log.
 fn collection_bytes(app: &TestApp, user: i64) -> Vec<u8> {
-    std::fs::read(app.user_dir(user).join("collection.anki2")).unwrap()
+    let dir = app.user_dir(user);
+    let mut bytes = std::fs::read(dir.join("collection.anki2")).unwrap();
+    if let Ok(wal) = std::fs::read(dir.join("collection.anki2-wal")) {
+        bytes.extend(wal);
+    }
+    bytes
 }
 
 fn count(app: &TestApp, user: i64, table: &str) -> i64 {
-    let conn = rusqlite::Connection::open(app.user_dir(user).join("collection.anki2")).unwrap();
+    // Opened as the server opens it, so that closing does not checkpoint the log into the
+    // file and change its bytes.
+    let conn = anki_sidecar::collection::sqlite::open_collection(
+        &app.user_dir(user).join("collection.anki2"),
+    )
+    .unwrap();
     conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
         row.get(0)
     })
