@@ -25,6 +25,16 @@ pub struct ColObjects {
     pub tags: JsonObject,
 }
 
+/// Which parts of the `col` row a change may have altered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    pub models: bool,
+    pub decks: bool,
+    pub dconf: bool,
+    pub conf: bool,
+    pub tags: bool,
+}
+
 fn parse_object(text: &str, column: &str) -> anyhow::Result<JsonObject> {
     if text.trim().is_empty() {
         return Ok(JsonObject::new());
@@ -71,6 +81,37 @@ impl ColObjects {
                 serde_json::to_string(&self.conf)?,
                 serde_json::to_string(&self.tags)?,
             ],
+        )
+        .context("writing the col row")?;
+        Ok(())
+    }
+
+    /// Writes back only the parts `touched` names; the others keep their stored text, so a
+    /// sync that sent one deck does not serialize and rewrite every notetype.
+    pub fn save_touched(&self, conn: &Connection, touched: Touched) -> anyhow::Result<()> {
+        let parts = [
+            (touched.models, "models", &self.models),
+            (touched.decks, "decks", &self.decks),
+            (touched.dconf, "dconf", &self.dconf),
+            (touched.conf, "conf", &self.conf),
+            (touched.tags, "tags", &self.tags),
+        ];
+        let mut assignments = Vec::new();
+        let mut values = Vec::new();
+        for (column, object) in parts
+            .into_iter()
+            .filter(|(on, _, _)| *on)
+            .map(|(_, column, object)| (column, object))
+        {
+            values.push(serde_json::to_string(object)?);
+            assignments.push(format!("{column} = ?{}", values.len()));
+        }
+        if assignments.is_empty() {
+            return Ok(());
+        }
+        conn.execute(
+            &format!("UPDATE col SET {} WHERE id = 1", assignments.join(", ")),
+            rusqlite::params_from_iter(values),
         )
         .context("writing the col row")?;
         Ok(())
@@ -159,6 +200,49 @@ mod tests {
         assert_eq!(ColObjects::unique_name(&objects, "3", "BASIC"), "BASIC++");
         assert_eq!(ColObjects::unique_name(&objects, "1", "Basic"), "Basic");
         assert_eq!(ColObjects::unique_name(&objects, "3", "Cloze"), "Cloze");
+    }
+
+    #[test]
+    fn only_the_touched_parts_are_written_back() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            r#"CREATE TABLE col (id integer primary key, models text, decks text, dconf text,
+                                 conf text, tags text);
+               INSERT INTO col VALUES (1, '{ "1": {"id": 1} }', '{"1": {"id": 1}}', '{ }',
+                                       '{"a": 1}', '{}');"#,
+        )
+        .unwrap();
+        let mut objects = ColObjects::load(&conn).unwrap();
+        objects
+            .decks
+            .insert("2".into(), json!({"id": 2, "name": "New"}));
+        objects.register_tag("leech", 5);
+        objects.conf.insert("b".into(), json!(2));
+        objects
+            .save_touched(
+                &conn,
+                Touched {
+                    decks: true,
+                    tags: true,
+                    ..Touched::default()
+                },
+            )
+            .unwrap();
+        let row: (String, String, String, String, String) = conn
+            .query_row(
+                "SELECT models, decks, dconf, conf, tags FROM col",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        // Untouched parts keep their stored text exactly, even a change not asked for.
+        assert_eq!(row.0, r#"{ "1": {"id": 1} }"#);
+        assert_eq!(row.2, "{ }");
+        assert_eq!(row.3, r#"{"a": 1}"#);
+        assert_eq!(row.1, r#"{"1":{"id":1},"2":{"id":2,"name":"New"}}"#);
+        assert_eq!(row.4, r#"{"leech":5}"#);
+        objects.save_touched(&conn, Touched::default()).unwrap();
+        assert_eq!(ColObjects::load(&conn).unwrap().decks, objects.decks);
     }
 
     #[test]

@@ -1,10 +1,10 @@
-//! The `hostKey` login: check the fields, throttle, verify Django's hash off the executor,
+//! The `hostKey` login: check the fields, throttle, verify Django's hash on the hashing threads,
 //! mint a key.
 
 use std::net::IpAddr;
 
 use crate::auth::throttle::{self, Counts, Subjects};
-use crate::auth::{credentials, django_password, host_key};
+use crate::auth::{credentials, django_password, hash_pool, host_key};
 use crate::db::login_failures::ThrottleScope;
 use crate::db::now_secs;
 use crate::db::users::DjangoUser;
@@ -55,9 +55,11 @@ pub async fn login(
 
     let password_owned = password.to_string();
     let checked = user.clone();
-    let verified =
-        tokio::task::spawn_blocking(move || check_password(checked.as_ref(), &password_owned))
-            .await?;
+    // On the few low-priority hashing threads, so that a burst of logins queues there
+    // instead of taking the cores from other users' syncs.
+    let verified = hash_pool::verify(move || check_password(checked.as_ref(), &password_owned))
+        .await
+        .map_err(|err| ApiError::Internal(err.into()))?;
 
     let Some(user) = user.filter(|_| verified) else {
         for (scope, subject) in [

@@ -5,6 +5,7 @@ pub mod client_ip;
 pub mod credentials;
 pub mod django_password;
 pub mod extractor;
+pub mod hash_pool;
 pub mod host_key;
 pub mod login;
 pub mod revocation;

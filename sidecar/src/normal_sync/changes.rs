@@ -9,7 +9,9 @@ use serde_json::Value;
 use super::objects::{check_deck, check_deck_config, check_notetype};
 use super::wire::UnchunkedChanges;
 use super::{OpResult, SyncOpError};
-use crate::collection_json::{ColObjects, JsonObject, object_id, object_mtime, object_usn};
+use crate::collection_json::{
+    ColObjects, JsonObject, Touched, object_id, object_mtime, object_usn,
+};
 
 pub struct ChangesContext {
     pub server_usn: i32,
@@ -68,6 +70,15 @@ pub fn apply_changes(
     }
 
     let usn = context.server_usn;
+    // Only what the client sent is written back: a review sync sends one deck and the
+    // config, and the notetypes (most of the row) stay as stored.
+    let mut touched = Touched {
+        models: !incoming.models.is_empty(),
+        decks: !incoming.decks.0.is_empty(),
+        dconf: !incoming.decks.1.is_empty(),
+        conf: incoming.conf.is_some(),
+        tags: false,
+    };
     for model in incoming.models {
         merge_notetype(&mut objects, model, usn)?;
     }
@@ -78,13 +89,13 @@ pub fn apply_changes(
         merge_named(&mut objects.dconf, config, usn, false)?;
     }
     for tag in &incoming.tags {
-        objects.register_tag(tag, usn);
+        touched.tags |= objects.register_tag(tag, usn);
     }
     if let Some(conf) = incoming.conf {
         // The sender's config is complete; anything it lacks was removed there.
         objects.conf = conf;
     }
-    objects.save(conn)?;
+    objects.save_touched(conn, touched)?;
     if let Some(crt) = incoming.crt {
         conn.execute("UPDATE col SET crt = ?1 WHERE id = 1", [crt])?;
     }

@@ -5,7 +5,9 @@ use std::io::Read;
 
 use anyhow::Context;
 
-use super::{UserFiles, atomic_replace, now_millis, remove_stale_journals};
+use super::{
+    UserFiles, atomic_replace, fold_wal_and_remove_journals, now_millis, remove_stale_journals,
+};
 use crate::collection::{convert, schema_guard, sqlite};
 
 /// The official server's sentences; the client shows them verbatim (protocol §5.1).
@@ -43,6 +45,12 @@ pub fn install_upload(
         .into_temp_path()
         .keep()
         .context("keeping the uploaded file")?;
+    // The old collection's log is folded into it and removed before the new file takes its
+    // name: at no moment does a `-wal` lie next to a file it does not belong to.
+    if let Err(err) = fold_wal_and_remove_journals(&target) {
+        let _ = std::fs::remove_file(&kept);
+        return Err(err);
+    }
     if let Err(err) = atomic_replace(&kept, &target) {
         let _ = std::fs::remove_file(&kept);
         return Err(err).context("swapping in the uploaded collection");
@@ -102,23 +110,184 @@ fn validate_and_convert(path: &std::path::Path) -> Result<(), String> {
 /// a slow client reads it.
 pub fn snapshot_for_download(files: &UserFiles) -> anyhow::Result<tempfile::NamedTempFile> {
     let path = files.collection();
+    let snapshot = tempfile::Builder::new()
+        .prefix(".download-")
+        .tempfile_in(files.dir())?;
     {
         let conn = sqlite::open_collection(&path).context("opening the collection")?;
         conn.execute(
             "UPDATE col SET usn = usn + 1, mod = ?1 WHERE id = 1",
             [now_millis()],
         )?;
-        // A no-op in DELETE mode; guarantees a self-contained main file otherwise.
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        // In WAL mode the file alone is not the database: fold the log into it first (a
+        // no-op in DELETE mode). Then a read transaction that began with the log empty keeps
+        // any other connection from checkpointing into the file while it is copied, so the
+        // copy is one consistent state.
+        sqlite::checkpoint_truncate(&conn).context("checkpointing before the download")?;
+        conn.execute_batch("BEGIN")?;
+        conn.query_row("SELECT usn FROM col WHERE id = 1", [], |row| {
+            row.get::<_, i64>(0)
+        })?;
+        std::fs::copy(&path, snapshot.path()).context("copying the collection for download")?;
+        conn.execute_batch("COMMIT")?;
     }
-    let snapshot = tempfile::Builder::new()
-        .prefix(".download-")
-        .tempfile_in(files.dir())?;
-    std::fs::copy(&path, snapshot.path()).context("copying the collection for download")?;
     {
-        // Clients get exactly Anki's schema, without the server's own indexes.
+        // A standalone file in DELETE mode, as clients have always received it; then exactly
+        // Anki's schema, without the server's own indexes.
         let conn = sqlite::open_collection(snapshot.path()).context("opening the snapshot")?;
+        conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+            .context("preparing the snapshot")?;
         crate::normal_sync::graves::drop_graves_indexes(&conn).context("preparing the snapshot")?;
     }
+    remove_stale_journals(snapshot.path())?;
     Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::collection::schema11;
+    use crate::storage::DataDir;
+    use crate::storage::recovery::sibling;
+    use crate::storage::status::{ensure_collection, read_status};
+
+    fn user() -> UserFiles {
+        let data = DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
+        let files = data.user(5);
+        files.ensure_dir().unwrap();
+        files
+    }
+
+    /// A stored collection whose last commit (`usn`) is still only in its write-ahead log.
+    fn stored_with_pages_in_the_log(files: &UserFiles, usn: i64) {
+        ensure_collection(files).unwrap();
+        let conn = sqlite::open_collection(&files.collection()).unwrap();
+        conn.execute("UPDATE col SET usn = ?1", [usn]).unwrap();
+        drop(conn);
+        let wal = sibling(&files.collection(), "-wal");
+        assert!(
+            wal.metadata().unwrap().len() > 0,
+            "closing a connection leaves the commit in the log"
+        );
+    }
+
+    /// What the main file says on its own, without the log next to it.
+    fn usn_of_the_file_alone(path: &Path) -> i64 {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("alone.anki2");
+        std::fs::copy(path, &copy).unwrap();
+        let conn = rusqlite::Connection::open(&copy).unwrap();
+        let integrity: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok");
+        conn.query_row("SELECT usn FROM col", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn upload_with_usn(files: &UserFiles, usn: i64) -> tempfile::NamedTempFile {
+        let dir = tempfile::tempdir().unwrap();
+        let made = dir.path().join("upload.anki2");
+        schema11::create_new_collection(&made, 1_795_336_565_177, 1_795_320_000).unwrap();
+        rusqlite::Connection::open(&made)
+            .unwrap()
+            .execute("UPDATE col SET usn = ?1", [usn])
+            .unwrap();
+        let upload = tempfile::NamedTempFile::new_in(files.dir()).unwrap();
+        std::fs::copy(&made, upload.path()).unwrap();
+        upload
+    }
+
+    #[test]
+    fn stored_collections_are_in_wal_mode_and_keep_commits_in_the_log() {
+        let files = user();
+        stored_with_pages_in_the_log(&files, 41);
+        assert_eq!(read_status(&files).unwrap().usn, 41);
+        let conn = sqlite::open_collection(&files.collection()).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn folding_the_log_leaves_a_complete_file_and_no_journal() {
+        let files = user();
+        stored_with_pages_in_the_log(&files, 41);
+        fold_wal_and_remove_journals(&files.collection()).unwrap();
+        for suffix in ["-wal", "-shm", "-journal"] {
+            assert!(!sibling(&files.collection(), suffix).exists(), "{suffix}");
+        }
+        assert_eq!(usn_of_the_file_alone(&files.collection()), 41);
+    }
+
+    #[test]
+    fn an_upload_over_a_collection_with_pages_in_its_log_is_not_corrupted_by_them() {
+        let files = user();
+        stored_with_pages_in_the_log(&files, 41);
+        let upload = upload_with_usn(&files, 7);
+        assert_eq!(
+            install_upload(&files, upload).unwrap(),
+            UploadOutcome::Installed
+        );
+        assert!(!sibling(&files.collection(), "-wal").exists());
+        assert_eq!(usn_of_the_file_alone(&files.collection()), 7);
+        let status = read_status(&files).unwrap();
+        assert_eq!(status.usn, 7);
+        // And it is in WAL mode from the first meta on, with its commits intact.
+        stored_with_pages_in_the_log(&files, 8);
+        assert_eq!(read_status(&files).unwrap().usn, 8);
+    }
+
+    #[test]
+    fn a_download_is_one_consistent_standalone_file_after_writes_in_the_log() {
+        let files = user();
+        stored_with_pages_in_the_log(&files, 41);
+        let snapshot = snapshot_for_download(&files).unwrap();
+        for suffix in ["-wal", "-shm", "-journal"] {
+            assert!(!sibling(snapshot.path(), suffix).exists(), "{suffix}");
+        }
+        // The download bumps the usn, as the official server does.
+        assert_eq!(usn_of_the_file_alone(snapshot.path()), 42);
+        let conn = rusqlite::Connection::open(snapshot.path()).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete");
+        assert_eq!(read_status(&files).unwrap().usn, 42);
+    }
+
+    #[test]
+    fn a_new_collection_ignores_a_stray_log_of_a_deleted_one() {
+        let files = user();
+        // Another database's log, with pages of its own, where the new collection will be.
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("other.anki2");
+        schema11::create_new_collection(&other, 1_795_336_565_177, 1_795_320_000).unwrap();
+        {
+            let conn = sqlite::open_collection(&other).unwrap();
+            sqlite::use_wal(&conn).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE filler (x); INSERT INTO filler VALUES (randomblob(20000));
+                 UPDATE col SET usn = 99, scm = 5;",
+            )
+            .unwrap();
+        }
+        std::fs::copy(
+            sibling(&other, "-wal"),
+            sibling(&files.collection(), "-wal"),
+        )
+        .unwrap();
+        ensure_collection(&files).unwrap();
+        let status = read_status(&files).unwrap();
+        assert_eq!(status.usn, 0);
+        assert_ne!(status.schema_ms, 5);
+        let conn = sqlite::open_collection(&files.collection()).unwrap();
+        let integrity: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok");
+    }
 }

@@ -104,6 +104,31 @@ pub fn remove_stale_journals(db_path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes the database at `db_path` self-contained and removes its journals, before it is
+/// replaced: a stored collection in WAL mode keeps committed pages in its `-wal` between
+/// requests (`collection::sqlite::open_collection`), and a stale log next to a new file would
+/// be replayed into it. The committed pages are checkpointed into the file first, so a crash
+/// at any point leaves the old file complete or the new one in place. A file too damaged to
+/// open keeps nothing worth folding; its journals are just removed.
+pub fn fold_wal_and_remove_journals(db_path: &Path) -> anyhow::Result<()> {
+    let mut wal = db_path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_has_pages = fs::metadata(PathBuf::from(wal)).is_ok_and(|meta| meta.len() > 0);
+    if wal_has_pages && db_path.exists() {
+        let folded = crate::collection::sqlite::open_collection(db_path)
+            .and_then(|conn| crate::collection::sqlite::checkpoint_truncate(&conn));
+        if let Err(err) = folded {
+            let err = anyhow::Error::from(err);
+            if !recovery::is_damage(&err) {
+                return Err(err.context("checkpointing the collection before replacing it"));
+            }
+            tracing::warn!(error = %format!("{err:#}"), "damaged file replaced without folding its log");
+        }
+    }
+    remove_stale_journals(db_path)?;
+    Ok(())
+}
+
 pub fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -96,13 +96,17 @@ pub fn move_aside(path: &Path, file: UserFile, reason: &str) -> anyhow::Result<O
         None
     } else {
         let target = sibling(path, &format!(".corrupt-{}", now_millis()));
-        fs::rename(path, &target).context("moving a damaged file aside")?;
+        // The journals go first, with the file's new name: a crash in between leaves the
+        // damaged file without them (it is replaced anyway), never a journal that a new
+        // file at `path` would pick up.
         for suffix in ["-wal", "-shm", "-journal"] {
             let journal = sibling(path, suffix);
             if journal.exists() {
-                let _ = fs::rename(&journal, sibling(&target, suffix));
+                fs::rename(&journal, sibling(&target, suffix))
+                    .context("moving a damaged file's journal aside")?;
             }
         }
+        fs::rename(path, &target).context("moving a damaged file aside")?;
         Some(target)
     };
     if let Some(parent) = path.parent() {
@@ -240,16 +244,22 @@ mod tests {
         assert!(collection_status_or_recover(&files).unwrap().empty);
         std::fs::write(files.collection(), vec![9u8; 8192]).unwrap();
         assert!(collection_status_or_recover(&files).unwrap().empty);
-        let kept = std::fs::read_dir(files.dir())
+        let kept: Vec<String> = std::fs::read_dir(files.dir())
             .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("collection.anki2.corrupt-")
-            })
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("collection.anki2.corrupt-"))
+            .collect();
+        let main_files = kept
+            .iter()
+            .filter(|name| !name.ends_with("-wal") && !name.ends_with("-shm"))
             .count();
-        assert_eq!(kept, 2, "the two non-empty damaged files are kept");
+        assert_eq!(
+            main_files, 2,
+            "the two non-empty damaged files are kept: {kept:?}"
+        );
+        // Each with its write-ahead log, under its new name; none is left at the old one.
+        assert!(kept.iter().any(|name| name.ends_with("-wal")), "{kept:?}");
+        let status = collection_status_or_recover(&files).unwrap();
+        assert!(status.empty);
     }
 }

@@ -23,10 +23,14 @@ pub fn ensure_collection(files: &UserFiles) -> anyhow::Result<()> {
     files.ensure_dir().context("creating the user folder")?;
     let path = files.collection();
     if !path.exists() {
+        // Journals without their file belong to a collection that was deleted or moved
+        // aside; next to the new file they would be replayed into it.
+        super::remove_stale_journals(&path).context("removing stale journals")?;
         let now = now_millis();
         schema11::create_new_collection(&path, now, rollover_crt(now / 1000))
             .context("creating a new collection")?;
         let conn = sqlite::open_collection(&path).context("opening the new collection")?;
+        sqlite::use_wal(&conn).context("switching the new collection to WAL")?;
         crate::normal_sync::graves::ensure_graves_indexes(&conn);
         tracing::info!(path = %path.display(), "created a new collection");
     }
@@ -37,6 +41,9 @@ pub fn read_status(files: &UserFiles) -> anyhow::Result<CollectionStatus> {
     let path = files.collection();
     let conn = sqlite::open_collection(&path).context("opening the collection")?;
     let status = read_status_from(&conn, std::fs::metadata(&path)?.len())?;
+    // Uploaded collections and those stored before WAL was used switch here, at the first
+    // `meta` after they were installed (no sync is open then).
+    sqlite::use_wal(&conn).context("switching the collection to WAL")?;
     // New and uploaded collections get the server's graves indexes when they are written;
     // older files get them here, once, so that `start` finds them and an interrupted sync
     // leaves the file exactly as it was.

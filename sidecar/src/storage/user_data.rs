@@ -139,8 +139,10 @@ pub fn reset_user_data(
     let leftovers = remove_leftovers(files, &pending, dry_run)?;
     if !dry_run {
         let collection = files.collection();
-        remove_if_present(&collection)?;
+        // Journals first: a crash in between must not leave a `-wal` for the next new
+        // collection at this path (creating one removes strays as well).
         remove_stale_journals(&collection)?;
+        remove_if_present(&collection)?;
         match media {
             MediaOnReset::Delete => {
                 if files.media_dir().exists() {

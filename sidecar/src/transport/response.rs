@@ -3,6 +3,7 @@
 //! The client refuses a 200 without that header, and the header must hold the *uncompressed*
 //! length, so it is always known before the first byte is sent.
 
+use std::cell::RefCell;
 use std::io::{Read, Write};
 
 use axum::body::Body;
@@ -24,6 +25,24 @@ const STREAM_CHUNK: usize = 256 * 1024;
 
 pub struct SyncResponse(Response);
 
+/// Compresses a small answer with this thread's compression context. Creating a zstd context
+/// costs more than compressing a few kilobytes of JSON, and every request answers something,
+/// so each thread keeps one (about 1 MB at level 1) and reuses it.
+fn compress_small(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { RefCell::new(None) };
+    }
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let compressor = match slot.as_mut() {
+            Some(compressor) => compressor,
+            None => slot.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+        };
+        compressor.compress(data)
+    })
+}
+
 impl SyncResponse {
     /// A raw payload (JSON text, `OK`, a zip) compressed in one piece.
     pub async fn bytes(data: Vec<u8>) -> ApiResult<Self> {
@@ -34,7 +53,7 @@ impl SyncResponse {
         }
         let original_size = data.len() as u64;
         let compressed = if data.len() <= INLINE_COMPRESS_LIMIT {
-            zstd::encode_all(&data[..], ZSTD_LEVEL)
+            compress_small(&data)
         } else {
             tokio::task::spawn_blocking(move || zstd::encode_all(&data[..], ZSTD_LEVEL)).await?
         }
@@ -206,6 +225,23 @@ mod tests {
         .await;
         assert_eq!(body, br#"{"a":1}"#);
         assert_eq!(size, 7);
+    }
+
+    #[test]
+    fn one_thread_reuses_its_compression_context_for_every_answer() {
+        // Answers of different sizes, one after the other on the same thread: each frame
+        // must stand alone, with nothing carried over from the previous one.
+        let big: Vec<u8> = (0..60_000u32).map(|i| (i % 97) as u8).collect();
+        for data in [
+            &b"{\"a\":1}"[..],
+            &big[..],
+            &b""[..],
+            &b"OK"[..],
+            &big[..1000],
+        ] {
+            let compressed = compress_small(data).unwrap();
+            assert_eq!(zstd::decode_all(&compressed[..]).unwrap(), data);
+        }
     }
 
     #[tokio::test]

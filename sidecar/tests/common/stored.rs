@@ -34,14 +34,25 @@ impl TestApp {
             .unwrap()
     }
 
-    /// The bytes of the user's stored collection, to show that something left it unchanged.
+    /// The bytes of the user's stored collection as it is on disk, the file and its
+    /// write-ahead log, to show that something left it unchanged.
     pub fn collection_bytes(&self, user: i64) -> Vec<u8> {
-        std::fs::read(self.collection_path(user)).unwrap()
+        let path = self.collection_path(user);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mut wal = path.into_os_string();
+        wal.push("-wal");
+        if let Ok(log) = std::fs::read(PathBuf::from(wal)) {
+            bytes.extend(log);
+        }
+        bytes
     }
 
     /// The number of rows of `table` in the user's stored collection.
     pub fn count_rows(&self, user: i64, table: &str) -> i64 {
-        let conn = Connection::open(self.collection_path(user)).unwrap();
+        // Opened as the server opens it, so that closing does not checkpoint the log into the
+        // file and change its bytes.
+        let conn = anki_sidecar::collection::sqlite::open_collection(&self.collection_path(user))
+            .unwrap();
         conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
             row.get(0)
         })
