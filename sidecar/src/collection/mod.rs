@@ -2,6 +2,7 @@
 //! schema-18 protobuf blobs, and the conversion from uploaded schemas to 11.
 
 pub mod convert;
+pub mod intake;
 pub mod proto;
 pub mod schema11;
 pub mod schema_guard;

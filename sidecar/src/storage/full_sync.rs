@@ -1,20 +1,16 @@
 //! Full sync on disk: installing an uploaded collection, and snapshotting one for download
 //! (protocol §5, design §4).
 
-use std::io::Read;
-
 use anyhow::Context;
 
 use super::{UserFiles, atomic_replace, now_millis, remove_stale_journals};
-use crate::collection::{convert, schema_guard, sqlite};
+use crate::collection::{convert, intake, sqlite};
 
 /// The official server's sentences; the client shows them verbatim (protocol §5.1).
 pub const UPLOAD_OK: &str = "OK";
 pub const UPLOAD_CORRUPT: &str =
     "Your upload was corrupt. Please use Check Database, or restore from backup.";
 pub const UPLOAD_TOO_LARGE: &str = "collection exceeds size limit";
-
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum UploadOutcome {
@@ -52,45 +48,8 @@ pub fn install_upload(
 }
 
 fn validate_and_convert(path: &std::path::Path) -> Result<(), String> {
-    let mut magic = [0u8; 16];
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_exact(&mut magic))
-        .map_err(|_| "file is too short to be SQLite".to_string())?;
-    if &magic != SQLITE_MAGIC {
-        return Err("not an SQLite file".into());
-    }
-    let conn = sqlite::open_collection(path).map_err(|err| format!("cannot open: {err}"))?;
-    let integrity: String = conn
-        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-        .map_err(|err| format!("integrity check failed: {err}"))?;
-    if integrity != "ok" {
-        return Err(format!("integrity check: {integrity}"));
-    }
-    // Before anything writes to the file, so that no planted trigger fires.
-    let dropped =
-        schema_guard::drop_triggers_and_views(&conn).map_err(|err| format!("cleaning: {err}"))?;
-    let col_rows: i64 = conn
-        .query_row("SELECT COUNT(*) FROM col", [], |row| row.get(0))
-        .map_err(|err| format!("no col table: {err}"))?;
-    if col_rows != 1 {
-        return Err(format!("col has {col_rows} rows"));
-    }
-    let version = convert::schema_version(&conn).map_err(|err| err.to_string())?;
-    if !(version == 11 || (14..=18).contains(&version)) {
-        return Err(format!("unsupported schema version {version}"));
-    }
-    convert::convert_to_schema11(&conn).map_err(|err| format!("conversion failed: {err}"))?;
-    let mut dropped = dropped;
-    dropped.extend(
-        schema_guard::drop_unknown_tables_and_indexes(&conn)
-            .map_err(|err| format!("cleaning: {err}"))?,
-    );
-    if !dropped.is_empty() {
-        tracing::warn!(
-            ?dropped,
-            "dropped objects Anki does not create from an upload"
-        );
-    }
+    let conn =
+        intake::check_and_convert(path, intake::Source::Upload).map_err(|err| err.to_string())?;
     crate::normal_sync::graves::ensure_graves_indexes(&conn);
     convert::finish_as_standalone_file(&conn).map_err(|err| format!("finishing: {err}"))?;
     drop(conn);
