@@ -1,9 +1,11 @@
-//! Opening collection files with rusqlite.
+//! Opening collection files with rusqlite, as a plain connection or as a [`Collection`].
 
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+
+use super::col_row::{ColRow, col};
 
 /// Registers `unicase`, the collation schema-18 tables declare on names. Anki compares with
 /// Unicode case folding; without the collation SQLite refuses to touch those tables.
@@ -24,6 +26,28 @@ pub fn open_collection(path: &Path) -> rusqlite::Result<Connection> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.execute_batch("PRAGMA locking_mode = NORMAL")?;
     Ok(conn)
+}
+
+/// An open collection: its connection, and typed access to its `col` row.
+pub struct Collection {
+    conn: Connection,
+}
+
+impl Collection {
+    /// Opens an existing collection file with [`open_collection`].
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        Ok(Self {
+            conn: open_collection(path)?,
+        })
+    }
+
+    pub fn col(&self) -> ColRow<'_> {
+        col(&self.conn)
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
 }
 
 #[cfg(test)]

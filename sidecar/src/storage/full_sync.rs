@@ -62,13 +62,12 @@ fn validate_and_convert(path: &std::path::Path) -> Result<(), String> {
 pub fn snapshot_for_download(files: &UserFiles) -> anyhow::Result<tempfile::NamedTempFile> {
     let path = files.collection();
     {
-        let conn = sqlite::open_collection(&path).context("opening the collection")?;
-        conn.execute(
-            "UPDATE col SET usn = usn + 1, mod = ?1 WHERE id = 1",
-            [now_millis()],
-        )?;
+        let collection = sqlite::Collection::open(&path).context("opening the collection")?;
+        collection.col().bump_usn_and_modified(now_millis())?;
         // A no-op in DELETE mode; guarantees a self-contained main file otherwise.
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        collection
+            .conn()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     }
     let snapshot = tempfile::Builder::new()
         .prefix(".download-")

@@ -4,6 +4,7 @@ use anyhow::Context;
 use rusqlite::OptionalExtension;
 
 use super::{UserFiles, now_millis, rollover_crt};
+use crate::collection::col_row::{MetaTimes, col};
 use crate::collection::{schema11, sqlite};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,11 +49,11 @@ pub fn read_status_from(
     conn: &rusqlite::Connection,
     file_size: u64,
 ) -> anyhow::Result<CollectionStatus> {
-    let (modified_ms, schema_ms, usn) = conn
-        .query_row("SELECT mod, scm, usn FROM col WHERE id = 1", [], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        })
-        .context("reading the col row")?;
+    let MetaTimes {
+        modified_ms,
+        schema_ms,
+        usn,
+    } = col(conn).meta_times().context("reading the col row")?;
     let any_card: Option<i64> = conn
         .query_row("SELECT 1 FROM cards LIMIT 1", [], |row| row.get(0))
         .optional()?;

@@ -69,10 +69,10 @@ fn add_collection_stats(files: &UserFiles, stats: &mut UserDataStats) -> anyhow:
         stats.cards = count("cards")?;
         stats.notes = count("notes")?;
         stats.revlog = count("revlog")?;
-        (stats.usn, stats.modified_ms, stats.last_sync_ms) =
-            conn.query_row("SELECT usn, mod, ls FROM col WHERE id = 1", [], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })?;
+        let times = crate::collection::col_row::col(&conn).sync_times()?;
+        stats.usn = i64::from(times.usn);
+        stats.modified_ms = times.modified_ms;
+        stats.last_sync_ms = times.last_sync_ms;
         stats.collection_bytes = std::fs::metadata(&collection)?.len();
     }
     Ok(())
