@@ -3,6 +3,7 @@
 
 pub mod col_row;
 pub mod convert;
+pub mod graves;
 pub mod intake;
 pub mod proto;
 pub mod rows;

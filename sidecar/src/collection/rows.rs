@@ -2,7 +2,7 @@
 //! them. Their JSON form on the wire, and the checks on what clients send, are in
 //! `normal_sync::rows`.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
 
 /// A review log entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +79,27 @@ pub fn mod_and_usn(
 }
 
 impl RevlogRow {
+    /// The columns in table order: id, cid, usn, ease, ivl, lastIvl, factor, time, type.
+    pub fn columns(&self) -> [i64; 9] {
+        [
+            self.id,
+            self.cid,
+            self.usn,
+            self.ease,
+            self.ivl,
+            self.last_ivl,
+            self.factor,
+            self.time,
+            self.kind,
+        ]
+    }
+
+    fn columns_with_usn(&self, usn: i32) -> [i64; 9] {
+        let mut columns = self.columns();
+        columns[2] = i64::from(usn);
+        columns
+    }
+
     pub fn read(conn: &Connection, id: i64) -> rusqlite::Result<Self> {
         let mut statement = conn.prepare_cached(
             "SELECT id, cid, usn, ease, ivl, lastIvl, factor, time, type FROM revlog WHERE id = ?1",
@@ -104,22 +125,49 @@ impl RevlogRow {
             "INSERT OR IGNORE INTO revlog (id, cid, usn, ease, ivl, lastIvl, factor, time, type) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
-        .execute(params![
-            self.id,
-            self.cid,
-            usn,
-            self.ease,
-            self.ivl,
-            self.last_ivl,
-            self.factor,
-            self.time,
-            self.kind,
-        ])?;
+        .execute(params_from_iter(self.columns_with_usn(usn)))?;
         Ok(())
     }
 }
 
 impl CardRow {
+    /// Deletes the card with this id, if there is one.
+    pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+        conn.prepare_cached("DELETE FROM cards WHERE id = ?1")?
+            .execute([id])?;
+        Ok(())
+    }
+
+    /// The integer columns in table order, i.e. all but `data`, the last: id, nid, did, ord,
+    /// mod, usn, type, queue, due, ivl, factor, reps, lapses, left, odue, odid, flags.
+    pub fn integer_columns(&self) -> [i64; 17] {
+        [
+            self.id,
+            self.nid,
+            self.did,
+            self.ord,
+            self.modified,
+            self.usn,
+            self.kind,
+            self.queue,
+            self.due,
+            self.ivl,
+            self.factor,
+            self.reps,
+            self.lapses,
+            self.left,
+            self.odue,
+            self.odid,
+            self.flags,
+        ]
+    }
+
+    fn integer_columns_with_usn(&self, usn: i32) -> [i64; 17] {
+        let mut columns = self.integer_columns();
+        columns[5] = i64::from(usn);
+        columns
+    }
+
     pub fn read(conn: &Connection, id: i64) -> rusqlite::Result<Self> {
         let mut statement = conn.prepare_cached(
             "SELECT id, nid, did, ord, mod, usn, type, queue, due, ivl, factor, reps, lapses, \
@@ -156,31 +204,24 @@ impl CardRow {
              factor, reps, lapses, left, odue, odid, flags, data) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         )?
-        .execute(params![
-            self.id,
-            self.nid,
-            self.did,
-            self.ord,
-            self.modified,
-            usn,
-            self.kind,
-            self.queue,
-            self.due,
-            self.ivl,
-            self.factor,
-            self.reps,
-            self.lapses,
-            self.left,
-            self.odue,
-            self.odid,
-            self.flags,
-            self.data,
-        ])?;
+        .execute(params_from_iter(
+            self.integer_columns_with_usn(usn)
+                .iter()
+                .map(|value| value as &dyn ToSql)
+                .chain([&self.data as &dyn ToSql]),
+        ))?;
         Ok(())
     }
 }
 
 impl NoteRow {
+    /// Deletes the note with this id, if there is one; its cards are left alone.
+    pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+        conn.prepare_cached("DELETE FROM notes WHERE id = ?1")?
+            .execute([id])?;
+        Ok(())
+    }
+
     /// The columns a sync sends. The server never sends a note's `flags` or `data`, so they
     /// are not read: the row has 0 and "" there.
     pub fn read_for_sync(conn: &Connection, id: i64) -> rusqlite::Result<Self> {

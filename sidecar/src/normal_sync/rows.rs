@@ -130,20 +130,7 @@ const REVLOG_COLUMNS: [&str; 9] = [
 impl RevlogRow {
     /// The entry as `chunk` sends it.
     pub fn to_wire(&self) -> Vec<Value> {
-        [
-            self.id,
-            self.cid,
-            self.usn,
-            self.ease,
-            self.ivl,
-            self.last_ivl,
-            self.factor,
-            self.time,
-            self.kind,
-        ]
-        .into_iter()
-        .map(Value::from)
-        .collect()
+        self.columns().into_iter().map(Value::from).collect()
     }
 
     pub fn parse(values: &[Value]) -> OpResult<Self> {
@@ -177,28 +164,11 @@ const CARD_COLUMNS: [&str; 18] = [
 impl CardRow {
     /// The card as `chunk` sends it.
     pub fn to_wire(&self) -> Vec<Value> {
-        let mut values: Vec<Value> = [
-            self.id,
-            self.nid,
-            self.did,
-            self.ord,
-            self.modified,
-            self.usn,
-            self.kind,
-            self.queue,
-            self.due,
-            self.ivl,
-            self.factor,
-            self.reps,
-            self.lapses,
-            self.left,
-            self.odue,
-            self.odid,
-            self.flags,
-        ]
-        .into_iter()
-        .map(Value::from)
-        .collect();
+        let mut values: Vec<Value> = self
+            .integer_columns()
+            .into_iter()
+            .map(Value::from)
+            .collect();
         values.push(Value::from(self.data.as_str()));
         values
     }

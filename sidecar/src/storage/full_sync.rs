@@ -50,7 +50,7 @@ pub fn install_upload(
 fn validate_and_convert(path: &std::path::Path) -> Result<(), String> {
     let conn =
         intake::check_and_convert(path, intake::Source::Upload).map_err(|err| err.to_string())?;
-    crate::normal_sync::graves::ensure_graves_indexes(&conn);
+    crate::collection::graves::ensure_graves_indexes(&conn);
     convert::finish_as_standalone_file(&conn).map_err(|err| format!("finishing: {err}"))?;
     drop(conn);
     Ok(())
@@ -76,7 +76,7 @@ pub fn snapshot_for_download(files: &UserFiles) -> anyhow::Result<tempfile::Name
     {
         // Clients get exactly Anki's schema, without the server's own indexes.
         let conn = sqlite::open_collection(snapshot.path()).context("opening the snapshot")?;
-        crate::normal_sync::graves::drop_graves_indexes(&conn).context("preparing the snapshot")?;
+        crate::collection::graves::drop_graves_indexes(&conn).context("preparing the snapshot")?;
     }
     Ok(snapshot)
 }

@@ -28,7 +28,7 @@ pub fn ensure_collection(files: &UserFiles) -> anyhow::Result<()> {
         schema11::create_new_collection(&path, now, rollover_crt(now / 1000))
             .context("creating a new collection")?;
         let conn = sqlite::open_collection(&path).context("opening the new collection")?;
-        crate::normal_sync::graves::ensure_graves_indexes(&conn);
+        crate::collection::graves::ensure_graves_indexes(&conn);
         tracing::info!(path = %path.display(), "created a new collection");
     }
     Ok(())
@@ -41,7 +41,7 @@ pub fn read_status(files: &UserFiles) -> anyhow::Result<CollectionStatus> {
     // New and uploaded collections get the server's graves indexes when they are written;
     // older files get them here, once, so that `start` finds them and an interrupted sync
     // leaves the file exactly as it was.
-    crate::normal_sync::graves::ensure_graves_indexes(&conn);
+    crate::collection::graves::ensure_graves_indexes(&conn);
     Ok(status)
 }
 
