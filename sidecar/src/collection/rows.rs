@@ -199,13 +199,26 @@ impl CardRow {
 
     /// Writes the card with `usn`, replacing any card with its id.
     pub fn upsert(&self, conn: &Connection, usn: i32) -> rusqlite::Result<()> {
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO cards (id, nid, did, ord, mod, usn, type, queue, due, ivl, \
+        self.write(
+            conn,
+            "INSERT OR REPLACE",
+            self.integer_columns_with_usn(usn),
+        )
+    }
+
+    /// Inserts the card as it is; fails if a card has its id.
+    pub fn insert(&self, conn: &Connection) -> rusqlite::Result<()> {
+        self.write(conn, "INSERT", self.integer_columns())
+    }
+
+    fn write(&self, conn: &Connection, verb: &str, columns: [i64; 17]) -> rusqlite::Result<()> {
+        conn.prepare_cached(&format!(
+            "{verb} INTO cards (id, nid, did, ord, mod, usn, type, queue, due, ivl, \
              factor, reps, lapses, left, odue, odid, flags, data) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-        )?
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+        ))?
         .execute(params_from_iter(
-            self.integer_columns_with_usn(usn)
+            columns
                 .iter()
                 .map(|value| value as &dyn ToSql)
                 .chain([&self.data as &dyn ToSql]),
@@ -253,10 +266,56 @@ impl NoteRow {
         sort_text: &str,
         checksum: u32,
     ) -> rusqlite::Result<()> {
+        let derived = (fields, sort_text, checksum);
+        self.write(conn, "INSERT OR REPLACE", i64::from(usn), derived)
+    }
+
+    /// Inserts the note as it is, with its derived columns; fails if a note has its id.
+    pub fn insert(
+        &self,
+        conn: &Connection,
+        sort_text: &str,
+        checksum: u32,
+    ) -> rusqlite::Result<()> {
+        let derived = (self.fields.as_str(), sort_text, checksum);
+        self.write(conn, "INSERT", self.usn, derived)
+    }
+
+    /// Updates what an import may change of an existing note: `mod`, `usn`, tags and fields
+    /// with their derived columns.
+    pub fn update_content(
+        &self,
+        conn: &Connection,
+        sort_text: &str,
+        checksum: u32,
+    ) -> rusqlite::Result<()> {
         conn.prepare_cached(
-            "INSERT OR REPLACE INTO notes (id, guid, mid, mod, usn, tags, flds, sfld, csum, flags, data) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "UPDATE notes SET mod = ?2, usn = ?3, tags = ?4, flds = ?5, sfld = ?6, csum = ?7 \
+             WHERE id = ?1",
         )?
+        .execute(params![
+            self.id,
+            self.modified,
+            self.usn,
+            self.tags,
+            self.fields,
+            sort_text,
+            checksum,
+        ])?;
+        Ok(())
+    }
+
+    fn write(
+        &self,
+        conn: &Connection,
+        verb: &str,
+        usn: i64,
+        (fields, sort_text, checksum): (&str, &str, u32),
+    ) -> rusqlite::Result<()> {
+        conn.prepare_cached(&format!(
+            "{verb} INTO notes (id, guid, mid, mod, usn, tags, flds, sfld, csum, flags, data) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        ))?
         .execute(params![
             self.id,
             self.guid,
@@ -356,12 +415,37 @@ mod tests {
                 usn: 8,
                 flags: 0,
                 data: String::new(),
-                ..note
+                ..note.clone()
             }
         );
         assert_eq!(
             mod_and_usn(&conn, Synced::Notes, 20).unwrap(),
             Some((200, 8))
         );
+
+        let imported = NoteRow {
+            id: 21,
+            usn: 9,
+            guid: "def".into(),
+            ..note.clone()
+        };
+        imported.insert(&conn, "front", 42).unwrap();
+        assert!(
+            imported.insert(&conn, "front", 42).is_err(),
+            "the id is taken"
+        );
+        NoteRow {
+            modified: 300,
+            tags: " u ".into(),
+            ..imported.clone()
+        }
+        .update_content(&conn, "front", 42)
+        .unwrap();
+        let read = NoteRow::read_for_sync(&conn, 21).unwrap();
+        assert_eq!((read.modified, read.tags.as_str()), (300, " u "));
+        let new_card = CardRow { id: 12, ..card };
+        new_card.insert(&conn).unwrap();
+        assert!(new_card.insert(&conn).is_err(), "the id is taken");
+        assert_eq!(CardRow::read(&conn, 12).unwrap(), new_card);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde_json::Value;
 use unicase::UniCase;
 use unicode_normalization::UnicodeNormalization;
@@ -11,6 +11,7 @@ use unicode_normalization::UnicodeNormalization;
 use super::notetypes::NotetypeOutcome;
 use super::source::SourceNote;
 use super::{ImportError, ids, media_refs};
+use crate::collection::rows::NoteRow;
 use crate::collection_json::ColObjects;
 use crate::note_text::{FIELD_SEPARATOR, derived_columns, remove_invalid_chars};
 
@@ -188,14 +189,6 @@ pub fn write(
         .get("normalize_note_text")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    let mut insert = conn.prepare(
-        "INSERT INTO notes (id, guid, mid, mod, usn, tags, flds, sfld, csum, flags, data) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, '')",
-    )?;
-    let mut update = conn.prepare(
-        "UPDATE notes SET mod = ?2, usn = ?3, tags = ?4, flds = ?5, sfld = ?6, csum = ?7 \
-         WHERE id = ?1",
-    )?;
     let mut counts = NoteCounts::default();
     for note in planned {
         if matches!(note.action, NoteAction::Duplicate | NoteAction::Conflict) {
@@ -206,29 +199,22 @@ pub fn write(
         let shape = notetypes.shapes[&note.target_notetype];
         let (sort_field, checksum) = derived_columns(&fields, shape.sort_field);
         let tags = canonical_tags(&note.source.tags, objects, usn);
+        let row = NoteRow {
+            id: note.target_id,
+            guid: note.source.guid.clone(),
+            mid: note.target_notetype,
+            modified: note.source.mtime,
+            usn: i64::from(usn),
+            tags,
+            fields,
+            flags: 0,
+            data: String::new(),
+        };
         if note.action == NoteAction::Add {
-            insert.execute(params![
-                note.target_id,
-                note.source.guid,
-                note.target_notetype,
-                note.source.mtime,
-                usn,
-                tags,
-                fields,
-                sort_field,
-                checksum,
-            ])?;
+            row.insert(conn, &sort_field, checksum)?;
             counts.added += 1;
         } else {
-            update.execute(params![
-                note.target_id,
-                note.source.mtime,
-                usn,
-                tags,
-                fields,
-                sort_field,
-                checksum,
-            ])?;
+            row.update_content(conn, &sort_field, checksum)?;
             counts.updated += 1;
         }
     }
