@@ -2,6 +2,8 @@
 //! them. Their JSON form on the wire, and the checks on what clients send, are in
 //! `normal_sync::rows`.
 
+use std::collections::HashSet;
+
 use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
 
 /// A review log entry.
@@ -61,6 +63,57 @@ pub struct NoteRow {
 pub enum Synced {
     Cards,
     Notes,
+}
+
+/// A table of rows that a sync exchanges.
+#[derive(Clone, Copy, Debug)]
+pub enum Table {
+    Revlog,
+    Cards,
+    Notes,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Revlog => "revlog",
+            Self::Cards => "cards",
+            Self::Notes => "notes",
+        }
+    }
+}
+
+/// Ids of the rows with `usn >= min_usn`, in id order.
+pub fn ids_since(conn: &Connection, table: Table, min_usn: i32) -> rusqlite::Result<Vec<i64>> {
+    let mut statement = conn.prepare(&format!(
+        "SELECT id FROM {} WHERE usn >= ?1 ORDER BY id",
+        table.name()
+    ))?;
+    statement.query_map([min_usn], |row| row.get(0))?.collect()
+}
+
+/// Ids of all rows, in no order.
+pub fn all_ids(conn: &Connection, table: Table) -> rusqlite::Result<HashSet<i64>> {
+    let mut statement = conn.prepare(&format!("SELECT id FROM {}", table.name()))?;
+    statement.query_map([], |row| row.get(0))?.collect()
+}
+
+pub fn count(conn: &Connection, table: Table) -> rusqlite::Result<i64> {
+    conn.query_row(
+        &format!("SELECT COUNT(*) FROM {}", table.name()),
+        [],
+        |row| row.get(0),
+    )
+}
+
+/// Whether the collection has any card.
+pub fn has_cards(conn: &Connection) -> rusqlite::Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM cards LIMIT 1", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .optional()?
+        .is_some())
 }
 
 /// `mod` and `usn` of the row with this id, if there is one.
@@ -447,5 +500,20 @@ mod tests {
         new_card.insert(&conn).unwrap();
         assert!(new_card.insert(&conn).is_err(), "the id is taken");
         assert_eq!(CardRow::read(&conn, 12).unwrap(), new_card);
+
+        assert_eq!(ids_since(&conn, Table::Cards, 7).unwrap(), [10, 12]);
+        assert_eq!(ids_since(&conn, Table::Notes, 9).unwrap(), [21]);
+        assert_eq!(
+            ids_since(&conn, Table::Revlog, 6).unwrap(),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            all_ids(&conn, Table::Notes).unwrap(),
+            HashSet::from([20, 21])
+        );
+        assert_eq!(count(&conn, Table::Revlog).unwrap(), 1);
+        assert!(has_cards(&conn).unwrap());
+        conn.execute_batch("DELETE FROM cards").unwrap();
+        assert!(!has_cards(&conn).unwrap());
     }
 }

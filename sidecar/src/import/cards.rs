@@ -10,7 +10,7 @@ use super::notes::{NoteAction, PlannedNote};
 use super::notetypes::NotetypeOutcome;
 use super::source::SourceCard;
 use super::{ImportError, ids};
-use crate::collection::rows::CardRow;
+use crate::collection::rows::{CardRow, Table, all_ids};
 use crate::collection_json::{ColObjects, as_i64_lenient};
 
 const QUEUE_SUSPENDED: i64 = -1;
@@ -57,7 +57,7 @@ pub fn write(
         .max(1);
     let mut positions: HashMap<i64, i64> = HashMap::new();
     let mut existing = conn.prepare("SELECT 1 FROM cards WHERE nid = ?1 AND ord = ?2")?;
-    let mut claimed = super::notes::existing_ids(conn, "cards")?;
+    let mut claimed = all_ids(conn, Table::Cards)?;
     let mut written: HashSet<(i64, i64)> = HashSet::new();
     let mut added = 0;
     let now_secs = now_ms / 1000;

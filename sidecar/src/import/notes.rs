@@ -11,7 +11,7 @@ use unicode_normalization::UnicodeNormalization;
 use super::notetypes::NotetypeOutcome;
 use super::source::SourceNote;
 use super::{ImportError, ids, media_refs};
-use crate::collection::rows::NoteRow;
+use crate::collection::rows::{NoteRow, Table, all_ids};
 use crate::collection_json::ColObjects;
 use crate::note_text::{FIELD_SEPARATOR, derived_columns, remove_invalid_chars};
 
@@ -60,7 +60,7 @@ pub fn plan(
         }
     }
     // Ids already used, including those this import claims as it goes.
-    let mut claimed: HashSet<i64> = existing_ids(conn, "notes")?;
+    let mut claimed: HashSet<i64> = all_ids(conn, Table::Notes)?;
     let mut planned = Vec::with_capacity(notes.len());
     for note in notes {
         let target_notetype = notetypes.ids[&note.notetype_id];
@@ -93,14 +93,6 @@ pub fn plan(
         });
     }
     Ok(planned)
-}
-
-pub fn existing_ids(conn: &Connection, table: &str) -> Result<HashSet<i64>, ImportError> {
-    let mut statement = conn.prepare(&format!("SELECT id FROM {table}"))?;
-    let ids = statement
-        .query_map([], |row| row.get(0))?
-        .collect::<Result<HashSet<i64>, _>>()?;
-    Ok(ids)
 }
 
 /// File names referenced by the notes that will be written, as the package spells them.

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use super::rows::{CardRow, NoteRow, RevlogRow};
 use super::wire::Chunk;
 use super::{OpResult, SyncCounters, SyncOpError};
-use crate::collection::rows::{Synced, mod_and_usn};
+use crate::collection::rows::{Synced, Table, ids_since, mod_and_usn};
 use crate::collection_json::{ColObjects, as_i64_lenient};
 use crate::note_text::{FIELD_SEPARATOR, derived_columns, remove_invalid_chars};
 
@@ -27,19 +27,13 @@ pub struct PendingRows {
 
 impl PendingRows {
     pub fn gather(conn: &Connection, client_usn: i32) -> OpResult<Self> {
-        let ids = |table: &str| -> OpResult<VecDeque<i64>> {
-            let mut statement = conn.prepare(&format!(
-                "SELECT id FROM {table} WHERE usn >= ?1 ORDER BY id"
-            ))?;
-            let ids = statement
-                .query_map([client_usn], |row| row.get(0))?
-                .collect::<Result<_, _>>()?;
-            Ok(ids)
+        let ids = |table: Table| -> OpResult<VecDeque<i64>> {
+            Ok(ids_since(conn, table, client_usn)?.into())
         };
         Ok(Self {
-            revlog: ids("revlog")?,
-            cards: ids("cards")?,
-            notes: ids("notes")?,
+            revlog: ids(Table::Revlog)?,
+            cards: ids(Table::Cards)?,
+            notes: ids(Table::Notes)?,
         })
     }
 }

@@ -1,7 +1,6 @@
 //! What `meta` reports about a collection, and creating one for a new user.
 
 use anyhow::Context;
-use rusqlite::OptionalExtension;
 
 use super::{UserFiles, now_millis, rollover_crt};
 use crate::collection::col_row::{MetaTimes, col};
@@ -54,14 +53,12 @@ pub fn read_status_from(
         schema_ms,
         usn,
     } = col(conn).meta_times().context("reading the col row")?;
-    let any_card: Option<i64> = conn
-        .query_row("SELECT 1 FROM cards LIMIT 1", [], |row| row.get(0))
-        .optional()?;
+    let any_card = crate::collection::rows::has_cards(conn)?;
     Ok(CollectionStatus {
         modified_ms,
         schema_ms,
         usn,
-        empty: any_card.is_none(),
+        empty: !any_card,
         file_size,
     })
 }

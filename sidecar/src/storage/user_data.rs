@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::user_removal::{delete_media_db, remove_leftovers};
 use super::{UserFiles, remove_stale_journals};
+use crate::collection::rows::{self, Table};
 use crate::media::MediaDb;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -58,17 +59,10 @@ fn add_collection_stats(files: &UserFiles, stats: &mut UserDataStats) -> anyhow:
         )
         .context("opening the collection")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let count = |table: &str| -> anyhow::Result<i64> {
-            Ok(
-                conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
-                    row.get(0)
-                })?,
-            )
-        };
         stats.has_collection = true;
-        stats.cards = count("cards")?;
-        stats.notes = count("notes")?;
-        stats.revlog = count("revlog")?;
+        stats.cards = rows::count(&conn, Table::Cards)?;
+        stats.notes = rows::count(&conn, Table::Notes)?;
+        stats.revlog = rows::count(&conn, Table::Revlog)?;
         let times = crate::collection::col_row::col(&conn).sync_times()?;
         stats.usn = i64::from(times.usn);
         stats.modified_ms = times.modified_ms;
