@@ -9,6 +9,8 @@ use anyhow::{Context, anyhow};
 use rusqlite::Connection;
 use serde_json::{Map, Value};
 
+use crate::collection::col_row::{ObjectColumn, ObjectColumns, col};
+
 pub type JsonObject = Map<String, Value>;
 
 #[derive(Debug, Clone)]
@@ -47,42 +49,26 @@ fn parse_object(text: &str, column: &str) -> anyhow::Result<JsonObject> {
 
 impl ColObjects {
     pub fn load(conn: &Connection) -> anyhow::Result<Self> {
-        let (models, decks, dconf, conf, tags): (String, String, String, String, String) = conn
-            .query_row(
-                "SELECT models, decks, dconf, conf, tags FROM col WHERE id = 1",
-                [],
-                |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                    ))
-                },
-            )
-            .context("reading the col row")?;
+        let columns = col(conn).object_columns().context("reading the col row")?;
         Ok(Self {
-            models: parse_object(&models, "models")?,
-            decks: parse_object(&decks, "decks")?,
-            dconf: parse_object(&dconf, "dconf")?,
-            conf: parse_object(&conf, "conf")?,
-            tags: parse_object(&tags, "tags")?,
+            models: parse_object(&columns.models, "models")?,
+            decks: parse_object(&columns.decks, "decks")?,
+            dconf: parse_object(&columns.dconf, "dconf")?,
+            conf: parse_object(&columns.conf, "conf")?,
+            tags: parse_object(&columns.tags, "tags")?,
         })
     }
 
     pub fn save(&self, conn: &Connection) -> anyhow::Result<()> {
-        conn.execute(
-            "UPDATE col SET models = ?1, decks = ?2, dconf = ?3, conf = ?4, tags = ?5 WHERE id = 1",
-            [
-                serde_json::to_string(&self.models)?,
-                serde_json::to_string(&self.decks)?,
-                serde_json::to_string(&self.dconf)?,
-                serde_json::to_string(&self.conf)?,
-                serde_json::to_string(&self.tags)?,
-            ],
-        )
-        .context("writing the col row")?;
+        col(conn)
+            .set_object_columns(&ObjectColumns {
+                models: serde_json::to_string(&self.models)?,
+                decks: serde_json::to_string(&self.decks)?,
+                dconf: serde_json::to_string(&self.dconf)?,
+                conf: serde_json::to_string(&self.conf)?,
+                tags: serde_json::to_string(&self.tags)?,
+            })
+            .context("writing the col row")?;
         Ok(())
     }
 
@@ -90,30 +76,19 @@ impl ColObjects {
     /// sync that sent one deck does not serialize and rewrite every notetype.
     pub fn save_touched(&self, conn: &Connection, touched: Touched) -> anyhow::Result<()> {
         let parts = [
-            (touched.models, "models", &self.models),
-            (touched.decks, "decks", &self.decks),
-            (touched.dconf, "dconf", &self.dconf),
-            (touched.conf, "conf", &self.conf),
-            (touched.tags, "tags", &self.tags),
+            (touched.models, ObjectColumn::Models, &self.models),
+            (touched.decks, ObjectColumn::Decks, &self.decks),
+            (touched.dconf, ObjectColumn::Dconf, &self.dconf),
+            (touched.conf, ObjectColumn::Conf, &self.conf),
+            (touched.tags, ObjectColumn::Tags, &self.tags),
         ];
-        let mut assignments = Vec::new();
-        let mut values = Vec::new();
-        for (column, object) in parts
-            .into_iter()
-            .filter(|(on, _, _)| *on)
-            .map(|(_, column, object)| (column, object))
-        {
-            values.push(serde_json::to_string(object)?);
-            assignments.push(format!("{column} = ?{}", values.len()));
+        let mut columns = Vec::new();
+        for (_, column, object) in parts.into_iter().filter(|(on, _, _)| *on) {
+            columns.push((column, serde_json::to_string(object)?));
         }
-        if assignments.is_empty() {
-            return Ok(());
-        }
-        conn.execute(
-            &format!("UPDATE col SET {} WHERE id = 1", assignments.join(", ")),
-            rusqlite::params_from_iter(values),
-        )
-        .context("writing the col row")?;
+        col(conn)
+            .set_some_object_columns(&columns)
+            .context("writing the col row")?;
         Ok(())
     }
 

@@ -23,6 +23,7 @@ pub mod normal_sync;
 pub mod note_text;
 pub mod registry;
 pub mod server;
+pub mod spool;
 pub mod state;
 pub mod storage;
 pub mod sync_log;

@@ -159,8 +159,10 @@ pub fn collection_usn(path: &Path) -> Option<i64> {
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .ok()?;
     conn.busy_timeout(std::time::Duration::from_secs(5)).ok()?;
-    conn.query_row("SELECT usn FROM col WHERE id = 1", [], |row| row.get(0))
+    crate::collection::col_row::col(&conn)
+        .usn()
         .ok()
+        .map(i64::from)
 }
 
 #[cfg(test)]

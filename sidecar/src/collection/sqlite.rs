@@ -1,10 +1,12 @@
-//! Opening collection files with rusqlite.
+//! Opening collection files with rusqlite, as a plain connection or as a [`Collection`].
 
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
+
+use super::col_row::{ColRow, col};
 
 /// Registers `unicase`, the collation schema-18 tables declare on names. Anki compares with
 /// Unicode case folding; without the collation SQLite refuses to touch those tables.
@@ -101,6 +103,28 @@ pub fn checkpoint_truncate(conn: &Connection) -> rusqlite::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// An open collection: its connection, and typed access to its `col` row.
+pub struct Collection {
+    conn: Connection,
+}
+
+impl Collection {
+    /// Opens an existing collection file with [`open_collection`].
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        Ok(Self {
+            conn: open_collection(path)?,
+        })
+    }
+
+    pub fn col(&self) -> ColRow<'_> {
+        col(&self.conn)
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use super::notes::{NoteAction, PlannedNote};
 use super::notetypes::NotetypeOutcome;
 use super::source::SourceCard;
 use super::{ImportError, ids};
+use crate::collection::rows::{CardRow, Table, all_ids};
 use crate::collection_json::{ColObjects, as_i64_lenient};
 
 const QUEUE_SUSPENDED: i64 = -1;
@@ -56,12 +57,7 @@ pub fn write(
         .max(1);
     let mut positions: HashMap<i64, i64> = HashMap::new();
     let mut existing = conn.prepare("SELECT 1 FROM cards WHERE nid = ?1 AND ord = ?2")?;
-    let mut claimed = super::notes::existing_ids(conn, "cards")?;
-    let mut insert = conn.prepare(
-        "INSERT INTO cards (id, nid, did, ord, mod, usn, type, queue, due, ivl, factor, reps, \
-         lapses, left, odue, odid, flags, data) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, 0, 0, 0, 0, 0, 0, 0, 0, '{}')",
-    )?;
+    let mut claimed = all_ids(conn, Table::Cards)?;
     let mut written: HashSet<(i64, i64)> = HashSet::new();
     let mut added = 0;
     let now_secs = now_ms / 1000;
@@ -94,16 +90,27 @@ pub fn write(
             0
         };
         let deck = decks.get(&card.deck_id).copied().unwrap_or(1);
-        insert.execute(params![
+        CardRow {
             id,
-            note.target_id,
-            deck,
-            card.ordinal,
-            now_secs,
-            usn,
+            nid: note.target_id,
+            did: deck,
+            ord: card.ordinal,
+            modified: now_secs,
+            usn: i64::from(usn),
+            kind: 0,
             queue,
-            position
-        ])?;
+            due: position,
+            ivl: 0,
+            factor: 0,
+            reps: 0,
+            lapses: 0,
+            left: 0,
+            odue: 0,
+            odid: 0,
+            flags: 0,
+            data: "{}".into(),
+        }
+        .insert(conn)?;
         written.insert(key);
         added += 1;
     }

@@ -27,6 +27,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::collection::col_row::col;
 use crate::collection::sqlite;
 use crate::collection_json::ColObjects;
 use crate::storage::status::ensure_collection;
@@ -127,7 +128,7 @@ pub fn apply_package(
     let mut conn =
         sqlite::open_collection(&files.collection()).context("opening the collection")?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let usn: i32 = tx.query_row("SELECT usn FROM col WHERE id = 1", [], |row| row.get(0))?;
+    let usn = col(&tx).usn()?;
     let mut target = ColObjects::load(&tx)?;
     let now_ms = now_millis();
 
@@ -163,7 +164,7 @@ pub fn apply_package(
         now_ms,
     )?;
     target.save(&tx)?;
-    tx.execute("UPDATE col SET mod = ?1 WHERE id = 1", [now_ms])?;
+    col(&tx).set_modified(now_ms)?;
 
     let media_counts = media_plan.counts;
     media_plan.commit(files)?;

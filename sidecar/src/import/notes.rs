@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde_json::Value;
 use unicase::UniCase;
 use unicode_normalization::UnicodeNormalization;
@@ -11,6 +11,7 @@ use unicode_normalization::UnicodeNormalization;
 use super::notetypes::NotetypeOutcome;
 use super::source::SourceNote;
 use super::{ImportError, ids, media_refs};
+use crate::collection::rows::{NoteRow, Table, all_ids};
 use crate::collection_json::ColObjects;
 use crate::note_text::{FIELD_SEPARATOR, derived_columns, remove_invalid_chars};
 
@@ -59,7 +60,7 @@ pub fn plan(
         }
     }
     // Ids already used, including those this import claims as it goes.
-    let mut claimed: HashSet<i64> = existing_ids(conn, "notes")?;
+    let mut claimed: HashSet<i64> = all_ids(conn, Table::Notes)?;
     let mut planned = Vec::with_capacity(notes.len());
     for note in notes {
         let target_notetype = notetypes.ids[&note.notetype_id];
@@ -92,14 +93,6 @@ pub fn plan(
         });
     }
     Ok(planned)
-}
-
-pub fn existing_ids(conn: &Connection, table: &str) -> Result<HashSet<i64>, ImportError> {
-    let mut statement = conn.prepare(&format!("SELECT id FROM {table}"))?;
-    let ids = statement
-        .query_map([], |row| row.get(0))?
-        .collect::<Result<HashSet<i64>, _>>()?;
-    Ok(ids)
 }
 
 /// File names referenced by the notes that will be written, as the package spells them.
@@ -188,14 +181,6 @@ pub fn write(
         .get("normalize_note_text")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    let mut insert = conn.prepare(
-        "INSERT INTO notes (id, guid, mid, mod, usn, tags, flds, sfld, csum, flags, data) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, '')",
-    )?;
-    let mut update = conn.prepare(
-        "UPDATE notes SET mod = ?2, usn = ?3, tags = ?4, flds = ?5, sfld = ?6, csum = ?7 \
-         WHERE id = ?1",
-    )?;
     let mut counts = NoteCounts::default();
     for note in planned {
         if matches!(note.action, NoteAction::Duplicate | NoteAction::Conflict) {
@@ -206,29 +191,22 @@ pub fn write(
         let shape = notetypes.shapes[&note.target_notetype];
         let (sort_field, checksum) = derived_columns(&fields, shape.sort_field);
         let tags = canonical_tags(&note.source.tags, objects, usn);
+        let row = NoteRow {
+            id: note.target_id,
+            guid: note.source.guid.clone(),
+            mid: note.target_notetype,
+            modified: note.source.mtime,
+            usn: i64::from(usn),
+            tags,
+            fields,
+            flags: 0,
+            data: String::new(),
+        };
         if note.action == NoteAction::Add {
-            insert.execute(params![
-                note.target_id,
-                note.source.guid,
-                note.target_notetype,
-                note.source.mtime,
-                usn,
-                tags,
-                fields,
-                sort_field,
-                checksum,
-            ])?;
+            row.insert(conn, &sort_field, checksum)?;
             counts.added += 1;
         } else {
-            update.execute(params![
-                note.target_id,
-                note.source.mtime,
-                usn,
-                tags,
-                fields,
-                sort_field,
-                checksum,
-            ])?;
+            row.update_content(conn, &sort_field, checksum)?;
             counts.updated += 1;
         }
     }

@@ -4,17 +4,17 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use prost::Message;
 use sha1::{Digest, Sha1};
 
 use super::ImportError;
-use crate::collection::{convert, schema_guard, sqlite};
+use crate::collection::intake;
 use crate::media::names;
+use crate::spool;
 
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// The official server's cap on one media file.
 pub const MAX_MEDIA_FILE_BYTES: u64 = 100 * 1024 * 1024;
 
@@ -236,76 +236,51 @@ fn extract_collection(
 }
 
 fn copy_capped(
-    mut reader: impl Read,
+    reader: impl Read,
     writer: &mut File,
     cap: u64,
     what: &str,
 ) -> Result<u64, ImportError> {
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let read = reader
-            .read(&mut buffer)
-            .map_err(|err| bad(format!("{what} is unreadable: {err}")))?;
-        if read == 0 {
-            break;
-        }
-        total += read as u64;
-        if total > cap {
-            return Err(bad(format!(
-                "{what} expands past the {} MiB limit",
-                cap / (1024 * 1024)
-            )));
-        }
-        writer
-            .write_all(&buffer[..read])
-            .map_err(|err| ImportError::Internal(err.into()))?;
-    }
-    writer
-        .flush()
-        .map_err(|err| ImportError::Internal(err.into()))?;
-    Ok(total)
+    spool::copy_capped(reader, writer, cap).map_err(|err| match err {
+        spool::Error::TooLarge { .. } => bad(format!(
+            "{what} expands past the {} MiB limit",
+            cap / (1024 * 1024)
+        )),
+        spool::Error::Read(err) => bad(format!("{what} is unreadable: {err}")),
+        other => ImportError::Internal(other.into()),
+    })
 }
 
 /// Checks the extracted file is an intact collection of a supported schema, and rewrites it
 /// to schema 11, the form the merge reads.
 fn check_and_convert(path: &Path) -> Result<(), ImportError> {
-    let mut magic = [0u8; 16];
-    File::open(path)
-        .and_then(|mut file| file.read_exact(&mut magic))
-        .map_err(|_| bad("the package's collection is too short to be SQLite"))?;
-    if &magic != SQLITE_MAGIC {
-        return Err(bad("the package's collection is not an SQLite file"));
-    }
-    let conn = sqlite::open_collection(path)
-        .map_err(|err| bad(format!("the package's collection cannot be opened: {err}")))?;
-    let integrity: String = conn
-        .query_row("PRAGMA quick_check", [], |row| row.get(0))
-        .map_err(|err| bad(format!("the package's collection is corrupt: {err}")))?;
-    if integrity != "ok" {
-        return Err(bad(format!(
-            "the package's collection is corrupt: {integrity}"
-        )));
-    }
-    // Before the conversion writes to it, so that no planted trigger fires.
-    let mut dropped = schema_guard::drop_triggers_and_views(&conn)
-        .map_err(|err| bad(format!("the package's collection is not usable: {err}")))?;
-    convert::convert_to_schema11(&conn).map_err(|err| match err {
-        convert::ConvertError::UnsupportedVersion(version) => bad(format!(
-            "the package's collection has schema version {version}; 11 and 14-18 are supported"
-        )),
-        other => bad(format!("the package's collection is not usable: {other}")),
-    })?;
-    dropped.extend(
-        schema_guard::drop_unknown_tables_and_indexes(&conn)
-            .map_err(|err| bad(format!("the package's collection is not usable: {err}")))?,
-    );
-    if !dropped.is_empty() {
-        tracing::warn!(
-            ?dropped,
-            "dropped objects Anki does not create from a package"
-        );
-    }
+    use intake::IntakeError;
+    let conn =
+        intake::check_and_convert(path, intake::Source::Package).map_err(|err| match err {
+            IntakeError::TooShort => bad("the package's collection is too short to be SQLite"),
+            IntakeError::NotSqlite => bad("the package's collection is not an SQLite file"),
+            IntakeError::Open(err) => {
+                bad(format!("the package's collection cannot be opened: {err}"))
+            }
+            IntakeError::IntegrityQuery(err) => {
+                bad(format!("the package's collection is corrupt: {err}"))
+            }
+            IntakeError::Integrity(report) => {
+                bad(format!("the package's collection is corrupt: {report}"))
+            }
+            IntakeError::UnsupportedVersion(version) => bad(format!(
+                "the package's collection has schema version {version}; 11 and 14-18 are supported"
+            )),
+            IntakeError::Cleaning(err) | IntakeError::NoColTable(err) => {
+                bad(format!("the package's collection is not usable: {err}"))
+            }
+            IntakeError::Conversion(err) => {
+                bad(format!("the package's collection is not usable: {err}"))
+            }
+            IntakeError::ColRows(rows) => bad(format!(
+                "the package's collection is not usable: col has {rows} rows"
+            )),
+        })?;
     // Modern packages arrive in WAL mode; leave no journal files behind in the scratch dir.
     conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
         .map_err(|err| bad(format!("the package's collection is not usable: {err}")))?;

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::objects::{check_deck, check_deck_config, check_notetype};
 use super::wire::UnchunkedChanges;
 use super::{OpResult, SyncOpError};
+use crate::collection::col_row::col;
 use crate::collection_json::{
     ColObjects, JsonObject, Touched, object_id, object_mtime, object_usn,
 };
@@ -65,8 +66,7 @@ pub fn apply_changes(
     if !context.client_is_newer {
         // Exactly one side's config wins: the side whose collection was modified last.
         answer.conf = Some(objects.conf.clone());
-        answer.crt =
-            Some(conn.query_row("SELECT crt FROM col WHERE id = 1", [], |row| row.get(0))?);
+        answer.crt = Some(col(conn).creation_time()?);
     }
 
     let usn = context.server_usn;
@@ -97,7 +97,7 @@ pub fn apply_changes(
     }
     objects.save_touched(conn, touched)?;
     if let Some(crt) = incoming.crt {
-        conn.execute("UPDATE col SET crt = ?1 WHERE id = 1", [crt])?;
+        col(conn).set_creation_time(crt)?;
     }
     Ok(answer)
 }

@@ -1,14 +1,15 @@
 //! Row exchange: `chunk` sends the server's pending revlog, cards and notes; `applyChunk`
-//! merges the client's (protocol §4.5).
+//! merges the client's (protocol §4.5). The rows are read and written by `collection::rows`,
+//! and turned into JSON and back by `rows`.
 
 use std::collections::VecDeque;
 
-use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
+use rusqlite::Connection;
 
 use super::rows::{CardRow, NoteRow, RevlogRow};
 use super::wire::Chunk;
 use super::{OpResult, SyncCounters, SyncOpError};
+use crate::collection::rows::{Synced, Table, ids_since, mod_and_usn};
 use crate::collection_json::{ColObjects, as_i64_lenient};
 use crate::note_text::{FIELD_SEPARATOR, derived_columns, remove_invalid_chars};
 
@@ -26,19 +27,13 @@ pub struct PendingRows {
 
 impl PendingRows {
     pub fn gather(conn: &Connection, client_usn: i32) -> OpResult<Self> {
-        let ids = |table: &str| -> OpResult<VecDeque<i64>> {
-            let mut statement = conn.prepare(&format!(
-                "SELECT id FROM {table} WHERE usn >= ?1 ORDER BY id"
-            ))?;
-            let ids = statement
-                .query_map([client_usn], |row| row.get(0))?
-                .collect::<Result<_, _>>()?;
-            Ok(ids)
+        let ids = |table: Table| -> OpResult<VecDeque<i64>> {
+            Ok(ids_since(conn, table, client_usn)?.into())
         };
         Ok(Self {
-            revlog: ids("revlog")?,
-            cards: ids("cards")?,
-            notes: ids("notes")?,
+            revlog: ids(Table::Revlog)?,
+            cards: ids(Table::Cards)?,
+            notes: ids(Table::Notes)?,
         })
     }
 }
@@ -54,19 +49,21 @@ pub fn next_chunk(
     while taken < CHUNK_SIZE {
         let before = taken;
         if let Some(id) = pending.revlog.pop_front() {
-            chunk.revlog.push(revlog_row(conn, id)?);
+            chunk.revlog.push(RevlogRow::read(conn, id)?.to_wire());
             taken += 1;
         }
         if taken < CHUNK_SIZE
             && let Some(id) = pending.notes.pop_front()
         {
-            chunk.notes.push(note_row(conn, id)?);
+            chunk
+                .notes
+                .push(NoteRow::read_for_sync(conn, id)?.to_wire());
             taken += 1;
         }
         if taken < CHUNK_SIZE
             && let Some(id) = pending.cards.pop_front()
         {
-            chunk.cards.push(card_row(conn, id)?);
+            chunk.cards.push(CardRow::read(conn, id)?.to_wire());
             taken += 1;
         }
         if taken == before {
@@ -78,53 +75,6 @@ pub fn next_chunk(
     counters.cards_sent += chunk.cards.len();
     counters.notes_sent += chunk.notes.len();
     Ok(chunk)
-}
-
-fn revlog_row(conn: &Connection, id: i64) -> OpResult<Vec<Value>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT id, cid, usn, ease, ivl, lastIvl, factor, time, type FROM revlog WHERE id = ?1",
-    )?;
-    Ok(statement.query_row([id], |row| {
-        (0..9)
-            .map(|i| row.get::<_, i64>(i).map(Value::from))
-            .collect()
-    })?)
-}
-
-fn card_row(conn: &Connection, id: i64) -> OpResult<Vec<Value>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT id, nid, did, ord, mod, usn, type, queue, due, ivl, factor, reps, lapses, \
-         left, odue, odid, flags, data FROM cards WHERE id = ?1",
-    )?;
-    Ok(statement.query_row([id], |row| {
-        let mut values: Vec<Value> = (0..17)
-            .map(|i| row.get::<_, i64>(i).map(Value::from))
-            .collect::<Result<_, _>>()?;
-        values.push(Value::from(row.get::<_, String>(17)?));
-        Ok(values)
-    })?)
-}
-
-/// `sfld` and `csum` go out as empty strings, `flags` as 0 and `data` as "" (protocol §4.5):
-/// the client recomputes the derived columns and would reject integers there.
-fn note_row(conn: &Connection, id: i64) -> OpResult<Vec<Value>> {
-    let mut statement =
-        conn.prepare_cached("SELECT id, guid, mid, mod, usn, tags, flds FROM notes WHERE id = ?1")?;
-    Ok(statement.query_row([id], |row| {
-        Ok(vec![
-            Value::from(row.get::<_, i64>(0)?),
-            Value::from(row.get::<_, String>(1)?),
-            Value::from(row.get::<_, i64>(2)?),
-            Value::from(row.get::<_, i64>(3)?),
-            Value::from(row.get::<_, i64>(4)?),
-            Value::from(row.get::<_, String>(5)?),
-            Value::from(row.get::<_, String>(6)?),
-            Value::from(""),
-            Value::from(""),
-            Value::from(0),
-            Value::from(""),
-        ])
-    })?)
 }
 
 pub struct ApplyContext {
@@ -165,58 +115,17 @@ pub fn apply_chunk(
         .collect::<OpResult<_>>()?;
     let usn = context.server_usn;
 
-    let mut insert_revlog = conn.prepare_cached(
-        "INSERT OR IGNORE INTO revlog (id, cid, usn, ease, ivl, lastIvl, factor, time, type) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
     for row in &revlog {
-        insert_revlog.execute(params![
-            row.id,
-            row.cid,
-            usn,
-            row.ease,
-            row.ivl,
-            row.last_ivl,
-            row.factor,
-            row.time,
-            row.kind,
-        ])?;
+        row.insert_if_new(conn, usn)?;
     }
     counters.revlog_received += revlog.len();
 
-    let mut existing_card = conn.prepare_cached("SELECT mod, usn FROM cards WHERE id = ?1")?;
-    let mut upsert_card = conn.prepare_cached(
-        "INSERT OR REPLACE INTO cards (id, nid, did, ord, mod, usn, type, queue, due, ivl, \
-         factor, reps, lapses, left, odue, odid, flags, data) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-    )?;
     for row in &cards {
-        let existing = existing_card
-            .query_row([row.id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let existing = mod_and_usn(conn, Synced::Cards, row.id)?;
         if server_copy_wins(existing, row.modified, context.client_usn) {
             continue;
         }
-        upsert_card.execute(params![
-            row.id,
-            row.nid,
-            row.did,
-            row.ord,
-            row.modified,
-            usn,
-            row.kind,
-            row.queue,
-            row.due,
-            row.ivl,
-            row.factor,
-            row.reps,
-            row.lapses,
-            row.left,
-            row.odue,
-            row.odid,
-            row.flags,
-            row.data,
-        ])?;
+        row.upsert(conn, usn)?;
     }
     counters.cards_received += cards.len();
 
@@ -241,11 +150,6 @@ fn notetype_shape(objects: &ColObjects, notetype_id: i64) -> Option<(usize, usiz
 
 fn apply_notes(conn: &Connection, context: &ApplyContext, rows: &[NoteRow]) -> OpResult<()> {
     let objects = ColObjects::load(conn)?;
-    let mut existing_note = conn.prepare_cached("SELECT mod, usn FROM notes WHERE id = ?1")?;
-    let mut upsert_note = conn.prepare_cached(
-        "INSERT OR REPLACE INTO notes (id, guid, mid, mod, usn, tags, flds, sfld, csum, flags, data) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?;
     for row in rows {
         let (id, notetype_id) = (row.id, row.mid);
         let (field_count, sort_field) = notetype_shape(&objects, notetype_id).ok_or_else(|| {
@@ -258,26 +162,12 @@ fn apply_notes(conn: &Connection, context: &ApplyContext, rows: &[NoteRow]) -> O
                 "note {id} has {actual_fields} fields, its notetype has {field_count}"
             )));
         }
-        let existing = existing_note
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let existing = mod_and_usn(conn, Synced::Notes, id)?;
         if server_copy_wins(existing, row.modified, context.client_usn) {
             continue;
         }
         let (sort_text, checksum) = derived_columns(&fields, sort_field);
-        upsert_note.execute(params![
-            id,
-            row.guid,
-            notetype_id,
-            row.modified,
-            context.server_usn,
-            row.tags,
-            fields.as_ref(),
-            sort_text,
-            i64::from(checksum),
-            row.flags,
-            row.data,
-        ])?;
+        row.upsert(conn, context.server_usn, &fields, &sort_text, checksum)?;
     }
     Ok(())
 }

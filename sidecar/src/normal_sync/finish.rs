@@ -3,16 +3,14 @@
 use rusqlite::Connection;
 
 use super::OpResult;
+use crate::collection::col_row::col;
 use crate::storage::now_millis;
 
 /// Sets `ls` and `mod` to now, advances the usn, and commits. Returns now in milliseconds,
 /// which the client stores as its own `mod` so that both sides agree there are no changes.
 pub fn finish(conn: &Connection, server_usn: i32) -> OpResult<i64> {
     let now = now_millis();
-    conn.execute(
-        "UPDATE col SET ls = ?1, mod = ?1, usn = ?2 WHERE id = 1",
-        (now, server_usn + 1),
-    )?;
+    col(conn).record_sync(now, server_usn + 1)?;
     conn.execute_batch("COMMIT")?;
     Ok(now)
 }

@@ -1,66 +1,25 @@
 //! Deletions: the server's graves sent at `start`, the client's applied by `applyGraves`
-//! (protocol §4.2, §4.3). Deletions always win and do not cascade.
+//! (protocol §4.2, §4.3). Deletions always win and do not cascade. The `graves` table itself
+//! is read and written by `collection::graves`.
 
 use rusqlite::Connection;
 
 use super::OpResult;
 use super::rows::grave_id;
 use super::wire::{Graves, IncomingGraves};
+pub use crate::collection::graves::{GRAVES_INDEXES, drop_graves_indexes, ensure_graves_indexes};
+use crate::collection::graves::{GraveKind, graves_since, record_grave};
+use crate::collection::rows::{CardRow, NoteRow};
 use crate::collection_json::ColObjects;
-
-#[derive(Clone, Copy)]
-#[repr(i64)]
-enum GraveKind {
-    Card = 0,
-    Note = 1,
-    Deck = 2,
-}
-
-/// Indexes the server keeps on `graves`, which schema 11 leaves unindexed: without them each
-/// grave recorded by `applyGraves` scans the whole table (quadratic in the request, and slow
-/// for every user with a long deletion history), and `start` scans it for pending graves.
-/// They live only in the server's copy: [`drop_graves_indexes`] removes them from the file a
-/// full download sends, so clients get exactly Anki's schema. An upload arrives without them
-/// and the next `start` adds them again.
-pub const GRAVES_INDEXES: [(&str, &str); 2] = [
-    ("ix_sidecar_graves_oid", "graves (oid, type)"),
-    ("ix_sidecar_graves_usn", "graves (usn)"),
-];
-
-/// Creates the server's graves indexes if missing. Must run outside the sync transaction,
-/// or a rollback would drop them again. A failure (a full disk) is logged, not fatal: syncs
-/// still work, only slower.
-pub fn ensure_graves_indexes(conn: &Connection) {
-    for (name, on) in GRAVES_INDEXES {
-        if let Err(err) = conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {on}"))
-        {
-            tracing::warn!(index = name, error = %err, "could not create a graves index");
-        }
-    }
-}
-
-/// Removes the server's graves indexes, from a copy about to be sent to a client.
-pub fn drop_graves_indexes(conn: &Connection) -> rusqlite::Result<()> {
-    for (name, _) in GRAVES_INDEXES {
-        conn.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
-    }
-    Ok(())
-}
 
 /// The server's graves with `usn >= min_usn`: deletions the client has not seen.
 pub fn pending_graves(conn: &Connection, min_usn: i32) -> OpResult<Graves> {
     let mut graves = Graves::default();
-    let mut statement = conn.prepare("SELECT oid, type FROM graves WHERE usn >= ?1")?;
-    let rows = statement.query_map([min_usn], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
-    })?;
-    for row in rows {
-        let (oid, kind) = row?;
+    for (oid, kind) in graves_since(conn, min_usn)? {
         match kind {
-            0 => graves.cards.push(oid),
-            1 => graves.notes.push(oid),
-            2 => graves.decks.push(oid),
-            _ => {}
+            GraveKind::Card => graves.cards.push(oid),
+            GraveKind::Note => graves.notes.push(oid),
+            GraveKind::Deck => graves.decks.push(oid),
         }
     }
     Ok(graves)
@@ -81,25 +40,19 @@ pub fn read_graves(incoming: &IncomingGraves) -> OpResult<Graves> {
 /// Deletes the objects and records graves with the server's usn. A grave that exists already
 /// keeps its usn ("insert or ignore" on (oid, type)).
 pub fn apply_graves(conn: &Connection, graves: &Graves, server_usn: i32) -> OpResult<()> {
-    let mut add_grave = conn.prepare_cached(
-        "INSERT INTO graves (usn, oid, type) SELECT ?1, ?2, ?3 \
-         WHERE NOT EXISTS (SELECT 1 FROM graves WHERE oid = ?2 AND type = ?3)",
-    )?;
-    let mut delete_card = conn.prepare_cached("DELETE FROM cards WHERE id = ?1")?;
-    let mut delete_note = conn.prepare_cached("DELETE FROM notes WHERE id = ?1")?;
     for &card_id in &graves.cards {
-        delete_card.execute([card_id])?;
-        add_grave.execute((server_usn, card_id, GraveKind::Card as i64))?;
+        CardRow::delete(conn, card_id)?;
+        record_grave(conn, server_usn, card_id, GraveKind::Card)?;
     }
     for &note_id in &graves.notes {
-        delete_note.execute([note_id])?;
-        add_grave.execute((server_usn, note_id, GraveKind::Note as i64))?;
+        NoteRow::delete(conn, note_id)?;
+        record_grave(conn, server_usn, note_id, GraveKind::Note)?;
     }
     if !graves.decks.is_empty() {
         let mut objects = ColObjects::load(conn)?;
         for &deck_id in &graves.decks {
             objects.decks.remove(&deck_id.to_string());
-            add_grave.execute((server_usn, deck_id, GraveKind::Deck as i64))?;
+            record_grave(conn, server_usn, deck_id, GraveKind::Deck)?;
         }
         objects.save(conn)?;
     }

@@ -1,4 +1,5 @@
-//! Typed reading of the rows a client sends in `applyChunk`, and of grave ids.
+//! The rows of `chunk` and `applyChunk` on the wire: typed reading of the rows a client sends,
+//! and of grave ids, and the JSON form of the rows the server sends.
 //!
 //! Every value the server stores is later sent to the user's other devices, which read it
 //! with the exact integer types of Anki's sync code. A value outside those types would make
@@ -9,6 +10,7 @@
 use serde_json::Value;
 
 use super::{OpResult, SyncOpError};
+pub use crate::collection::rows::{CardRow, NoteRow, RevlogRow};
 
 /// How a column may be written in JSON.
 #[derive(Clone, Copy)]
@@ -125,21 +127,12 @@ const REVLOG_COLUMNS: [&str; 9] = [
     "id", "cid", "usn", "ease", "ivl", "lastIvl", "factor", "time", "type",
 ];
 
-/// A review log entry as the client sends it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RevlogRow {
-    pub id: i64,
-    pub cid: i64,
-    pub usn: i64,
-    pub ease: i64,
-    pub ivl: i64,
-    pub last_ivl: i64,
-    pub factor: i64,
-    pub time: i64,
-    pub kind: i64,
-}
-
 impl RevlogRow {
+    /// The entry as `chunk` sends it.
+    pub fn to_wire(&self) -> Vec<Value> {
+        self.columns().into_iter().map(Value::from).collect()
+    }
+
     pub fn parse(values: &[Value]) -> OpResult<Self> {
         let row = Row::new("revlog", values, &REVLOG_COLUMNS)?;
         let c = &REVLOG_COLUMNS;
@@ -168,30 +161,18 @@ const CARD_COLUMNS: [&str; 18] = [
     "lapses", "left", "odue", "odid", "flags", "data",
 ];
 
-/// A card as the client sends it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CardRow {
-    pub id: i64,
-    pub nid: i64,
-    pub did: i64,
-    pub ord: i64,
-    pub modified: i64,
-    pub usn: i64,
-    pub kind: i64,
-    pub queue: i64,
-    pub due: i64,
-    pub ivl: i64,
-    pub factor: i64,
-    pub reps: i64,
-    pub lapses: i64,
-    pub left: i64,
-    pub odue: i64,
-    pub odid: i64,
-    pub flags: i64,
-    pub data: String,
-}
-
 impl CardRow {
+    /// The card as `chunk` sends it.
+    pub fn to_wire(&self) -> Vec<Value> {
+        let mut values: Vec<Value> = self
+            .integer_columns()
+            .into_iter()
+            .map(Value::from)
+            .collect();
+        values.push(Value::from(self.data.as_str()));
+        values
+    }
+
     pub fn parse(values: &[Value]) -> OpResult<Self> {
         let row = Row::new("card", values, &CARD_COLUMNS)?;
         let c = &CARD_COLUMNS;
@@ -222,22 +203,26 @@ const NOTE_COLUMNS: [&str; 11] = [
     "id", "guid", "mid", "mod", "usn", "tags", "flds", "sfld", "csum", "flags", "data",
 ];
 
-/// A note as the client sends it. `sfld` and `csum` are strings (empty from current clients)
-/// and are recomputed by the server, so they are checked but not kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NoteRow {
-    pub id: i64,
-    pub guid: String,
-    pub mid: i64,
-    pub modified: i64,
-    pub usn: i64,
-    pub tags: String,
-    pub fields: String,
-    pub flags: i64,
-    pub data: String,
-}
-
 impl NoteRow {
+    /// The note as `chunk` sends it: `sfld` and `csum` go out as empty strings, `flags` as 0
+    /// and `data` as "" (protocol §4.5): the client recomputes the derived columns and would
+    /// reject integers there.
+    pub fn to_wire(&self) -> Vec<Value> {
+        vec![
+            Value::from(self.id),
+            Value::from(self.guid.as_str()),
+            Value::from(self.mid),
+            Value::from(self.modified),
+            Value::from(self.usn),
+            Value::from(self.tags.as_str()),
+            Value::from(self.fields.as_str()),
+            Value::from(""),
+            Value::from(""),
+            Value::from(0),
+            Value::from(""),
+        ]
+    }
+
     pub fn parse(values: &[Value]) -> OpResult<Self> {
         let row = Row::new("note", values, &NOTE_COLUMNS)?;
         let c = &NOTE_COLUMNS;

@@ -1,22 +1,18 @@
 //! Full sync on disk: installing an uploaded collection, and snapshotting one for download
 //! (protocol §5, design §4).
 
-use std::io::Read;
-
 use anyhow::Context;
 
 use super::{
     UserFiles, atomic_replace, fold_wal_and_remove_journals, now_millis, remove_stale_journals,
 };
-use crate::collection::{convert, schema_guard, sqlite};
+use crate::collection::{convert, intake, sqlite};
 
 /// The official server's sentences; the client shows them verbatim (protocol §5.1).
 pub const UPLOAD_OK: &str = "OK";
 pub const UPLOAD_CORRUPT: &str =
     "Your upload was corrupt. Please use Check Database, or restore from backup.";
 pub const UPLOAD_TOO_LARGE: &str = "collection exceeds size limit";
-
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum UploadOutcome {
@@ -60,46 +56,9 @@ pub fn install_upload(
 }
 
 fn validate_and_convert(path: &std::path::Path) -> Result<(), String> {
-    let mut magic = [0u8; 16];
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_exact(&mut magic))
-        .map_err(|_| "file is too short to be SQLite".to_string())?;
-    if &magic != SQLITE_MAGIC {
-        return Err("not an SQLite file".into());
-    }
-    let conn = sqlite::open_collection(path).map_err(|err| format!("cannot open: {err}"))?;
-    let integrity: String = conn
-        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-        .map_err(|err| format!("integrity check failed: {err}"))?;
-    if integrity != "ok" {
-        return Err(format!("integrity check: {integrity}"));
-    }
-    // Before anything writes to the file, so that no planted trigger fires.
-    let dropped =
-        schema_guard::drop_triggers_and_views(&conn).map_err(|err| format!("cleaning: {err}"))?;
-    let col_rows: i64 = conn
-        .query_row("SELECT COUNT(*) FROM col", [], |row| row.get(0))
-        .map_err(|err| format!("no col table: {err}"))?;
-    if col_rows != 1 {
-        return Err(format!("col has {col_rows} rows"));
-    }
-    let version = convert::schema_version(&conn).map_err(|err| err.to_string())?;
-    if !(version == 11 || (14..=18).contains(&version)) {
-        return Err(format!("unsupported schema version {version}"));
-    }
-    convert::convert_to_schema11(&conn).map_err(|err| format!("conversion failed: {err}"))?;
-    let mut dropped = dropped;
-    dropped.extend(
-        schema_guard::drop_unknown_tables_and_indexes(&conn)
-            .map_err(|err| format!("cleaning: {err}"))?,
-    );
-    if !dropped.is_empty() {
-        tracing::warn!(
-            ?dropped,
-            "dropped objects Anki does not create from an upload"
-        );
-    }
-    crate::normal_sync::graves::ensure_graves_indexes(&conn);
+    let conn =
+        intake::check_and_convert(path, intake::Source::Upload).map_err(|err| err.to_string())?;
+    crate::collection::graves::ensure_graves_indexes(&conn);
     convert::finish_as_standalone_file(&conn).map_err(|err| format!("finishing: {err}"))?;
     drop(conn);
     Ok(())
@@ -114,20 +73,16 @@ pub fn snapshot_for_download(files: &UserFiles) -> anyhow::Result<tempfile::Name
         .prefix(".download-")
         .tempfile_in(files.dir())?;
     {
-        let conn = sqlite::open_collection(&path).context("opening the collection")?;
-        conn.execute(
-            "UPDATE col SET usn = usn + 1, mod = ?1 WHERE id = 1",
-            [now_millis()],
-        )?;
+        let collection = sqlite::Collection::open(&path).context("opening the collection")?;
+        collection.col().bump_usn_and_modified(now_millis())?;
+        let conn = collection.conn();
         // In WAL mode the file alone is not the database: fold the log into it first (a
         // no-op in DELETE mode). Then a read transaction that began with the log empty keeps
         // any other connection from checkpointing into the file while it is copied, so the
         // copy is one consistent state.
-        sqlite::checkpoint_truncate(&conn).context("checkpointing before the download")?;
+        sqlite::checkpoint_truncate(conn).context("checkpointing before the download")?;
         conn.execute_batch("BEGIN")?;
-        conn.query_row("SELECT usn FROM col WHERE id = 1", [], |row| {
-            row.get::<_, i64>(0)
-        })?;
+        collection.col().usn()?;
         std::fs::copy(&path, snapshot.path()).context("copying the collection for download")?;
         conn.execute_batch("COMMIT")?;
     }
@@ -137,7 +92,7 @@ pub fn snapshot_for_download(files: &UserFiles) -> anyhow::Result<tempfile::Name
         let conn = sqlite::open_collection(snapshot.path()).context("opening the snapshot")?;
         conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
             .context("preparing the snapshot")?;
-        crate::normal_sync::graves::drop_graves_indexes(&conn).context("preparing the snapshot")?;
+        crate::collection::graves::drop_graves_indexes(&conn).context("preparing the snapshot")?;
     }
     remove_stale_journals(snapshot.path())?;
     Ok(snapshot)

@@ -42,10 +42,9 @@ impl SchedulerFeatures {
 }
 
 pub fn read_features(files: &UserFiles) -> anyhow::Result<SchedulerFeatures> {
-    let conn = sqlite::open_collection(&files.collection()).context("opening the collection")?;
-    let conf: String = conn
-        .query_row("SELECT conf FROM col WHERE id = 1", [], |row| row.get(0))
-        .context("reading col.conf")?;
+    let collection =
+        sqlite::Collection::open(&files.collection()).context("opening the collection")?;
+    let conf = collection.col().conf_text().context("reading col.conf")?;
     // An unreadable conf is treated as the oldest scheduler: it never blocks a client.
     let conf: Value = serde_json::from_str(&conf).unwrap_or(Value::Null);
     Ok(SchedulerFeatures::from_conf(&conf))

@@ -1,9 +1,9 @@
 //! What `meta` reports about a collection, and creating one for a new user.
 
 use anyhow::Context;
-use rusqlite::OptionalExtension;
 
 use super::{UserFiles, now_millis, rollover_crt};
+use crate::collection::col_row::{MetaTimes, col};
 use crate::collection::{schema11, sqlite};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub fn ensure_collection(files: &UserFiles) -> anyhow::Result<()> {
             .context("creating a new collection")?;
         let conn = sqlite::open_collection(&path).context("opening the new collection")?;
         sqlite::use_wal(&conn).context("switching the new collection to WAL")?;
-        crate::normal_sync::graves::ensure_graves_indexes(&conn);
+        crate::collection::graves::ensure_graves_indexes(&conn);
         tracing::info!(path = %path.display(), "created a new collection");
     }
     Ok(())
@@ -47,7 +47,7 @@ pub fn read_status(files: &UserFiles) -> anyhow::Result<CollectionStatus> {
     // New and uploaded collections get the server's graves indexes when they are written;
     // older files get them here, once, so that `start` finds them and an interrupted sync
     // leaves the file exactly as it was.
-    crate::normal_sync::graves::ensure_graves_indexes(&conn);
+    crate::collection::graves::ensure_graves_indexes(&conn);
     Ok(status)
 }
 
@@ -55,19 +55,17 @@ pub fn read_status_from(
     conn: &rusqlite::Connection,
     file_size: u64,
 ) -> anyhow::Result<CollectionStatus> {
-    let (modified_ms, schema_ms, usn) = conn
-        .query_row("SELECT mod, scm, usn FROM col WHERE id = 1", [], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        })
-        .context("reading the col row")?;
-    let any_card: Option<i64> = conn
-        .query_row("SELECT 1 FROM cards LIMIT 1", [], |row| row.get(0))
-        .optional()?;
+    let MetaTimes {
+        modified_ms,
+        schema_ms,
+        usn,
+    } = col(conn).meta_times().context("reading the col row")?;
+    let any_card = crate::collection::rows::has_cards(conn)?;
     Ok(CollectionStatus {
         modified_ms,
         schema_ms,
         usn,
-        empty: any_card.is_none(),
+        empty: !any_card,
         file_size,
     })
 }

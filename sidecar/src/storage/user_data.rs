@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::user_removal::{delete_media_db, remove_leftovers};
 use super::{UserFiles, remove_stale_journals};
+use crate::collection::rows::{self, Table};
 use crate::media::MediaDb;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -58,21 +59,14 @@ fn add_collection_stats(files: &UserFiles, stats: &mut UserDataStats) -> anyhow:
         )
         .context("opening the collection")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let count = |table: &str| -> anyhow::Result<i64> {
-            Ok(
-                conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
-                    row.get(0)
-                })?,
-            )
-        };
         stats.has_collection = true;
-        stats.cards = count("cards")?;
-        stats.notes = count("notes")?;
-        stats.revlog = count("revlog")?;
-        (stats.usn, stats.modified_ms, stats.last_sync_ms) =
-            conn.query_row("SELECT usn, mod, ls FROM col WHERE id = 1", [], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })?;
+        stats.cards = rows::count(&conn, Table::Cards)?;
+        stats.notes = rows::count(&conn, Table::Notes)?;
+        stats.revlog = rows::count(&conn, Table::Revlog)?;
+        let times = crate::collection::col_row::col(&conn).sync_times()?;
+        stats.usn = i64::from(times.usn);
+        stats.modified_ms = times.modified_ms;
+        stats.last_sync_ms = times.last_sync_ms;
         stats.collection_bytes = std::fs::metadata(&collection)?.len();
     }
     Ok(())

@@ -5,7 +5,7 @@
 //! Clients stream bodies chunked, without `Content-Length` (protocol §1.2), so axum's default
 //! 2 MB limit is disabled on the sync routes and the caps are enforced here, while reading.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,13 +13,13 @@ use std::time::Duration;
 use axum::body::Body;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::legacy::{Wire, current_wire};
 use crate::error::{ApiError, ApiResult};
 use crate::limits::BUDGET_UNIT;
+use crate::spool;
 
 /// Bodies smaller than this are parsed inline; larger ones off the async executor.
 const INLINE_PARSE_LIMIT: usize = 64 * 1024;
@@ -395,40 +395,24 @@ pub async fn read_to_file(
     limits: BodyLimits,
     dir: &Path,
 ) -> Result<tempfile::NamedTempFile, SpoolError> {
-    let compressed = tempfile::Builder::new()
-        .prefix(".upload-zst-")
-        .tempfile_in(dir)
-        .map_err(|err| ApiError::Internal(err.into()))?;
-    let mut writer = tokio::fs::File::from_std(
-        compressed
-            .reopen()
-            .map_err(|err| ApiError::Internal(err.into()))?,
-    );
-    let mut stream = body.into_data_stream();
-    let mut written: u64 = 0;
-    loop {
+    let (compressed, _) = spool::body_to_temp_file(
+        body,
+        dir,
+        (".upload-zst-", ""),
+        limits.max_compressed,
         // A slow sender may take long, but may not stop: each piece must come in time.
-        let next = tokio::time::timeout(limits.timeout, stream.next())
-            .await
-            .map_err(|_| body_timeout())?;
-        let Some(chunk) = next else {
-            break;
-        };
-        let chunk = chunk.map_err(body_read_error)?;
-        written += chunk.len() as u64;
-        if written > limits.max_compressed {
-            return Err(SpoolError::TooLarge);
+        Some(limits.timeout),
+        |_| {},
+    )
+    .await
+    .map_err(|err| match err {
+        spool::Error::TooLarge { .. } => SpoolError::TooLarge,
+        spool::Error::TimedOut => SpoolError::Api(body_timeout()),
+        spool::Error::Body(err) => SpoolError::Api(body_read_error(err)),
+        spool::Error::Read(err) | spool::Error::Write(err) => {
+            SpoolError::Api(ApiError::Internal(err.into()))
         }
-        writer
-            .write_all(&chunk)
-            .await
-            .map_err(|err| ApiError::Internal(err.into()))?;
-    }
-    writer
-        .flush()
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?;
-    drop(writer);
+    })?;
 
     let dir = dir.to_path_buf();
     let wire = current_wire();
@@ -449,29 +433,21 @@ fn decompress_file(
         .tempfile_in(dir)
         .map_err(internal)?;
     let source = std::io::BufReader::new(compressed.reopen().map_err(internal)?);
-    let mut decoder =
-        decoder(wire, source).map_err(|err| SpoolError::Api(not_decodable(wire, err)))?;
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut total: u64 = 0;
-    loop {
-        let read = decoder
-            .read(&mut buffer)
-            .map_err(|err| SpoolError::Api(not_decodable(wire, err)))?;
-        if read == 0 {
-            break;
-        }
-        total += read as u64;
-        if total > limits.max_uncompressed {
-            return Err(SpoolError::TooLarge);
-        }
-        plain.write_all(&buffer[..read]).map_err(internal)?;
-    }
+    let decoder = decoder(wire, source).map_err(|err| SpoolError::Api(not_decodable(wire, err)))?;
+    spool::copy_capped(decoder, &mut plain, limits.max_uncompressed).map_err(|err| match err {
+        spool::Error::TooLarge { .. } => SpoolError::TooLarge,
+        spool::Error::Read(err) => SpoolError::Api(not_decodable(wire, err)),
+        spool::Error::Write(err) => internal(err),
+        other => SpoolError::Api(ApiError::Internal(other.into())),
+    })?;
     plain.as_file().sync_all().map_err(internal)?;
     Ok(plain)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     fn limits() -> BodyLimits {

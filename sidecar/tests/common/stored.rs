@@ -51,8 +51,8 @@ impl TestApp {
     pub fn count_rows(&self, user: i64, table: &str) -> i64 {
         // Opened as the server opens it, so that closing does not checkpoint the log into the
         // file and change its bytes.
-        let conn = anki_sidecar::collection::sqlite::open_collection(&self.collection_path(user))
-            .unwrap();
+        let conn =
+            anki_sidecar::collection::sqlite::open_collection(&self.collection_path(user)).unwrap();
         conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
             row.get(0)
         })

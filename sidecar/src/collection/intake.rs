@@ -1,0 +1,158 @@
+//! Taking in a collection file that came from outside: a full upload or the collection inside
+//! an `.apkg` package. Both are checked the same way before anything of the user's is touched
+//! (an SQLite file, intact, no planted triggers or views, a supported schema) and converted to
+//! schema 11 in place.
+
+use std::io::Read;
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::convert::{self, ConvertError};
+use super::{schema_guard, sqlite};
+
+/// The first 16 bytes of every SQLite database file.
+pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Where the file came from; decides how thoroughly it is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A full upload: it replaces the user's collection, so it gets SQLite's full integrity
+    /// check and must have exactly one `col` row.
+    Upload,
+    /// A package's collection: it is only read by the merge, so the quick check suffices.
+    Package,
+}
+
+impl Source {
+    fn integrity_pragma(self) -> &'static str {
+        match self {
+            Self::Upload => "PRAGMA integrity_check",
+            Self::Package => "PRAGMA quick_check",
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Self::Upload => "an upload",
+            Self::Package => "a package",
+        }
+    }
+}
+
+/// Why a file was refused, by the step that refused it. `Display` gives a short reason for the
+/// log; callers that answer a client word it themselves.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("file is too short to be SQLite")]
+    TooShort,
+    #[error("not an SQLite file")]
+    NotSqlite,
+    #[error("cannot open: {0}")]
+    Open(rusqlite::Error),
+    #[error("integrity check failed: {0}")]
+    IntegrityQuery(rusqlite::Error),
+    /// What the integrity check reported instead of `ok`.
+    #[error("integrity check: {0}")]
+    Integrity(String),
+    #[error("cleaning: {0}")]
+    Cleaning(rusqlite::Error),
+    #[error("no col table: {0}")]
+    NoColTable(rusqlite::Error),
+    #[error("col has {0} rows")]
+    ColRows(i64),
+    #[error("unsupported schema version {0}")]
+    UnsupportedVersion(i64),
+    #[error("conversion failed: {0}")]
+    Conversion(ConvertError),
+}
+
+/// Checks the collection file at `path` and converts it to schema 11 in place. Returns the
+/// open connection, so that the caller can finish the file for its own use.
+pub fn check_and_convert(path: &Path, source: Source) -> Result<Connection, IntakeError> {
+    let mut magic = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut magic))
+        .map_err(|_| IntakeError::TooShort)?;
+    if &magic != SQLITE_MAGIC {
+        return Err(IntakeError::NotSqlite);
+    }
+    let conn = sqlite::open_collection(path).map_err(IntakeError::Open)?;
+    let integrity: String = conn
+        .query_row(source.integrity_pragma(), [], |row| row.get(0))
+        .map_err(IntakeError::IntegrityQuery)?;
+    if integrity != "ok" {
+        return Err(IntakeError::Integrity(integrity));
+    }
+    // Before anything writes to the file, so that no planted trigger fires.
+    let mut dropped =
+        schema_guard::drop_triggers_and_views(&conn).map_err(IntakeError::Cleaning)?;
+    if source == Source::Upload {
+        let col_rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM col", [], |row| row.get(0))
+            .map_err(IntakeError::NoColTable)?;
+        if col_rows != 1 {
+            return Err(IntakeError::ColRows(col_rows));
+        }
+    }
+    convert::convert_to_schema11(&conn).map_err(|err| match err {
+        ConvertError::UnsupportedVersion(version) => IntakeError::UnsupportedVersion(version),
+        other => IntakeError::Conversion(other),
+    })?;
+    dropped.extend(
+        schema_guard::drop_unknown_tables_and_indexes(&conn).map_err(IntakeError::Cleaning)?,
+    );
+    if !dropped.is_empty() {
+        tracing::warn!(
+            ?dropped,
+            "dropped objects Anki does not create from {}",
+            source.description()
+        );
+    }
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_that_are_not_sqlite_are_refused_before_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short");
+        std::fs::write(&short, b"SQLite").unwrap();
+        let text = dir.path().join("text");
+        std::fs::write(&text, b"just some text, not a database").unwrap();
+        for source in [Source::Upload, Source::Package] {
+            assert!(matches!(
+                check_and_convert(&short, source),
+                Err(IntakeError::TooShort)
+            ));
+            assert!(matches!(
+                check_and_convert(&text, source),
+                Err(IntakeError::NotSqlite)
+            ));
+        }
+    }
+
+    #[test]
+    fn only_uploads_need_exactly_one_col_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("two-rows.anki2");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE col (id integer PRIMARY KEY, ver integer);
+             INSERT INTO col VALUES (1, 99), (2, 99);",
+        )
+        .unwrap();
+        drop(conn);
+        assert!(matches!(
+            check_and_convert(&path, Source::Upload),
+            Err(IntakeError::ColRows(2))
+        ));
+        assert!(matches!(
+            check_and_convert(&path, Source::Package),
+            Err(IntakeError::UnsupportedVersion(99))
+        ));
+    }
+}

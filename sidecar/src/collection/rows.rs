@@ -1,0 +1,519 @@
+//! Typed rows of a collection's revlog, cards and notes, and the SQL that reads and writes
+//! them. Their JSON form on the wire, and the checks on what clients send, are in
+//! `normal_sync::rows`.
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
+
+/// A review log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevlogRow {
+    pub id: i64,
+    pub cid: i64,
+    pub usn: i64,
+    pub ease: i64,
+    pub ivl: i64,
+    pub last_ivl: i64,
+    pub factor: i64,
+    pub time: i64,
+    pub kind: i64,
+}
+
+/// A card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardRow {
+    pub id: i64,
+    pub nid: i64,
+    pub did: i64,
+    pub ord: i64,
+    pub modified: i64,
+    pub usn: i64,
+    pub kind: i64,
+    pub queue: i64,
+    pub due: i64,
+    pub ivl: i64,
+    pub factor: i64,
+    pub reps: i64,
+    pub lapses: i64,
+    pub left: i64,
+    pub odue: i64,
+    pub odid: i64,
+    pub flags: i64,
+    pub data: String,
+}
+
+/// A note. `sfld` and `csum` are derived from the fields whenever a note is written, so they
+/// are not part of the row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoteRow {
+    pub id: i64,
+    pub guid: String,
+    pub mid: i64,
+    pub modified: i64,
+    pub usn: i64,
+    pub tags: String,
+    pub fields: String,
+    pub flags: i64,
+    pub data: String,
+}
+
+/// A table whose rows carry `mod` and `usn`.
+#[derive(Clone, Copy, Debug)]
+pub enum Synced {
+    Cards,
+    Notes,
+}
+
+/// A table of rows that a sync exchanges.
+#[derive(Clone, Copy, Debug)]
+pub enum Table {
+    Revlog,
+    Cards,
+    Notes,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Revlog => "revlog",
+            Self::Cards => "cards",
+            Self::Notes => "notes",
+        }
+    }
+}
+
+/// Ids of the rows with `usn >= min_usn`, in id order.
+pub fn ids_since(conn: &Connection, table: Table, min_usn: i32) -> rusqlite::Result<Vec<i64>> {
+    let mut statement = conn.prepare(&format!(
+        "SELECT id FROM {} WHERE usn >= ?1 ORDER BY id",
+        table.name()
+    ))?;
+    statement.query_map([min_usn], |row| row.get(0))?.collect()
+}
+
+/// Ids of all rows, in no order.
+pub fn all_ids(conn: &Connection, table: Table) -> rusqlite::Result<HashSet<i64>> {
+    let mut statement = conn.prepare(&format!("SELECT id FROM {}", table.name()))?;
+    statement.query_map([], |row| row.get(0))?.collect()
+}
+
+pub fn count(conn: &Connection, table: Table) -> rusqlite::Result<i64> {
+    conn.query_row(
+        &format!("SELECT COUNT(*) FROM {}", table.name()),
+        [],
+        |row| row.get(0),
+    )
+}
+
+/// Whether the collection has any card.
+pub fn has_cards(conn: &Connection) -> rusqlite::Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM cards LIMIT 1", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .optional()?
+        .is_some())
+}
+
+/// `mod` and `usn` of the row with this id, if there is one.
+pub fn mod_and_usn(
+    conn: &Connection,
+    table: Synced,
+    id: i64,
+) -> rusqlite::Result<Option<(i64, i64)>> {
+    let sql = match table {
+        Synced::Cards => "SELECT mod, usn FROM cards WHERE id = ?1",
+        Synced::Notes => "SELECT mod, usn FROM notes WHERE id = ?1",
+    };
+    conn.prepare_cached(sql)?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+impl RevlogRow {
+    /// The columns in table order: id, cid, usn, ease, ivl, lastIvl, factor, time, type.
+    pub fn columns(&self) -> [i64; 9] {
+        [
+            self.id,
+            self.cid,
+            self.usn,
+            self.ease,
+            self.ivl,
+            self.last_ivl,
+            self.factor,
+            self.time,
+            self.kind,
+        ]
+    }
+
+    fn columns_with_usn(&self, usn: i32) -> [i64; 9] {
+        let mut columns = self.columns();
+        columns[2] = i64::from(usn);
+        columns
+    }
+
+    pub fn read(conn: &Connection, id: i64) -> rusqlite::Result<Self> {
+        let mut statement = conn.prepare_cached(
+            "SELECT id, cid, usn, ease, ivl, lastIvl, factor, time, type FROM revlog WHERE id = ?1",
+        )?;
+        statement.query_row([id], |row| {
+            Ok(Self {
+                id: row.get(0)?,
+                cid: row.get(1)?,
+                usn: row.get(2)?,
+                ease: row.get(3)?,
+                ivl: row.get(4)?,
+                last_ivl: row.get(5)?,
+                factor: row.get(6)?,
+                time: row.get(7)?,
+                kind: row.get(8)?,
+            })
+        })
+    }
+
+    /// Inserts the entry with `usn`, unless one with its id exists: entries never change.
+    pub fn insert_if_new(&self, conn: &Connection, usn: i32) -> rusqlite::Result<()> {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO revlog (id, cid, usn, ease, ivl, lastIvl, factor, time, type) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params_from_iter(self.columns_with_usn(usn)))?;
+        Ok(())
+    }
+}
+
+impl CardRow {
+    /// Deletes the card with this id, if there is one.
+    pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+        conn.prepare_cached("DELETE FROM cards WHERE id = ?1")?
+            .execute([id])?;
+        Ok(())
+    }
+
+    /// The integer columns in table order, i.e. all but `data`, the last: id, nid, did, ord,
+    /// mod, usn, type, queue, due, ivl, factor, reps, lapses, left, odue, odid, flags.
+    pub fn integer_columns(&self) -> [i64; 17] {
+        [
+            self.id,
+            self.nid,
+            self.did,
+            self.ord,
+            self.modified,
+            self.usn,
+            self.kind,
+            self.queue,
+            self.due,
+            self.ivl,
+            self.factor,
+            self.reps,
+            self.lapses,
+            self.left,
+            self.odue,
+            self.odid,
+            self.flags,
+        ]
+    }
+
+    fn integer_columns_with_usn(&self, usn: i32) -> [i64; 17] {
+        let mut columns = self.integer_columns();
+        columns[5] = i64::from(usn);
+        columns
+    }
+
+    pub fn read(conn: &Connection, id: i64) -> rusqlite::Result<Self> {
+        let mut statement = conn.prepare_cached(
+            "SELECT id, nid, did, ord, mod, usn, type, queue, due, ivl, factor, reps, lapses, \
+             left, odue, odid, flags, data FROM cards WHERE id = ?1",
+        )?;
+        statement.query_row([id], |row| {
+            Ok(Self {
+                id: row.get(0)?,
+                nid: row.get(1)?,
+                did: row.get(2)?,
+                ord: row.get(3)?,
+                modified: row.get(4)?,
+                usn: row.get(5)?,
+                kind: row.get(6)?,
+                queue: row.get(7)?,
+                due: row.get(8)?,
+                ivl: row.get(9)?,
+                factor: row.get(10)?,
+                reps: row.get(11)?,
+                lapses: row.get(12)?,
+                left: row.get(13)?,
+                odue: row.get(14)?,
+                odid: row.get(15)?,
+                flags: row.get(16)?,
+                data: row.get(17)?,
+            })
+        })
+    }
+
+    /// Writes the card with `usn`, replacing any card with its id.
+    pub fn upsert(&self, conn: &Connection, usn: i32) -> rusqlite::Result<()> {
+        self.write(
+            conn,
+            "INSERT OR REPLACE",
+            self.integer_columns_with_usn(usn),
+        )
+    }
+
+    /// Inserts the card as it is; fails if a card has its id.
+    pub fn insert(&self, conn: &Connection) -> rusqlite::Result<()> {
+        self.write(conn, "INSERT", self.integer_columns())
+    }
+
+    fn write(&self, conn: &Connection, verb: &str, columns: [i64; 17]) -> rusqlite::Result<()> {
+        conn.prepare_cached(&format!(
+            "{verb} INTO cards (id, nid, did, ord, mod, usn, type, queue, due, ivl, \
+             factor, reps, lapses, left, odue, odid, flags, data) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+        ))?
+        .execute(params_from_iter(
+            columns
+                .iter()
+                .map(|value| value as &dyn ToSql)
+                .chain([&self.data as &dyn ToSql]),
+        ))?;
+        Ok(())
+    }
+}
+
+impl NoteRow {
+    /// Deletes the note with this id, if there is one; its cards are left alone.
+    pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+        conn.prepare_cached("DELETE FROM notes WHERE id = ?1")?
+            .execute([id])?;
+        Ok(())
+    }
+
+    /// The columns a sync sends. The server never sends a note's `flags` or `data`, so they
+    /// are not read: the row has 0 and "" there.
+    pub fn read_for_sync(conn: &Connection, id: i64) -> rusqlite::Result<Self> {
+        let mut statement = conn.prepare_cached(
+            "SELECT id, guid, mid, mod, usn, tags, flds FROM notes WHERE id = ?1",
+        )?;
+        statement.query_row([id], |row| {
+            Ok(Self {
+                id: row.get(0)?,
+                guid: row.get(1)?,
+                mid: row.get(2)?,
+                modified: row.get(3)?,
+                usn: row.get(4)?,
+                tags: row.get(5)?,
+                fields: row.get(6)?,
+                flags: 0,
+                data: String::new(),
+            })
+        })
+    }
+
+    /// Writes the note with `usn` and the given fields (the row's, cleaned by the caller) and
+    /// derived columns, replacing any note with its id.
+    pub fn upsert(
+        &self,
+        conn: &Connection,
+        usn: i32,
+        fields: &str,
+        sort_text: &str,
+        checksum: u32,
+    ) -> rusqlite::Result<()> {
+        let derived = (fields, sort_text, checksum);
+        self.write(conn, "INSERT OR REPLACE", i64::from(usn), derived)
+    }
+
+    /// Inserts the note as it is, with its derived columns; fails if a note has its id.
+    pub fn insert(
+        &self,
+        conn: &Connection,
+        sort_text: &str,
+        checksum: u32,
+    ) -> rusqlite::Result<()> {
+        let derived = (self.fields.as_str(), sort_text, checksum);
+        self.write(conn, "INSERT", self.usn, derived)
+    }
+
+    /// Updates what an import may change of an existing note: `mod`, `usn`, tags and fields
+    /// with their derived columns.
+    pub fn update_content(
+        &self,
+        conn: &Connection,
+        sort_text: &str,
+        checksum: u32,
+    ) -> rusqlite::Result<()> {
+        conn.prepare_cached(
+            "UPDATE notes SET mod = ?2, usn = ?3, tags = ?4, flds = ?5, sfld = ?6, csum = ?7 \
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            self.id,
+            self.modified,
+            self.usn,
+            self.tags,
+            self.fields,
+            sort_text,
+            checksum,
+        ])?;
+        Ok(())
+    }
+
+    fn write(
+        &self,
+        conn: &Connection,
+        verb: &str,
+        usn: i64,
+        (fields, sort_text, checksum): (&str, &str, u32),
+    ) -> rusqlite::Result<()> {
+        conn.prepare_cached(&format!(
+            "{verb} INTO notes (id, guid, mid, mod, usn, tags, flds, sfld, csum, flags, data) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        ))?
+        .execute(params![
+            self.id,
+            self.guid,
+            self.mid,
+            self.modified,
+            usn,
+            self.tags,
+            fields,
+            sort_text,
+            i64::from(checksum),
+            self.flags,
+            self.data,
+        ])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collection::{schema11, sqlite};
+
+    #[test]
+    fn rows_round_trip_through_their_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("collection.anki2");
+        schema11::create_new_collection(&path, 1_700_000_000_000, 1_700_000_000).unwrap();
+        let conn = sqlite::open_collection(&path).unwrap();
+
+        let entry = RevlogRow {
+            id: 1,
+            cid: 2,
+            usn: 5,
+            ease: 3,
+            ivl: 10,
+            last_ivl: -600,
+            factor: 2500,
+            time: 6000,
+            kind: 1,
+        };
+        entry.insert_if_new(&conn, 5).unwrap();
+        RevlogRow {
+            ease: 1,
+            ..entry.clone()
+        }
+        .insert_if_new(&conn, 6)
+        .unwrap();
+        assert_eq!(
+            RevlogRow::read(&conn, 1).unwrap(),
+            entry,
+            "entries never change"
+        );
+
+        let card = CardRow {
+            id: 10,
+            nid: 20,
+            did: 1,
+            ord: 0,
+            modified: 100,
+            usn: 7,
+            kind: 2,
+            queue: 2,
+            due: 30,
+            ivl: 4,
+            factor: 2500,
+            reps: 3,
+            lapses: 1,
+            left: 0,
+            odue: 0,
+            odid: 0,
+            flags: 1,
+            data: "{}".into(),
+        };
+        card.upsert(&conn, 7).unwrap();
+        assert_eq!(CardRow::read(&conn, 10).unwrap(), card);
+        assert_eq!(
+            mod_and_usn(&conn, Synced::Cards, 10).unwrap(),
+            Some((100, 7))
+        );
+        assert_eq!(mod_and_usn(&conn, Synced::Cards, 11).unwrap(), None);
+
+        let note = NoteRow {
+            id: 20,
+            guid: "abc".into(),
+            mid: 3,
+            modified: 200,
+            usn: 7,
+            tags: " t ".into(),
+            fields: "front\u{1f}back".into(),
+            flags: 2,
+            data: "x".into(),
+        };
+        note.upsert(&conn, 8, &note.fields, "front", 42).unwrap();
+        assert_eq!(
+            NoteRow::read_for_sync(&conn, 20).unwrap(),
+            NoteRow {
+                usn: 8,
+                flags: 0,
+                data: String::new(),
+                ..note.clone()
+            }
+        );
+        assert_eq!(
+            mod_and_usn(&conn, Synced::Notes, 20).unwrap(),
+            Some((200, 8))
+        );
+
+        let imported = NoteRow {
+            id: 21,
+            usn: 9,
+            guid: "def".into(),
+            ..note.clone()
+        };
+        imported.insert(&conn, "front", 42).unwrap();
+        assert!(
+            imported.insert(&conn, "front", 42).is_err(),
+            "the id is taken"
+        );
+        NoteRow {
+            modified: 300,
+            tags: " u ".into(),
+            ..imported.clone()
+        }
+        .update_content(&conn, "front", 42)
+        .unwrap();
+        let read = NoteRow::read_for_sync(&conn, 21).unwrap();
+        assert_eq!((read.modified, read.tags.as_str()), (300, " u "));
+        let new_card = CardRow { id: 12, ..card };
+        new_card.insert(&conn).unwrap();
+        assert!(new_card.insert(&conn).is_err(), "the id is taken");
+        assert_eq!(CardRow::read(&conn, 12).unwrap(), new_card);
+
+        assert_eq!(ids_since(&conn, Table::Cards, 7).unwrap(), [10, 12]);
+        assert_eq!(ids_since(&conn, Table::Notes, 9).unwrap(), [21]);
+        assert_eq!(
+            ids_since(&conn, Table::Revlog, 6).unwrap(),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            all_ids(&conn, Table::Notes).unwrap(),
+            HashSet::from([20, 21])
+        );
+        assert_eq!(count(&conn, Table::Revlog).unwrap(), 1);
+        assert!(has_cards(&conn).unwrap());
+        conn.execute_batch("DELETE FROM cards").unwrap();
+        assert!(!has_cards(&conn).unwrap());
+    }
+}
