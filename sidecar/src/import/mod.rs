@@ -27,10 +27,11 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now_millis;
 use crate::collection::sqlite;
 use crate::collection_json::ColObjects;
+use crate::storage::UserFiles;
 use crate::storage::status::ensure_collection;
-use crate::storage::{UserFiles, now_millis};
 use package::{Package, PackageFormat};
 use source::SourceCollection;
 

@@ -5,7 +5,8 @@ use std::io::Read;
 
 use anyhow::Context;
 
-use super::{UserFiles, atomic_replace, now_millis, remove_stale_journals};
+use super::{UserFiles, atomic_replace, remove_stale_journals};
+use crate::clock::now_millis;
 use crate::collection::{convert, schema_guard, sqlite};
 
 /// The official server's sentences; the client shows them verbatim (protocol §5.1).

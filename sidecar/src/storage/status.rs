@@ -3,7 +3,8 @@
 use anyhow::Context;
 use rusqlite::OptionalExtension;
 
-use super::{UserFiles, now_millis, rollover_crt};
+use super::{UserFiles, rollover_crt};
+use crate::clock::now_millis;
 use crate::collection::{schema11, sqlite};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
