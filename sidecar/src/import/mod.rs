@@ -50,6 +50,12 @@ impl From<rusqlite::Error> for ImportError {
     }
 }
 
+impl From<std::io::Error> for ImportError {
+    fn from(err: std::io::Error) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PackageCounts {
     pub format: String,
