@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::{OpenSync, UserData, UserDataResult, Users};
+use super::{OpenSync, UserData, UserDataError, UserDataResult, Users};
 use crate::media::MediaDb;
 use crate::storage::user_removal::{
     delete_media_db, folder_user_ids, remove_leftovers, remove_user_folder,
@@ -54,11 +54,23 @@ impl UserData {
         .await
     }
 
-    /// Removes the folder of a user deleted in Django, ending an open sync first. Returns
-    /// whether there was a folder.
-    pub async fn remove(&self) -> UserDataResult<bool> {
-        self.exclusive(OpenSync::End("user deleted"), remove_user_folder)
-            .await
+    /// Removes the data of a user deleted in Django: under the user's lock, ends an open sync,
+    /// runs `forget_keys` (the deletion of the user's host keys), then removes the folder.
+    /// Returns whether there was a folder, and what `forget_keys` returned.
+    pub async fn remove<T, E>(
+        &self,
+        forget_keys: impl std::future::Future<Output = Result<T, E>>,
+    ) -> UserDataResult<(bool, T)>
+    where
+        UserDataError: From<E>,
+    {
+        let mut slot = self.registry.lock(self.user_id).await;
+        super::end_session(&mut slot, "user deleted").await?;
+        let forgotten = forget_keys.await?;
+        let files = self.files.clone();
+        let folder_removed = super::blocking(move || remove_user_folder(&files)).await?;
+        drop(slot);
+        Ok((folder_removed, forgotten))
     }
 }
 

@@ -65,6 +65,12 @@ impl From<std::io::Error> for UserDataError {
     }
 }
 
+impl From<sqlx::Error> for UserDataError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
 impl From<rusqlite::Error> for UserDataError {
     fn from(err: rusqlite::Error) -> Self {
         Self::Internal(err.into())

@@ -67,8 +67,11 @@ pub async fn remove(
             "user {user_id} still exists in Django; only the data of deleted users is removed here"
         )));
     }
-    let host_keys_removed = state.db.delete_host_keys_of_user(user_id).await?;
-    let folder_removed = state.users.user(user_id).remove().await?;
+    let (folder_removed, host_keys_removed) = state
+        .users
+        .user(user_id)
+        .remove(state.db.delete_host_keys_of_user(user_id))
+        .await?;
     tracing::info!(
         user_id,
         folder_removed,
