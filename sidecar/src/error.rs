@@ -1,5 +1,9 @@
 //! The one error type of the HTTP layer, mapped once to a status code.
 //!
+//! Every lower error arrives here through a `From` impl below: the domain errors of the sync,
+//! the import, the media store and the per-user service get their status in exactly one
+//! place, and errors of SQLite, the database and the file system become 500s.
+//!
 //! Policy: the client acts on status codes only (protocol §1.7), so the body is a short
 //! human-readable sentence for operators and curl users. Details of internal errors are logged
 //! with the request, never sent. 400 means "your data is wrong" and makes the Anki client ask
@@ -7,6 +11,12 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+
+use crate::import::ImportError;
+use crate::media::download_zip::DownloadError;
+use crate::media::upload_zip::UploadError;
+use crate::normal_sync::SyncOpError;
+use crate::user_data::UserDataError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -34,6 +44,10 @@ pub enum ApiError {
     /// The shared memory for request bodies is taken; the client may retry.
     #[error("{0}")]
     Busy(String),
+    /// The user's data cannot be worked on right now (a sync holds it); the answer carries
+    /// `Retry-After: retry_after` seconds.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after: u64 },
     /// Storage is not reachable or something broke on our side.
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
@@ -58,7 +72,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::ClientTooOld(_) => StatusCode::NOT_IMPLEMENTED,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy(_) | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,6 +81,88 @@ impl ApiError {
 impl From<tokio::task::JoinError> for ApiError {
     fn from(err: tokio::task::JoinError) -> Self {
         Self::Internal(anyhow::anyhow!("blocking task failed: {err}"))
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(err: std::io::Error) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    fn from(err: serde_json::Error) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+/// The client's sync data is wrong (400, and Anki offers Check Database), or ours broke (500).
+impl From<SyncOpError> for ApiError {
+    fn from(err: SyncOpError) -> Self {
+        match err {
+            SyncOpError::Invalid(message) => Self::BadRequest(message),
+            SyncOpError::Internal(err) => Self::Internal(err),
+        }
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(err: ImportError) -> Self {
+        match err {
+            ImportError::BadPackage(message) => Self::BadRequest(format!("bad package: {message}")),
+            ImportError::Internal(err) => Self::Internal(err),
+        }
+    }
+}
+
+impl From<DownloadError> for ApiError {
+    fn from(err: DownloadError) -> Self {
+        match err {
+            err @ DownloadError::TooMany => Self::BadRequest(err.to_string()),
+            // The client asked for a file the server does not have.
+            err @ DownloadError::Missing(_) => Self::Conflict(err.to_string()),
+            DownloadError::Other(err) => Self::Internal(err),
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(err: UploadError) -> Self {
+        match err {
+            UploadError::Invalid(message) => Self::BadRequest(message),
+            UploadError::Io(err) => Self::Internal(err.into()),
+        }
+    }
+}
+
+impl From<UserDataError> for ApiError {
+    fn from(err: UserDataError) -> Self {
+        match err {
+            err @ UserDataError::NoSession => Self::Conflict(err.to_string()),
+            err @ UserDataError::KeyReused => Self::Conflict(err.to_string()),
+            UserDataError::Syncing { retry_after } => Self::Unavailable {
+                message: UserDataError::Syncing { retry_after }.to_string(),
+                retry_after: retry_after.as_secs(),
+            },
+            UserDataError::TooLarge(message) => Self::PayloadTooLarge(message),
+            UserDataError::Sync(err) => err.into(),
+            UserDataError::Import(err) => err.into(),
+            UserDataError::MediaDownload(err) => err.into(),
+            UserDataError::MediaUpload(err) => err.into(),
+            UserDataError::Internal(err) => Self::Internal(err),
+        }
     }
 }
 
@@ -85,7 +181,11 @@ impl IntoResponse for ApiError {
                 reason
             }
         };
-        (
+        let retry_after = match &self {
+            Self::Unavailable { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        let mut response = (
             status,
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -93,7 +193,13 @@ impl IntoResponse for ApiError {
             )],
             format!("{message}\n"),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -122,5 +228,16 @@ mod tests {
         let err = ApiError::bad_request("x".repeat(1_000_000));
         let response = err.into_response();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn unavailable_says_when_to_retry() {
+        let response = ApiError::Unavailable {
+            message: "busy".into(),
+            retry_after: 5,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "5");
     }
 }

@@ -1,26 +1,21 @@
 //! Building the routers and running both listeners.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::get;
-use futures_util::StreamExt;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
 use crate::connections::{self, ConnectionLimits};
 use crate::db::{Database, UserTable};
 use crate::handlers;
-use crate::registry::Registry;
 use crate::state::AppState;
 use crate::storage::DataDir;
+use crate::user_data::Users;
 
 /// Connects to the database, runs migrations and prepares the data folder.
 pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
@@ -48,11 +43,12 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         "removed stale temporary files"
     );
     crate::fault::arm(settings.fault_point.clone());
+    let settings = Arc::new(settings);
     Ok(AppState {
-        settings: Arc::new(settings),
+        users: Users::new(data.clone(), settings.clone()),
+        settings,
         db,
         data,
-        registry: Arc::new(Registry::default()),
     })
 }
 
@@ -78,68 +74,15 @@ pub fn public_router(state: AppState) -> Router {
             .nest(&base, sync)
             .route(&format!("{base}/health"), get(handlers::health::health));
     }
-    app.layer(middleware::from_fn(log_request))
+    app.layer(middleware::from_fn(crate::request_log::log_request))
         .with_state(state)
 }
 
 /// The internal tree, on its own listener.
 pub fn internal_router(state: AppState) -> Router {
     handlers::internal::router(state.clone())
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(crate::request_log::log_request))
         .with_state(state)
-}
-
-/// Set by the auth extractor so the request log line can name the user.
-#[derive(Clone, Default)]
-pub struct RequestUser(pub Arc<OnceLock<i64>>);
-
-/// One line per request: user, method, status, bytes in and out, milliseconds (design §8).
-async fn log_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let path = request.uri().path().to_string();
-    let bytes_in = Arc::new(AtomicU64::new(0));
-    let user = RequestUser::default();
-    let (mut parts, body) = request.into_parts();
-    parts.extensions.insert(user.clone());
-    let counter = bytes_in.clone();
-    let body = Body::from_stream(body.into_data_stream().inspect(move |chunk| {
-        if let Ok(chunk) = chunk {
-            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        }
-    }));
-    let response = next.run(Request::from_parts(parts, body)).await;
-    let header_u64 = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    // Bytes on the wire when the body's length is known. A streamed body (a full download, a
-    // media zip) has none; `anki-original-size` then gives its size before zstd compression.
-    let bytes_out = header_u64("content-length");
-    let uncompressed_out = header_u64(crate::transport::response::ORIGINAL_SIZE_HEADER);
-    let bytes_in = bytes_in.load(Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    crate::metrics::record_request(
-        &path,
-        response.status().as_u16(),
-        elapsed.as_secs_f64(),
-        bytes_in,
-        bytes_out.or(uncompressed_out).unwrap_or(0),
-    );
-    tracing::info!(
-        target: "sidecar::request",
-        path = %path,
-        status = response.status().as_u16(),
-        user_id = user.0.get().copied(),
-        bytes_in,
-        bytes_out,
-        uncompressed_out,
-        ms = elapsed.as_millis() as u64,
-        "request"
-    );
-    response
 }
 
 /// Serves both listeners until `shutdown` resolves. Tests bind port 0 and pass the listeners.
@@ -159,7 +102,11 @@ pub async fn launch_with_listeners(
         let _ = stop_sender.send(true);
     });
 
-    crate::normal_sync::spawn_idle_expiry(state.clone());
+    state
+        .users
+        .spawn_idle_expiry(std::time::Duration::from_secs(
+            state.settings.sync_idle_timeout_secs,
+        ));
     crate::auth::revocation::spawn_sweeper(state.clone());
     crate::metrics::handle();
 

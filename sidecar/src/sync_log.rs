@@ -11,18 +11,9 @@
 //! from the `anki-sync` header) and fill in the rest when the attempt ends.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Instant;
-
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
-
-use crate::auth::client_ip;
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::transport::SyncHeader;
-use crate::transport::header::HEADER_NAME;
 
 /// Longest client version string logged; the rest is cut.
 const CLIENT_VERSION_MAX: usize = 64;
@@ -36,24 +27,12 @@ pub struct ClientTag {
 }
 
 impl ClientTag {
-    pub fn from_parts(parts: &Parts, state: &AppState) -> Self {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0);
-        let ip = client_ip::resolve(state.settings.ip_header, &parts.headers, peer);
-        let client = SyncHeader::parse(parts.headers.get(HEADER_NAME).map(|v| v.as_bytes()))
-            .map(|header| log_safe(&header.client_version))
-            .unwrap_or_default();
-        Self { ip, client }
-    }
-}
-
-impl FromRequestParts<AppState> for ClientTag {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Self::from_parts(parts, state))
+    /// The tag of a client at `ip` whose `anki-sync` header names `client_version`.
+    pub fn new(ip: Option<IpAddr>, client_version: &str) -> Self {
+        Self {
+            ip,
+            client: log_safe(client_version),
+        }
     }
 }
 

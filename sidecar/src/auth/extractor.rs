@@ -4,10 +4,10 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use crate::auth::host_key;
-use crate::db::now_secs;
+use crate::clock::now_secs;
 use crate::db::users::DjangoUser;
 use crate::error::ApiError;
-use crate::server::RequestUser;
+use crate::request_log::RequestUser;
 use crate::state::AppState;
 use crate::transport::SyncHeader;
 

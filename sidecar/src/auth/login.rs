@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use crate::auth::throttle::{self, Counts, Subjects};
 use crate::auth::{credentials, django_password, hash_pool, host_key};
+use crate::clock::now_secs;
 use crate::db::login_failures::ThrottleScope;
-use crate::db::now_secs;
 use crate::db::users::DjangoUser;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::auth::throttle::TRUSTED_FOR_SECS;
-use crate::db::now_secs;
+use crate::clock::now_secs;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 

@@ -621,7 +621,7 @@ mod tests {
         let python = std::env::var("ANKI_PYTHON").expect("set ANKI_PYTHON");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("collection.anki2");
-        create_new_collection(&path, crate::storage::now_millis(), CRT).unwrap();
+        create_new_collection(&path, crate::clock::now_millis(), CRT).unwrap();
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/check_schema11_opens.py"

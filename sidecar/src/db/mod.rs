@@ -169,13 +169,6 @@ fn sqlite_path(url: &str) -> Option<String> {
     Some(path.split('?').next().unwrap_or_default().to_string())
 }
 
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,10 +7,7 @@ use crate::state::AppState;
 
 pub async fn health(State(state): State<AppState>) -> (StatusCode, &'static str) {
     let database_ok = state.db.ping().await;
-    let data = state.data.clone();
-    let data_ok = tokio::task::spawn_blocking(move || data.is_writable())
-        .await
-        .unwrap_or(false);
+    let data_ok = state.users.writable().await;
     match (database_ok, data_ok) {
         (true, true) => (StatusCode::OK, "ok\n"),
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n"),

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::storage::{UserFiles, atomic_replace, recovery};
-
-const LEDGER_FILE: &str = "imports.db";
-pub const PACKAGES_DIR: &str = "imports";
+use crate::storage::{
+    IMPORT_LEDGER as LEDGER_FILE, IMPORT_PACKAGES_DIR as PACKAGES_DIR, UserFiles, atomic_replace,
+    recovery,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS imports (
@@ -126,7 +126,7 @@ impl Ledger {
         tx.execute(
             "INSERT INTO imports (idempotency_key, package_sha256, created_at, summary) \
              VALUES (?1, ?2, ?3, '')",
-            params![key, package_sha256, crate::db::now_secs()],
+            params![key, package_sha256, crate::clock::now_secs()],
         )?;
         let id = tx.last_insert_rowid();
         tx.execute(
@@ -177,7 +177,7 @@ impl Ledger {
         }
         self.conn.execute(
             "UPDATE imports SET delivered_at = ?1 WHERE delivered_at IS NULL",
-            [crate::db::now_secs()],
+            [crate::clock::now_secs()],
         )?;
         for import in &pending {
             match std::fs::remove_file(&import.package) {

@@ -157,7 +157,7 @@ impl MediaPlan {
         }
         let mut db = MediaDb::open(files)?;
         let media_dir = files.media_dir();
-        let now = crate::db::now_secs();
+        let now = crate::clock::now_secs();
         let tx = db.transaction()?;
         for staged in self.staged {
             staged

@@ -27,11 +27,12 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now_millis;
 use crate::collection::col_row::col;
 use crate::collection::sqlite;
 use crate::collection_json::ColObjects;
+use crate::storage::UserFiles;
 use crate::storage::status::ensure_collection;
-use crate::storage::{UserFiles, now_millis};
 use package::{Package, PackageFormat};
 use source::SourceCollection;
 
@@ -46,6 +47,12 @@ pub enum ImportError {
 
 impl From<rusqlite::Error> for ImportError {
     fn from(err: rusqlite::Error) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+impl From<std::io::Error> for ImportError {
+    fn from(err: std::io::Error) -> Self {
         Self::Internal(err.into())
     }
 }

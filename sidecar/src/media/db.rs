@@ -367,7 +367,7 @@ fn has_media_files(media_dir: &Path) -> anyhow::Result<bool> {
 /// change, so no client is near it, and it keeps growing, so a second rebuild also lands above
 /// the first. It stays inside the client's 32-bit USN for decades.
 fn rebuilt_usn_base(previous: Option<i64>) -> i64 {
-    let floor = crate::db::now_secs() - 1_600_000_000;
+    let floor = crate::clock::now_secs() - 1_600_000_000;
     previous.unwrap_or(0).max(floor).max(0)
 }
 
@@ -381,7 +381,7 @@ pub fn rebuild(files: &UserFiles, previous_usn: Option<i64>) -> anyhow::Result<u
     let media_dir = files.media_dir();
     let live = live_media_files(&media_dir)?;
     let staging = new_staging_file(&path)?;
-    let now = crate::db::now_secs();
+    let now = crate::clock::now_secs();
     {
         let mut conn = Connection::open(staging.path()).context("creating media.db")?;
         conn.execute_batch(SCHEMA)

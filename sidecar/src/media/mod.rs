@@ -18,7 +18,7 @@ use upload_zip::UploadEntry;
 pub fn apply_upload(files: &UserFiles, entries: Vec<UploadEntry>) -> anyhow::Result<(usize, i64)> {
     let mut db = MediaDb::open(files)?;
     let media_dir = files.media_dir();
-    let now = crate::db::now_secs();
+    let now = crate::clock::now_secs();
     let processed = entries.len();
     let tx = db.transaction()?;
     for entry in entries {

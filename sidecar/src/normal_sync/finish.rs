@@ -3,8 +3,8 @@
 use rusqlite::Connection;
 
 use super::OpResult;
+use crate::clock::now_millis;
 use crate::collection::col_row::col;
-use crate::storage::now_millis;
 
 /// Sets `ls` and `mod` to now, advances the usn, and commits. Returns now in milliseconds,
 /// which the client stores as its own `mod` so that both sides agree there are no changes.

@@ -11,9 +11,7 @@ pub mod sanity;
 pub mod session;
 pub mod wire;
 
-pub use session::{NormalSyncSession, end_session, run_in_session, spawn_idle_expiry};
-
-use crate::error::ApiError;
+pub use session::NormalSyncSession;
 
 /// Failures of a sync operation. `Invalid` is the client's data (400, which makes Anki ask for
 /// Check Database); `Internal` is ours (500), so a server bug never blames the user's data.
@@ -40,15 +38,6 @@ impl From<rusqlite::Error> for SyncOpError {
 impl From<serde_json::Error> for SyncOpError {
     fn from(err: serde_json::Error) -> Self {
         Self::Internal(err.into())
-    }
-}
-
-impl From<SyncOpError> for ApiError {
-    fn from(err: SyncOpError) -> Self {
-        match err {
-            SyncOpError::Invalid(message) => ApiError::BadRequest(message),
-            SyncOpError::Internal(err) => ApiError::Internal(err),
-        }
     }
 }
 

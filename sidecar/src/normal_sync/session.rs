@@ -5,13 +5,14 @@
 //! `start`, and a crash leaves the last committed state because SQLite's journal undoes the
 //! uncommitted transaction on the next open.
 
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
 use super::chunks::PendingRows;
-use super::{OpResult, SyncCounters, SyncOpError};
-use crate::error::{ApiError, ApiResult};
-use crate::registry::UserSlot;
-use crate::state::AppState;
+use super::graves::{apply_graves, ensure_graves_indexes, pending_graves, read_graves};
+use super::wire::{Graves, StartRequest};
+use super::{OpResult, SyncCounters};
+use crate::collection::sqlite::open_collection;
 
 pub struct NormalSyncSession {
     pub user_id: i64,
@@ -33,6 +34,49 @@ pub struct NormalSyncSession {
 }
 
 impl NormalSyncSession {
+    /// `start`: opens the collection at `collection`, begins the transaction the whole sync
+    /// runs in, reads the server's USN and pending graves, and applies the graves a legacy
+    /// client sends along. Returns the session and the server's graves for the client.
+    pub fn open(
+        collection: &Path,
+        user_id: i64,
+        session_key: String,
+        request: StartRequest,
+        client: crate::sync_log::ClientTag,
+    ) -> OpResult<(Self, Graves)> {
+        let conn = open_collection(collection).map_err(anyhow::Error::from)?;
+        ensure_graves_indexes(&conn);
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let server_usn: i32 =
+            conn.query_row("SELECT usn FROM col WHERE id = 1", [], |row| row.get(0))?;
+        // The server's pending graves are read before legacy client graves are applied.
+        let graves = pending_graves(&conn, request.min_usn)?;
+        let mut counters = SyncCounters {
+            graves_sent: graves.len(),
+            ..Default::default()
+        };
+        if let Some(legacy) = request.graves.as_ref().filter(|g| !g.is_empty()) {
+            let legacy = read_graves(legacy)?;
+            apply_graves(&conn, &legacy, server_usn)?;
+            counters.graves_received += legacy.len();
+        }
+        let now = Instant::now();
+        let session = Self {
+            user_id,
+            session_key,
+            conn,
+            server_usn,
+            client_usn: request.min_usn,
+            client_is_newer: request.local_is_newer,
+            pending: None,
+            counters,
+            started: now,
+            last_activity: now,
+            client,
+        };
+        Ok((session, graves))
+    }
+
     /// Discards every change of this sync.
     pub fn rollback(self) {
         if self.conn.is_autocommit() {
@@ -89,131 +133,4 @@ impl NormalSyncSession {
         }
         .emit();
     }
-}
-
-/// Ends the user's active normal sync, if any, rolling it back off the async executor.
-pub async fn end_session(slot: &mut UserSlot, reason: &'static str) -> ApiResult<()> {
-    if let Some(session) = slot.session.take() {
-        session.log_outcome(reason);
-        tokio::task::spawn_blocking(move || session.rollback()).await?;
-    }
-    Ok(())
-}
-
-/// Whether a call leaves the session open for the next one.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum AfterCall {
-    KeepSession,
-    /// `finish` committed, or a failed sanity check must discard everything.
-    EndSession,
-}
-
-/// Runs one stateful sync call on the user's open session, on a blocking thread.
-///
-/// A missing session, or one started under another session key, is a 409 (protocol §1.9).
-/// Any error rolls the whole sync back, as the official server does.
-/// 409 unless `session_key` names the user's open sync. Handlers call it before reading the
-/// body, so a call without a sync costs nothing; `run_in_session` checks again.
-pub async fn ensure_session(state: &AppState, user_id: i64, session_key: &str) -> ApiResult<()> {
-    let slot = state.registry.lock(user_id).await;
-    let open = slot
-        .session
-        .as_ref()
-        .is_some_and(|session| session.session_key == session_key);
-    if open {
-        Ok(())
-    } else {
-        Err(ApiError::Conflict(
-            "no active sync for this session; start a new sync".into(),
-        ))
-    }
-}
-
-pub async fn run_in_session<T, F>(
-    state: &AppState,
-    user_id: i64,
-    session_key: &str,
-    operation: F,
-) -> ApiResult<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut NormalSyncSession) -> OpResult<(T, AfterCall)> + Send + 'static,
-{
-    let mut slot = state.registry.lock(user_id).await;
-    let matches = slot
-        .session
-        .as_ref()
-        .is_some_and(|session| session.session_key == session_key);
-    if !matches {
-        return Err(ApiError::Conflict(
-            "no active sync for this session; start a new sync".into(),
-        ));
-    }
-    let mut session = slot.session.take().expect("checked above");
-    let (session, result) = tokio::task::spawn_blocking(move || {
-        let result = operation(&mut session);
-        (session, result)
-    })
-    .await?;
-    match result {
-        Ok((value, AfterCall::KeepSession)) => {
-            let mut session = session;
-            session.last_activity = Instant::now();
-            slot.session = Some(session);
-            Ok(value)
-        }
-        Ok((value, AfterCall::EndSession)) => {
-            // Either committed already (finish) or to be discarded (failed sanity check);
-            // a rollback after a commit is a harmless no-op.
-            tokio::task::spawn_blocking(move || session.rollback()).await?;
-            Ok(value)
-        }
-        Err(err) => {
-            let reason = match &err {
-                SyncOpError::Invalid(message) => message.clone(),
-                SyncOpError::Internal(err) => format!("{err:#}"),
-            };
-            tracing::info!(user_id, reason = %reason, "sync call failed; rolling back");
-            session.log_outcome("failed");
-            tokio::task::spawn_blocking(move || session.rollback()).await?;
-            if let SyncOpError::Internal(cause) = &err
-                && crate::storage::recovery::is_corruption(cause)
-            {
-                // Damage that meta's checks did not reach: replace the collection now, or
-                // every later sync would fail here the same way.
-                let files = state.data.user(user_id);
-                tokio::task::spawn_blocking(move || {
-                    crate::storage::recovery::replace_damaged_collection(&files, &reason)
-                })
-                .await??;
-            }
-            Err(err.into())
-        }
-    }
-}
-
-/// Rolls back syncs whose client went silent, so a vanished device cannot keep a user's
-/// changes in limbo (design §4).
-pub fn spawn_idle_expiry(state: AppState) {
-    let timeout = Duration::from_secs(state.settings.sync_idle_timeout_secs.max(1));
-    let period = (timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(period);
-        loop {
-            ticker.tick().await;
-            for user_id in state.registry.known_users() {
-                // A held lock means the user is busy right now, so not idle.
-                let Some(mut slot) = state.registry.try_lock(user_id) else {
-                    continue;
-                };
-                let idle = slot
-                    .session
-                    .as_ref()
-                    .is_some_and(|session| session.last_activity.elapsed() > timeout);
-                if idle && let Err(err) = end_session(&mut slot, "idle timeout").await {
-                    tracing::warn!(user_id, error = %err, "expiring an idle sync failed");
-                }
-            }
-        }
-    });
 }

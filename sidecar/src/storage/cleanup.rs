@@ -14,8 +14,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use super::MEDIA_DIR;
-use crate::import::ledger::PACKAGES_DIR;
+use super::{IMPORT_PACKAGES_DIR as PACKAGES_DIR, MEDIA_DIR};
 
 /// Name prefixes of the server's own temporary files. No valid media file name and no name
 /// the server keeps starts with a dot.

@@ -3,9 +3,8 @@
 
 use anyhow::Context;
 
-use super::{
-    UserFiles, atomic_replace, fold_wal_and_remove_journals, now_millis, remove_stale_journals,
-};
+use super::{UserFiles, atomic_replace, fold_wal_and_remove_journals, remove_stale_journals};
+use crate::clock::now_millis;
 use crate::collection::{convert, intake, sqlite};
 
 /// The official server's sentences; the client shows them verbatim (protocol §5.1).

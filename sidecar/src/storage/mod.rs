@@ -8,7 +8,6 @@ pub mod full_sync;
 pub mod recovery;
 pub mod scheduler;
 pub mod status;
-pub mod user_data;
 pub mod user_removal;
 
 use std::fs;
@@ -18,6 +17,9 @@ use std::path::{Path, PathBuf};
 pub const COLLECTION_FILE: &str = "collection.anki2";
 pub const MEDIA_DIR: &str = "media";
 pub const MEDIA_DB: &str = "media.db";
+/// The import ledger (`import::ledger`) and the packages it keeps until delivery.
+pub const IMPORT_LEDGER: &str = "imports.db";
+pub const IMPORT_PACKAGES_DIR: &str = "imports";
 
 #[derive(Clone, Debug)]
 pub struct DataDir {
@@ -127,13 +129,6 @@ pub fn fold_wal_and_remove_journals(db_path: &Path) -> anyhow::Result<()> {
     }
     remove_stale_journals(db_path)?;
     Ok(())
-}
-
-pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// The most recent 04:00 UTC, in seconds: the day rollover a new collection is created with.

@@ -23,7 +23,8 @@ use anyhow::Context;
 use rusqlite::ErrorCode;
 
 use super::status::{CollectionStatus, ensure_collection, read_status};
-use super::{UserFiles, now_millis, remove_stale_journals};
+use super::{UserFiles, remove_stale_journals};
+use crate::clock::now_millis;
 
 /// Which per-user file was recovered, for the log and the metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

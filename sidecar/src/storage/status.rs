@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 
-use super::{UserFiles, now_millis, rollover_crt};
+use super::{UserFiles, rollover_crt};
+use crate::clock::now_millis;
 use crate::collection::col_row::{MetaTimes, col};
 use crate::collection::{schema11, sqlite};
 

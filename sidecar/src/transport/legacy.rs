@@ -176,8 +176,7 @@ fn begin_query(query: &str) -> Result<LegacyParts, ApiError> {
             _ => {}
         }
     }
-    parts.data = serde_json::to_vec(&serde_json::json!({ "v": parts.client_version }))
-        .map_err(|err| ApiError::Internal(err.into()))?;
+    parts.data = serde_json::to_vec(&serde_json::json!({ "v": parts.client_version }))?;
     Ok(parts)
 }
 
@@ -278,21 +277,18 @@ async fn read_data_part(
     spill_dir: &std::path::Path,
 ) -> Result<(), ApiError> {
     use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-    let io_error = |err: std::io::Error| ApiError::Internal(err.into());
     let mut data = Vec::new();
     let mut spilled: Option<tokio::fs::File> = None;
     while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
         match spilled.as_mut() {
-            Some(file) => file.write_all(&chunk).await.map_err(io_error)?,
+            Some(file) => file.write_all(&chunk).await?,
             None if data.len() + chunk.len() > SPILL_AT => {
                 let dir = spill_dir.to_path_buf();
-                let file = tokio::task::spawn_blocking(move || tempfile::tempfile_in(dir))
-                    .await
-                    .map_err(ApiError::from)?
-                    .map_err(io_error)?;
+                let file =
+                    tokio::task::spawn_blocking(move || tempfile::tempfile_in(dir)).await??;
                 let mut file = tokio::fs::File::from_std(file);
-                file.write_all(&data).await.map_err(io_error)?;
-                file.write_all(&chunk).await.map_err(io_error)?;
+                file.write_all(&data).await?;
+                file.write_all(&chunk).await?;
                 data = Vec::new();
                 spilled = Some(file);
             }
@@ -301,8 +297,8 @@ async fn read_data_part(
     }
     match spilled {
         Some(mut file) => {
-            file.flush().await.map_err(io_error)?;
-            file.rewind().await.map_err(io_error)?;
+            file.flush().await?;
+            file.rewind().await?;
             parts.spilled = Some(file.into_std().await);
         }
         None => parts.data = data,

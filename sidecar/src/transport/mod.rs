@@ -5,6 +5,7 @@
 
 pub mod body;
 pub mod header;
+pub mod import_body;
 pub mod legacy;
 pub mod response;
 

@@ -15,9 +15,7 @@ use axum::extract::{Path, State};
 use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};
-use crate::normal_sync::end_session;
 use crate::state::AppState;
-use crate::storage::user_removal::{folder_user_ids, remove_user_folder};
 
 #[derive(Serialize)]
 pub struct DeletedUser {
@@ -32,31 +30,15 @@ pub struct DeletedUsers {
 }
 
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<DeletedUsers>> {
-    let data = state.data.clone();
-    let folders: BTreeSet<i64> = tokio::task::spawn_blocking(move || folder_user_ids(&data))
-        .await?
-        .map_err(|err| ApiError::Internal(err.into()))?
-        .into_iter()
-        .collect();
-    let keyed: BTreeSet<i64> = state
-        .db
-        .host_key_user_ids()
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?
-        .into_iter()
-        .collect();
+    let folders: BTreeSet<i64> = state.users.with_folders().await?.into_iter().collect();
+    let keyed: BTreeSet<i64> = state.db.host_key_user_ids().await?.into_iter().collect();
     let mut users = Vec::new();
     for user_id in folders.union(&keyed).copied() {
         if user_exists(&state, user_id).await? {
             continue;
         }
         let host_keys = if keyed.contains(&user_id) {
-            state
-                .db
-                .host_key_summary(user_id)
-                .await
-                .map_err(|err| ApiError::Internal(err.into()))?
-                .0
+            state.db.host_key_summary(user_id).await?.0
         } else {
             0
         };
@@ -85,16 +67,11 @@ pub async fn remove(
             "user {user_id} still exists in Django; only the data of deleted users is removed here"
         )));
     }
-    let mut slot = state.registry.lock(user_id).await;
-    end_session(&mut slot, "user deleted").await?;
-    let host_keys_removed = state
-        .db
-        .delete_host_keys_of_user(user_id)
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?;
-    let files = state.data.user(user_id);
-    let folder_removed = tokio::task::spawn_blocking(move || remove_user_folder(&files)).await??;
-    drop(slot);
+    let (folder_removed, host_keys_removed) = state
+        .users
+        .user(user_id)
+        .remove(state.db.delete_host_keys_of_user(user_id))
+        .await?;
     tracing::info!(
         user_id,
         folder_removed,
@@ -109,10 +86,5 @@ pub async fn remove(
 }
 
 async fn user_exists(state: &AppState, user_id: i64) -> ApiResult<bool> {
-    Ok(state
-        .db
-        .find_user_by_id(user_id)
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?
-        .is_some())
+    Ok(state.db.find_user_by_id(user_id).await?.is_some())
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::AppState;
 
 pub async fn revoke_all(
@@ -12,11 +12,7 @@ pub async fn revoke_all(
     Path(user_id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     super::known_user::require_user(&state, user_id).await?;
-    let revoked = state
-        .db
-        .delete_host_keys_of_user(user_id)
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?;
+    let revoked = state.db.delete_host_keys_of_user(user_id).await?;
     tracing::info!(user_id, revoked, "host keys revoked");
     Ok(Json(json!({ "revoked": revoked })))
 }

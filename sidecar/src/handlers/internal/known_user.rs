@@ -8,8 +8,7 @@ pub async fn require_user(state: &AppState, user_id: i64) -> ApiResult<()> {
     state
         .db
         .find_user_by_id(user_id)
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?
+        .await?
         .map(|_| ())
         .ok_or_else(|| ApiError::NotFound(format!("no user with id {user_id}")))
 }

@@ -5,12 +5,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, ApiResult};
-use crate::normal_sync::end_session;
+use crate::error::ApiResult;
 use crate::state::AppState;
-use crate::storage::user_data::{
-    MediaOnReset, ResetReport, UserDataStats, reset_user_data, user_stats,
-};
+use crate::user_data::admin::{MediaOnReset, ResetReport, UserDataStats};
 
 #[derive(Serialize)]
 pub struct StatsResponse {
@@ -29,17 +26,8 @@ pub async fn stats(
     Path(user_id): Path<i64>,
 ) -> ApiResult<Json<StatsResponse>> {
     super::known_user::require_user(&state, user_id).await?;
-    let files = state.data.user(user_id);
-    let data = tokio::task::spawn_blocking(move || user_stats(&files)).await??;
-    let (devices, last_seen) = state
-        .db
-        .host_key_summary(user_id)
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?;
-    let sync_in_progress = match state.registry.try_lock(user_id) {
-        Some(slot) => slot.session.is_some(),
-        None => true,
-    };
+    let (data, sync_in_progress) = state.users.user(user_id).stats().await?;
+    let (devices, last_seen) = state.db.host_key_summary(user_id).await?;
     Ok(Json(StatsResponse {
         user_id,
         data,
@@ -72,20 +60,16 @@ pub async fn reset(
     Json(request): Json<ResetRequest>,
 ) -> ApiResult<Json<ResetReport>> {
     super::known_user::require_user(&state, user_id).await?;
-    let files = state.data.user(user_id);
-    let mut slot = state.registry.lock(user_id).await;
-    if !request.dry_run {
-        end_session(&mut slot, "reset by an admin").await?;
-    }
     let media = request.media.unwrap_or(if request.keep_media {
         MediaOnReset::Keep
     } else {
         MediaOnReset::Delete
     });
-    let report =
-        tokio::task::spawn_blocking(move || reset_user_data(&files, request.dry_run, media))
-            .await??;
-    drop(slot);
+    let report = state
+        .users
+        .user(user_id)
+        .reset(request.dry_run, media)
+        .await?;
     tracing::info!(
         user_id,
         dry_run = report.dry_run,

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use super::wrapped;
 use crate::auth::AuthedUser;
 use crate::error::{ApiError, ApiResult};
-use crate::media;
 use crate::state::AppState;
 use crate::transport::{SyncResponse, read_json};
 
@@ -29,12 +28,11 @@ pub async fn begin(
     AuthedUser { user, header }: AuthedUser,
     body: Body,
 ) -> ApiResult<SyncResponse> {
-    let request: BeginRequest = read_json(body, state.body_limits()).await?;
+    let request: BeginRequest = read_json(body, state.settings.limits.json_body()).await?;
     if request.client_version.is_empty() {
         return Err(ApiError::bad_request("begin needs the client version"));
     }
-    let files = state.data.user(user.id);
-    let usn = tokio::task::spawn_blocking(move || media::last_usn(&files)).await??;
+    let usn = state.users.user(user.id).media_usn().await?;
     wrapped(BeginResponse {
         usn,
         sk: header.host_key,

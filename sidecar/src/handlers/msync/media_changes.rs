@@ -8,11 +8,8 @@ use serde_json::{Value, json};
 use super::wrapped;
 use crate::auth::AuthedUser;
 use crate::error::ApiResult;
-use crate::media::MediaDb;
 use crate::state::AppState;
 use crate::transport::{SyncResponse, read_json};
-
-const MAX_CHANGES_PER_CALL: usize = 1000;
 
 #[derive(Deserialize)]
 struct MediaChangesRequest {
@@ -25,14 +22,12 @@ pub async fn media_changes(
     AuthedUser { user, .. }: AuthedUser,
     body: Body,
 ) -> ApiResult<SyncResponse> {
-    let request: MediaChangesRequest = read_json(body, state.body_limits()).await?;
-    let files = state.data.user(user.id);
-    let slot = state.registry.lock(user.id).await;
-    let changes = tokio::task::spawn_blocking(move || {
-        MediaDb::open(&files)?.changes_since(request.last_usn, MAX_CHANGES_PER_CALL)
-    })
-    .await??;
-    drop(slot);
+    let request: MediaChangesRequest = read_json(body, state.settings.limits.json_body()).await?;
+    let changes = state
+        .users
+        .user(user.id)
+        .media_changes(request.last_usn)
+        .await?;
     let rows: Vec<Value> = changes
         .into_iter()
         .map(|change| {

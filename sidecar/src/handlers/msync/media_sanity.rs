@@ -7,7 +7,6 @@ use serde::Deserialize;
 use super::wrapped;
 use crate::auth::AuthedUser;
 use crate::error::ApiResult;
-use crate::media::MediaDb;
 use crate::state::AppState;
 use crate::transport::{SyncResponse, read_json};
 
@@ -21,11 +20,8 @@ pub async fn media_sanity(
     AuthedUser { user, .. }: AuthedUser,
     body: Body,
 ) -> ApiResult<SyncResponse> {
-    let request: MediaSanityRequest = read_json(body, state.body_limits()).await?;
-    let files = state.data.user(user.id);
-    let slot = state.registry.lock(user.id).await;
-    let totals = tokio::task::spawn_blocking(move || MediaDb::open(&files)?.totals()).await??;
-    drop(slot);
+    let request: MediaSanityRequest = read_json(body, state.settings.limits.json_body()).await?;
+    let totals = state.users.user(user.id).media_totals().await?;
     if totals.total_files == request.local {
         wrapped("OK").await
     } else {

@@ -7,7 +7,6 @@ use axum::extract::State;
 use crate::auth::AuthedUser;
 use crate::error::ApiResult;
 use crate::handlers::EmptyInput;
-use crate::normal_sync::end_session;
 use crate::state::AppState;
 use crate::transport::{SyncResponse, read_json};
 
@@ -16,9 +15,7 @@ pub async fn abort(
     AuthedUser { user, .. }: AuthedUser,
     body: Body,
 ) -> ApiResult<SyncResponse> {
-    let _: EmptyInput = read_json(body, state.body_limits()).await?;
-    let mut slot = state.registry.lock(user.id).await;
-    end_session(&mut slot, "aborted by client").await?;
-    drop(slot);
+    let _: EmptyInput = read_json(body, state.settings.limits.json_body()).await?;
+    state.users.user(user.id).abort().await?;
     SyncResponse::json(&serde_json::Value::Null).await
 }

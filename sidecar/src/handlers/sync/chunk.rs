@@ -6,10 +6,6 @@ use axum::extract::State;
 use crate::auth::AuthedUser;
 use crate::error::ApiResult;
 use crate::handlers::EmptyInput;
-use crate::normal_sync::chunks::{PendingRows, next_chunk};
-use crate::normal_sync::run_in_session;
-use crate::normal_sync::session::AfterCall;
-use crate::normal_sync::session::ensure_session;
 use crate::state::AppState;
 use crate::transport::{SyncResponse, read_json};
 
@@ -18,17 +14,10 @@ pub async fn chunk(
     AuthedUser { user, header }: AuthedUser,
     body: Body,
 ) -> ApiResult<SyncResponse> {
+    let user = state.users.user(user.id);
     // Cheap first: without the matching sync, the body is never read.
-    ensure_session(&state, user.id, &header.session_key).await?;
-    let _: EmptyInput = read_json(body, state.body_limits()).await?;
-    let chunk = run_in_session(&state, user.id, &header.session_key, |session| {
-        if session.pending.is_none() {
-            session.pending = Some(PendingRows::gather(&session.conn, session.client_usn)?);
-        }
-        let pending = session.pending.as_mut().expect("gathered above");
-        let chunk = next_chunk(&session.conn, pending, &mut session.counters)?;
-        Ok((chunk, AfterCall::KeepSession))
-    })
-    .await?;
+    user.ensure_session(&header.session_key).await?;
+    let _: EmptyInput = read_json(body, state.settings.limits.json_body()).await?;
+    let chunk = user.chunk(&header.session_key).await?;
     SyncResponse::json(&chunk).await
 }

@@ -6,12 +6,8 @@ use axum::extract::State;
 use crate::auth::AuthedUser;
 use crate::error::ApiResult;
 use crate::handlers::EmptyInput;
-use crate::import::ledger::mark_delivered;
-use crate::normal_sync::end_session;
 use crate::state::AppState;
-use crate::storage::full_sync::snapshot_for_download;
-use crate::storage::status::ensure_collection;
-use crate::sync_log::{ClientTag, Counts, Kind, SyncLine, collection_usn};
+use crate::sync_log::ClientTag;
 use crate::transport::{SyncResponse, read_json};
 
 pub async fn download(
@@ -21,35 +17,11 @@ pub async fn download(
     body: Body,
 ) -> ApiResult<SyncResponse> {
     let started = std::time::Instant::now();
-    let _: EmptyInput = read_json(body, state.body_limits()).await?;
-    let files = state.data.user(user.id);
-    let mut slot = state.registry.lock(user.id).await;
-    end_session(&mut slot, "download").await?;
-    let (snapshot, usn_before, usn_after) = tokio::task::spawn_blocking(move || {
-        ensure_collection(&files)?;
-        let usn_before = collection_usn(&files.collection());
-        let snapshot = snapshot_for_download(&files)?;
-        let usn_after = collection_usn(snapshot.path());
-        // The file sent holds every import so far.
-        mark_delivered(&files)?;
-        anyhow::Ok((snapshot, usn_before, usn_after))
-    })
-    .await??;
-    drop(slot);
-    tracing::info!(user_id = user.id, "full download");
-    // The uncompressed size of the collection file; the body on the wire is zstd.
-    let size = snapshot.as_file().metadata().map(|m| m.len()).unwrap_or(0);
-    SyncLine {
-        kind: Kind::FullDownload,
-        user_id: user.id,
-        client: &client,
-        outcome: "sent",
-        usn_before,
-        usn_after,
-        received: Counts::default(),
-        sent: Counts::default().with("collection_bytes", size),
-        started,
-    }
-    .emit();
+    let _: EmptyInput = read_json(body, state.settings.limits.json_body()).await?;
+    let snapshot = state
+        .users
+        .user(user.id)
+        .full_download(&client, started)
+        .await?;
     SyncResponse::file(snapshot)
 }

@@ -6,11 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthedUser;
 use crate::error::{ApiError, ApiResult};
-use crate::normal_sync::end_session;
 use crate::state::AppState;
-use crate::storage::now_millis;
-use crate::storage::recovery::collection_status_or_recover;
-use crate::storage::scheduler::read_features;
 use crate::transport::header::{SYNC_VERSION_MAX, SYNC_VERSION_MIN};
 use crate::transport::{SyncResponse, read_json};
 
@@ -47,7 +43,7 @@ pub async fn meta(
     AuthedUser { user, .. }: AuthedUser,
     body: Body,
 ) -> ApiResult<SyncResponse> {
-    let request: MetaRequest = read_json(body, state.body_limits()).await?;
+    let request: MetaRequest = read_json(body, state.settings.limits.json_body()).await?;
     if !(i64::from(SYNC_VERSION_MIN)..=i64::from(SYNC_VERSION_MAX)).contains(&request.sync_version)
     {
         return Err(ApiError::ClientTooOld(format!(
@@ -55,46 +51,20 @@ pub async fn meta(
             request.sync_version
         )));
     }
-    let mut slot = state.registry.lock(user.id).await;
-    // As on the official server, a meta ends any sync in progress: a client only sends it when
-    // starting a new operation, and a half-finished sync must never linger.
-    end_session(&mut slot, "meta").await?;
-    let files = state.data.user(user.id);
-    let (status, media_usn, features) = tokio::task::spawn_blocking(move || {
-        // A missing, empty or damaged collection or media.db is replaced here: the client
-        // stops at a failing meta, so nothing else would ever repair it.
-        let status = collection_status_or_recover(&files)?;
-        let media_usn = crate::media::last_usn(&files)?;
-        let features = read_features(&files)?;
-        anyhow::Ok((status, media_usn, features))
-    })
-    .await??;
-    drop(slot);
-
-    let now = now_millis();
-    let schema = if status.file_size > state.settings.max_uncompressed_bytes() {
-        // Too big for a normal sync's limits: force one-way syncs, as the official server does.
-        tracing::warn!(
-            user_id = user.id,
-            "collection is too large, forcing one-way sync"
-        );
-        now
-    } else {
-        status.schema_ms
-    };
+    let collection = state.users.user(user.id).meta().await?;
     tracing::debug!(user_id = user.id, client = %request.client_version, "meta");
     // A legacy client that cannot handle this collection's scheduler is told why.
-    let refusal = features.refusal_for(request.sync_version);
+    let refusal = collection.features.refusal_for(request.sync_version);
     SyncResponse::json(&MetaResponse {
-        modified: status.modified_ms,
-        schema,
-        usn: status.usn,
-        server_time: now / 1000,
+        modified: collection.modified_ms,
+        schema: collection.schema_ms,
+        usn: collection.usn,
+        server_time: collection.now_ms / 1000,
         message: refusal.unwrap_or_default().to_string(),
         should_continue: refusal.is_none(),
         host_number: 0,
-        empty: status.empty,
-        media_usn,
+        empty: collection.empty,
+        media_usn: collection.media_usn,
     })
     .await
 }

@@ -1,14 +1,79 @@
-//! What the server holds for one user, and wiping it (admin stats and reset).
+//! What the Django admin sees and does for one user: what the server holds (stats), wiping
+//! it (reset), and removing the data of a user deleted in Django.
 
 use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::user_removal::{delete_media_db, remove_leftovers};
-use super::{UserFiles, remove_stale_journals};
+use super::{OpenSync, UserData, UserDataError, UserDataResult, Users};
 use crate::collection::rows::{self, Table};
 use crate::media::MediaDb;
+use crate::storage::user_removal::{
+    delete_media_db, folder_user_ids, remove_leftovers, remove_user_folder,
+};
+use crate::storage::{UserFiles, remove_stale_journals};
+
+impl Users {
+    /// The ids of every user with a folder, whether Django still knows them or not.
+    pub async fn with_folders(&self) -> UserDataResult<Vec<i64>> {
+        let data = self.data.clone();
+        super::blocking(move || folder_user_ids(&data)).await
+    }
+
+    /// Whether the data folder is there and writable, for `/health`.
+    pub async fn writable(&self) -> bool {
+        let data = self.data.clone();
+        tokio::task::spawn_blocking(move || data.is_writable())
+            .await
+            .unwrap_or(false)
+    }
+}
+
+impl UserData {
+    /// What the server holds for the user, and whether a sync is open (or the user is busy).
+    pub async fn stats(&self) -> UserDataResult<(UserDataStats, bool)> {
+        let files = self.files.clone();
+        let stats = super::blocking(move || user_stats(&files)).await?;
+        let sync_in_progress = match self.registry.try_lock(self.user_id) {
+            Some(slot) => slot.session.is_some(),
+            None => true,
+        };
+        Ok((stats, sync_in_progress))
+    }
+
+    /// Wipes the user's data (see `reset_user_data`); a real reset first ends an open sync.
+    pub async fn reset(&self, dry_run: bool, media: MediaOnReset) -> UserDataResult<ResetReport> {
+        let open_sync = if dry_run {
+            OpenSync::Keep
+        } else {
+            OpenSync::End("reset by an admin")
+        };
+        self.exclusive(open_sync, move |files| {
+            reset_user_data(files, dry_run, media)
+        })
+        .await
+    }
+
+    /// Removes the data of a user deleted in Django: under the user's lock, ends an open sync,
+    /// runs `forget_keys` (the deletion of the user's host keys), then removes the folder.
+    /// Returns whether there was a folder, and what `forget_keys` returned.
+    pub async fn remove<T, E>(
+        &self,
+        forget_keys: impl std::future::Future<Output = Result<T, E>>,
+    ) -> UserDataResult<(bool, T)>
+    where
+        UserDataError: From<E>,
+    {
+        let mut slot = self.registry.lock(self.user_id).await;
+        super::end_session(&mut slot, "user deleted").await?;
+        let forgotten = forget_keys.await?;
+        let files = self.files.clone();
+        let folder_removed = super::blocking(move || remove_user_folder(&files)).await?;
+        drop(slot);
+        Ok((folder_removed, forgotten))
+    }
+}
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct UserDataStats {

@@ -1,0 +1,190 @@
+//! The service floor: every operation on one user's data (collection, media store, import
+//! ledger), each run under that user's lock and off the async executor.
+//!
+//! Handlers extract a request, call one operation of [`UserData`] and encode its answer. The
+//! operations call the domain modules (`normal_sync`, `media`, `import`), which call `storage`
+//! and `collection`; nothing below this floor knows about HTTP, and nothing above it takes
+//! the user's lock, whose registry is private to this module.
+
+pub mod admin;
+mod imports;
+mod media;
+mod registry;
+mod sync;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::import::ImportError;
+use crate::media::download_zip::DownloadError;
+use crate::media::upload_zip::UploadError;
+use crate::normal_sync::SyncOpError;
+use crate::storage::{DataDir, UserFiles};
+use registry::{Registry, UserGuard};
+
+pub use imports::ImportReply;
+pub use sync::CollectionState;
+
+/// What went wrong in an operation on a user's data. `crate::error` gives each its status.
+#[derive(Debug, thiserror::Error)]
+pub enum UserDataError {
+    /// A stateful sync call without the matching open sync.
+    #[error("no active sync for this session; start a new sync")]
+    NoSession,
+    /// Work that must wait for the user's sync to end waited `retry_after`'s worth in vain.
+    #[error("the user is syncing right now; retry the import shortly")]
+    Syncing { retry_after: Duration },
+    /// An `Idempotency-Key` used before for a different package.
+    #[error("this Idempotency-Key was already used for a different package")]
+    KeyReused,
+    /// A request over one of the caps of `crate::limits`.
+    #[error("{0}")]
+    TooLarge(String),
+    #[error(transparent)]
+    Sync(#[from] SyncOpError),
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    #[error(transparent)]
+    MediaDownload(#[from] DownloadError),
+    #[error(transparent)]
+    MediaUpload(#[from] UploadError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<tokio::task::JoinError> for UserDataError {
+    fn from(err: tokio::task::JoinError) -> Self {
+        Self::Internal(anyhow::anyhow!("blocking task failed: {err}"))
+    }
+}
+
+impl From<std::io::Error> for UserDataError {
+    fn from(err: std::io::Error) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+impl From<sqlx::Error> for UserDataError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+impl From<rusqlite::Error> for UserDataError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+pub type UserDataResult<T> = Result<T, UserDataError>;
+
+/// A file received before the user's lock was taken, or the note that it was over its cap.
+pub enum Received {
+    File(tempfile::NamedTempFile),
+    TooLarge,
+}
+
+/// Every user's data: the data folder, the per-user locks and the settings the operations
+/// need. Cheap to clone.
+#[derive(Clone)]
+pub struct Users {
+    data: DataDir,
+    registry: Arc<Registry>,
+    settings: Arc<Settings>,
+}
+
+impl Users {
+    pub fn new(data: DataDir, settings: Arc<Settings>) -> Self {
+        Self {
+            data,
+            registry: Arc::new(Registry::default()),
+            settings,
+        }
+    }
+
+    /// The data of one Django user, by id.
+    pub fn user(&self, user_id: i64) -> UserData {
+        UserData {
+            user_id,
+            files: self.data.user(user_id),
+            registry: self.registry.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+}
+
+/// One user's data, and the operations on it.
+pub struct UserData {
+    user_id: i64,
+    files: UserFiles,
+    registry: Arc<Registry>,
+    settings: Arc<Settings>,
+}
+
+/// What an operation does with a normal sync it finds open.
+#[derive(Clone, Copy)]
+enum OpenSync {
+    /// Rolls it back first; the reason goes to its log line.
+    End(&'static str),
+    /// Leaves it open (media calls run beside a normal sync).
+    Keep,
+}
+
+impl UserData {
+    pub fn user_id(&self) -> i64 {
+        self.user_id
+    }
+
+    /// The user's folder, where bodies are spooled before the lock is taken.
+    pub fn folder(&self) -> &std::path::Path {
+        self.files.dir()
+    }
+
+    /// Creates the user's folder, for a body that is spooled there before the lock is taken.
+    pub async fn prepare_folder(&self) -> UserDataResult<()> {
+        let files = self.files.clone();
+        blocking(move || files.ensure_dir()).await
+    }
+
+    /// Takes the user's lock, deals with an open sync as `open_sync` says, runs `work` on a
+    /// blocking thread with the user's files, and releases the lock.
+    async fn exclusive<T, E, F>(&self, open_sync: OpenSync, work: F) -> UserDataResult<T>
+    where
+        T: Send + 'static,
+        E: Into<UserDataError> + Send + 'static,
+        F: FnOnce(&UserFiles) -> Result<T, E> + Send + 'static,
+    {
+        let mut slot = self.registry.lock(self.user_id).await;
+        if let OpenSync::End(reason) = open_sync {
+            end_session(&mut slot, reason).await?;
+        }
+        let files = self.files.clone();
+        let result = blocking(move || work(&files)).await;
+        drop(slot);
+        result
+    }
+}
+
+/// Runs `work` on tokio's blocking pool.
+async fn blocking<T, E, F>(work: F) -> UserDataResult<T>
+where
+    T: Send + 'static,
+    E: Into<UserDataError> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await?.map_err(Into::into)
+}
+
+/// Ends the user's open normal sync, if any, rolling it back off the async executor.
+async fn end_session(slot: &mut UserGuard, reason: &'static str) -> UserDataResult<()> {
+    if let Some(session) = slot.session.take() {
+        session.log_outcome(reason);
+        blocking(move || {
+            session.rollback();
+            Ok::<_, UserDataError>(())
+        })
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! Per-user serialization without a global lock.
+//!
+//! A map from Django user id to that user's slot. The map's own mutex is held only to find or
+//! insert a slot; the work of one user then runs under that user's async mutex, so different
+//! users proceed in parallel and one user's requests run one at a time.
+//!
+//! Each slot also has a bell that rings whenever the lock is released with no normal sync
+//! open, so work that must not run during a sync (an import) sleeps until a sync ends instead
+//! of polling.
+
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard};
+use tokio::time::Instant;
+
+use crate::normal_sync::NormalSyncSession;
+
+/// What one user's requests share while they hold the user's lock.
+#[derive(Default)]
+pub struct UserSlot {
+    /// The active normal sync, if any (kept here between HTTP requests).
+    pub session: Option<NormalSyncSession>,
+}
+
+#[derive(Default)]
+struct Entry {
+    slot: Arc<AsyncMutex<UserSlot>>,
+    /// Rung when the lock is released with no sync open.
+    between_syncs: Notify,
+}
+
+/// The user's lock, held. Releasing it with no sync open wakes whoever waits for that.
+pub struct UserGuard {
+    guard: Option<OwnedMutexGuard<UserSlot>>,
+    entry: Arc<Entry>,
+}
+
+impl Deref for UserGuard {
+    type Target = UserSlot;
+
+    fn deref(&self) -> &UserSlot {
+        self.guard.as_ref().expect("held until drop")
+    }
+}
+
+impl DerefMut for UserGuard {
+    fn deref_mut(&mut self) -> &mut UserSlot {
+        self.guard.as_mut().expect("held until drop")
+    }
+}
+
+impl Drop for UserGuard {
+    fn drop(&mut self) {
+        let between_syncs = self
+            .guard
+            .as_ref()
+            .is_some_and(|slot| slot.session.is_none());
+        // Unlock first, so that a woken waiter finds the lock free.
+        drop(self.guard.take());
+        if between_syncs {
+            self.entry.between_syncs.notify_waiters();
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Registry {
+    users: Mutex<HashMap<i64, Arc<Entry>>>,
+}
+
+impl Registry {
+    fn entry(&self, user_id: i64) -> Arc<Entry> {
+        let mut users = self
+            .users
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        users.entry(user_id).or_default().clone()
+    }
+
+    /// Waits for the user's lock. Collection and media work of that user happens under it.
+    pub async fn lock(&self, user_id: i64) -> UserGuard {
+        let entry = self.entry(user_id);
+        let guard = entry.slot.clone().lock_owned().await;
+        UserGuard {
+            guard: Some(guard),
+            entry,
+        }
+    }
+
+    /// The user's lock if nobody holds it now; for housekeeping that must never wait.
+    pub fn try_lock(&self, user_id: i64) -> Option<UserGuard> {
+        let entry = self.entry(user_id);
+        let guard = entry.slot.clone().try_lock_owned().ok()?;
+        Some(UserGuard {
+            guard: Some(guard),
+            entry,
+        })
+    }
+
+    /// The user's lock once no normal sync is open. Waiting for the lock itself has no limit,
+    /// as for every request; waiting for an open sync to end gives up at `deadline`, and then
+    /// the answer is `None`. The wait is woken by the end of the sync, not polled.
+    pub async fn lock_between_syncs(&self, user_id: i64, deadline: Instant) -> Option<UserGuard> {
+        let entry = self.entry(user_id);
+        let mut logged = false;
+        loop {
+            // Registered before the check, so a sync that ends in between still wakes us.
+            let ended = entry.between_syncs.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let slot = self.lock(user_id).await;
+            if slot.session.is_none() {
+                return Some(slot);
+            }
+            drop(slot);
+            if !logged {
+                tracing::info!(user_id, "import waits for the user's sync to end");
+                logged = true;
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            // Woken or timed out, the loop looks again before giving up.
+            let _ = tokio::time::timeout_at(deadline, ended).await;
+        }
+    }
+
+    /// The ids of users whose slot exists, for housekeeping such as idle-session expiry.
+    pub fn known_users(&self) -> Vec<i64> {
+        let users = self
+            .users
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        users.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn different_users_do_not_wait_for_each_other() {
+        let registry = Registry::default();
+        let _alice = registry.lock(1).await;
+        let bob = tokio::time::timeout(Duration::from_secs(1), registry.lock(2)).await;
+        assert!(bob.is_ok(), "user 2 must not wait for user 1");
+    }
+
+    #[tokio::test]
+    async fn one_user_is_serialized() {
+        let registry = Arc::new(Registry::default());
+        let first = registry.lock(7).await;
+        let second = tokio::time::timeout(Duration::from_millis(100), registry.lock(7)).await;
+        assert!(
+            second.is_err(),
+            "a second request of the same user must wait"
+        );
+        drop(first);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), registry.lock(7))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_sync_the_lock_between_syncs_is_the_lock() {
+        let registry = Registry::default();
+        let deadline = Instant::now();
+        assert!(registry.lock_between_syncs(3, deadline).await.is_some());
+    }
+
+    /// The waiter is woken by the release of the lock: the clock is paused and never advanced
+    /// past the deadline, so a polling wait would never see the sync end.
+    #[tokio::test(start_paused = true)]
+    async fn an_ending_sync_wakes_the_waiter() {
+        let registry = Arc::new(Registry::default());
+        let mut slot = registry.lock(5).await;
+        slot.session = Some(test_session());
+        drop(slot);
+        let waiter = {
+            let registry = registry.clone();
+            tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(3600);
+                registry.lock_between_syncs(5, deadline).await.is_some()
+            })
+        };
+        tokio::task::yield_now().await;
+        let mut slot = registry.lock(5).await;
+        if let Some(session) = slot.session.take() {
+            session.rollback();
+        }
+        drop(slot);
+        // The paused clock moves only when every task sleeps, so an unchanged clock shows
+        // that the waiter was woken, not that it looked again after a sleep.
+        let ended = Instant::now();
+        assert!(
+            waiter.await.unwrap(),
+            "the end of the sync must wake the import"
+        );
+        assert_eq!(Instant::now(), ended, "the waiter must not have slept");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sync_that_stays_open_makes_the_waiter_give_up_at_the_deadline() {
+        let registry = Registry::default();
+        let mut slot = registry.lock(6).await;
+        slot.session = Some(test_session());
+        drop(slot);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert!(registry.lock_between_syncs(6, deadline).await.is_none());
+    }
+
+    fn test_session() -> NormalSyncSession {
+        let now = std::time::Instant::now();
+        NormalSyncSession {
+            user_id: 0,
+            session_key: "k".into(),
+            conn: rusqlite::Connection::open_in_memory().unwrap(),
+            server_usn: 0,
+            client_usn: 0,
+            client_is_newer: false,
+            pending: None,
+            counters: Default::default(),
+            started: now,
+            last_activity: now,
+            client: Default::default(),
+        }
+    }
+}

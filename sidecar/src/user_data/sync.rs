@@ -1,0 +1,492 @@
+//! The collection's operations: `meta`, the normal sync from `start` to `finish` or `abort`,
+//! and the full upload and download (protocol §4, §5).
+
+use std::time::{Duration, Instant};
+
+use super::{
+    OpenSync, Received, UserData, UserDataError, UserDataResult, Users, blocking, end_session,
+};
+use crate::clock::now_millis;
+use crate::import::ledger::mark_delivered;
+use crate::import::{ImportLimits, reapply_pending};
+use crate::normal_sync::changes::{ChangesContext, apply_changes};
+use crate::normal_sync::chunks::{ApplyContext, PendingRows, apply_chunk, next_chunk};
+use crate::normal_sync::graves::{apply_graves, read_graves};
+use crate::normal_sync::sanity::sanity_check;
+use crate::normal_sync::wire::{
+    ApplyChangesRequest, ApplyChunkRequest, ApplyGravesRequest, Graves, SanityCheckRequest,
+    StartRequest,
+};
+use crate::normal_sync::{NormalSyncSession, OpResult, SyncOpError};
+use crate::storage::full_sync::{
+    UPLOAD_CORRUPT, UPLOAD_OK, UPLOAD_TOO_LARGE, UploadOutcome, install_upload,
+    snapshot_for_download,
+};
+use crate::storage::recovery::{
+    collection_status_or_recover, is_corruption, is_damage, replace_damaged_collection,
+};
+use crate::storage::scheduler::{SchedulerFeatures, read_features};
+use crate::storage::status::ensure_collection;
+use crate::sync_log::{ClientTag, Counts, Kind, SyncLine, collection_usn};
+
+/// What `meta` tells the client about the user's collection.
+pub struct CollectionState {
+    pub modified_ms: i64,
+    /// `col.scm`, or now when the collection is too large for a normal sync.
+    pub schema_ms: i64,
+    pub usn: i32,
+    pub empty: bool,
+    pub media_usn: i64,
+    /// The server's clock when the state was read, ms.
+    pub now_ms: i64,
+    /// What a legacy client is checked against.
+    pub features: SchedulerFeatures,
+}
+
+/// Whether a call leaves the session open for the next one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AfterCall {
+    KeepSession,
+    /// `finish` committed, or a failed sanity check must discard everything.
+    EndSession,
+}
+
+impl UserData {
+    /// The collection's state, from which the client decides what to do. As on the official
+    /// server, it ends any sync in progress: a client only sends it when starting a new
+    /// operation, and a half-finished sync must never linger.
+    pub async fn meta(&self) -> UserDataResult<CollectionState> {
+        let (status, media_usn, features) = self
+            .exclusive(OpenSync::End("meta"), |files| {
+                // A missing, empty or damaged collection or media.db is replaced here: the
+                // client stops at a failing meta, so nothing else would ever repair it.
+                let status = collection_status_or_recover(files)?;
+                let media_usn = crate::media::last_usn(files)?;
+                let features = read_features(files)?;
+                anyhow::Ok((status, media_usn, features))
+            })
+            .await?;
+        let now_ms = now_millis();
+        let schema_ms = if status.file_size > self.settings.max_uncompressed_bytes() {
+            // Too big for a normal sync's limits: force one-way syncs, as the official server
+            // does.
+            tracing::warn!(
+                user_id = self.user_id,
+                "collection is too large, forcing one-way sync"
+            );
+            now_ms
+        } else {
+            status.schema_ms
+        };
+        Ok(CollectionState {
+            modified_ms: status.modified_ms,
+            schema_ms,
+            usn: status.usn,
+            empty: status.empty,
+            media_usn,
+            now_ms,
+            features,
+        })
+    }
+
+    /// Opens a normal sync under `session_key` and returns the server's deletions. A new
+    /// start always replaces the previous sync of this user (protocol §1.9).
+    pub async fn start_sync(
+        &self,
+        session_key: String,
+        request: StartRequest,
+        client: ClientTag,
+    ) -> UserDataResult<Graves> {
+        let mut slot = self.registry.lock(self.user_id).await;
+        end_session(&mut slot, "replaced by a new start").await?;
+        let files = self.files.clone();
+        let user_id = self.user_id;
+        let opened = blocking(move || {
+            let opened = ensure_collection(&files)
+                .map_err(SyncOpError::from)
+                .and_then(|()| {
+                    NormalSyncSession::open(
+                        &files.collection(),
+                        user_id,
+                        session_key,
+                        request,
+                        client,
+                    )
+                });
+            Ok::<_, UserDataError>(opened)
+        })
+        .await?;
+        if let Err(SyncOpError::Internal(err)) = &opened
+            && is_damage(err)
+        {
+            // A damaged collection is replaced; the next meta shows the client a new one, and
+            // it full-syncs instead of failing here for ever.
+            let reason = format!("{err:#}");
+            let files = self.files.clone();
+            blocking(move || replace_damaged_collection(&files, &reason)).await?;
+        }
+        let (session, graves) = opened?;
+        crate::metrics::session_started();
+        slot.session = Some(session);
+        Ok(graves)
+    }
+
+    /// `NoSession` unless `session_key` names the user's open sync. Handlers call it before
+    /// reading the body, so a call without a sync costs nothing; every call checks again.
+    pub async fn ensure_session(&self, session_key: &str) -> UserDataResult<()> {
+        let slot = self.registry.lock(self.user_id).await;
+        let open = slot
+            .session
+            .as_ref()
+            .is_some_and(|session| session.session_key == session_key);
+        if open {
+            Ok(())
+        } else {
+            Err(UserDataError::NoSession)
+        }
+    }
+
+    /// `applyGraves`: the client's deletions.
+    pub async fn apply_graves(
+        &self,
+        session_key: &str,
+        request: ApplyGravesRequest,
+    ) -> UserDataResult<()> {
+        let ids = request.chunk.len();
+        let max_ids = self.settings.limits.max_grave_ids;
+        if ids > max_ids {
+            return Err(UserDataError::TooLarge(format!(
+                "{ids} ids in one applyGraves; the limit is {max_ids}"
+            )));
+        }
+        self.run_in_session(session_key, move |session| {
+            let graves = read_graves(&request.chunk)?;
+            apply_graves(&session.conn, &graves, session.server_usn)?;
+            session.counters.graves_received += graves.len();
+            Ok(((), AfterCall::KeepSession))
+        })
+        .await
+    }
+
+    /// `applyChanges`: notetypes, decks, deck configs, tags and config, both ways.
+    pub async fn apply_changes(
+        &self,
+        session_key: &str,
+        request: ApplyChangesRequest,
+    ) -> UserDataResult<crate::normal_sync::wire::UnchunkedChanges> {
+        self.run_in_session(session_key, move |session| {
+            let context = ChangesContext {
+                server_usn: session.server_usn,
+                client_usn: session.client_usn,
+                client_is_newer: session.client_is_newer,
+            };
+            let incoming = request.changes;
+            let received = incoming.models.len()
+                + incoming.decks.0.len()
+                + incoming.decks.1.len()
+                + incoming.tags.len();
+            let answer = apply_changes(&session.conn, &context, incoming)?;
+            session.counters.objects_received += received;
+            session.counters.objects_sent += answer.models.len()
+                + answer.decks.0.len()
+                + answer.decks.1.len()
+                + answer.tags.len();
+            Ok((answer, AfterCall::KeepSession))
+        })
+        .await
+    }
+
+    /// `chunk`: the next batch of the server's pending rows.
+    pub async fn chunk(
+        &self,
+        session_key: &str,
+    ) -> UserDataResult<crate::normal_sync::wire::Chunk> {
+        self.run_in_session(session_key, |session| {
+            if session.pending.is_none() {
+                session.pending = Some(PendingRows::gather(&session.conn, session.client_usn)?);
+            }
+            let pending = session.pending.as_mut().expect("gathered above");
+            let chunk = next_chunk(&session.conn, pending, &mut session.counters)?;
+            Ok((chunk, AfterCall::KeepSession))
+        })
+        .await
+    }
+
+    /// `applyChunk`: merges a batch of the client's rows.
+    pub async fn apply_chunk(
+        &self,
+        session_key: &str,
+        request: ApplyChunkRequest,
+    ) -> UserDataResult<()> {
+        let rows =
+            request.chunk.revlog.len() + request.chunk.cards.len() + request.chunk.notes.len();
+        let max_rows = self.settings.limits.max_chunk_rows;
+        if rows > max_rows {
+            return Err(UserDataError::TooLarge(format!(
+                "{rows} rows in one chunk; the limit is {max_rows}"
+            )));
+        }
+        self.run_in_session(session_key, move |session| {
+            let context = ApplyContext {
+                server_usn: session.server_usn,
+                client_usn: session.client_usn,
+            };
+            apply_chunk(
+                &session.conn,
+                &context,
+                &request.chunk,
+                &mut session.counters,
+            )?;
+            crate::fault::point("sync:chunk-applied");
+            Ok(((), AfterCall::KeepSession))
+        })
+        .await
+    }
+
+    /// `sanityCheck2`: compares counts; a mismatch discards the whole sync.
+    pub async fn sanity_check(
+        &self,
+        session_key: &str,
+        request: SanityCheckRequest,
+    ) -> UserDataResult<crate::normal_sync::wire::SanityCheckResponse> {
+        self.run_in_session(session_key, move |session| {
+            let answer = sanity_check(&session.conn, &request.client)?;
+            if answer.status == "ok" {
+                Ok((answer, AfterCall::KeepSession))
+            } else {
+                tracing::warn!(
+                    user_id = session.user_id,
+                    client = ?answer.c,
+                    server = ?answer.s,
+                    "sanity check failed; rolling back the sync"
+                );
+                session.log_outcome("sanity check failed");
+                Ok((answer, AfterCall::EndSession))
+            }
+        })
+        .await
+    }
+
+    /// `finish`: commits the sync; returns the new `mod`, ms.
+    pub async fn finish(&self, session_key: &str) -> UserDataResult<i64> {
+        let files = self.files.clone();
+        self.run_in_session(session_key, move |session| {
+            crate::fault::point("sync:before-commit");
+            let modified = crate::normal_sync::finish::finish(&session.conn, session.server_usn)?;
+            crate::fault::point("sync:committed");
+            session.log_outcome("committed");
+            // The client now holds everything imported before this sync started.
+            if let Err(err) = mark_delivered(&files) {
+                tracing::warn!(error = %format!("{err:#}"), "could not mark imports delivered");
+            }
+            Ok((modified, AfterCall::EndSession))
+        })
+        .await
+    }
+
+    /// `abort`: rolls back the open sync, if any, whatever its session key.
+    pub async fn abort(&self) -> UserDataResult<()> {
+        let mut slot = self.registry.lock(self.user_id).await;
+        end_session(&mut slot, "aborted by client").await
+    }
+
+    /// Runs one stateful sync call on the user's open session, on a blocking thread.
+    ///
+    /// A missing session, or one started under another session key, is `NoSession`
+    /// (protocol §1.9). Any error rolls the whole sync back, as the official server does.
+    async fn run_in_session<T, F>(&self, session_key: &str, operation: F) -> UserDataResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut NormalSyncSession) -> OpResult<(T, AfterCall)> + Send + 'static,
+    {
+        let user_id = self.user_id;
+        let mut slot = self.registry.lock(user_id).await;
+        let matches = slot
+            .session
+            .as_ref()
+            .is_some_and(|session| session.session_key == session_key);
+        if !matches {
+            return Err(UserDataError::NoSession);
+        }
+        let mut session = slot.session.take().expect("checked above");
+        let (session, result) = blocking(move || {
+            let result = operation(&mut session);
+            Ok::<_, UserDataError>((session, result))
+        })
+        .await?;
+        let rollback = |session: NormalSyncSession| {
+            blocking(move || {
+                session.rollback();
+                Ok::<_, UserDataError>(())
+            })
+        };
+        match result {
+            Ok((value, AfterCall::KeepSession)) => {
+                let mut session = session;
+                session.last_activity = Instant::now();
+                slot.session = Some(session);
+                Ok(value)
+            }
+            Ok((value, AfterCall::EndSession)) => {
+                // Either committed already (finish) or to be discarded (failed sanity check);
+                // a rollback after a commit is a harmless no-op.
+                rollback(session).await?;
+                Ok(value)
+            }
+            Err(err) => {
+                let reason = match &err {
+                    SyncOpError::Invalid(message) => message.clone(),
+                    SyncOpError::Internal(err) => format!("{err:#}"),
+                };
+                tracing::info!(user_id, reason = %reason, "sync call failed; rolling back");
+                session.log_outcome("failed");
+                rollback(session).await?;
+                if let SyncOpError::Internal(cause) = &err
+                    && is_corruption(cause)
+                {
+                    // Damage that meta's checks did not reach: replace the collection now, or
+                    // every later sync would fail here the same way.
+                    let files = self.files.clone();
+                    blocking(move || replace_damaged_collection(&files, &reason)).await?;
+                }
+                Err(err.into())
+            }
+        }
+    }
+
+    /// A full upload: installs the received collection in place of the user's, and merges
+    /// again the imports the uploading device may never have received (design §7). Returns
+    /// the sentence the client shows.
+    pub async fn full_upload(
+        &self,
+        received: Received,
+        client: &ClientTag,
+        started: Instant,
+    ) -> UserDataResult<&'static str> {
+        let line = |outcome: &str, before, after, bytes: u64| {
+            SyncLine {
+                kind: Kind::FullUpload,
+                user_id: self.user_id,
+                client,
+                outcome,
+                usn_before: before,
+                usn_after: after,
+                received: Counts::default().with("collection_bytes", bytes),
+                sent: Counts::default(),
+                started,
+            }
+            .emit()
+        };
+        let spooled = match received {
+            Received::File(file) => file,
+            Received::TooLarge => {
+                tracing::info!(
+                    user_id = self.user_id,
+                    "upload refused: over the size limit"
+                );
+                line("refused_too_large", None, None, 0);
+                return Ok(UPLOAD_TOO_LARGE);
+            }
+        };
+        crate::fault::point("upload:spooled");
+        let limits = ImportLimits {
+            max_collection_bytes: self.settings.max_uncompressed_bytes(),
+        };
+        let received = spooled.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+        let (outcome, usn_before, usn_after) = self
+            .exclusive(OpenSync::End("upload"), move |files| {
+                let usn_before = collection_usn(&files.collection());
+                let outcome = install_upload(files, spooled)?;
+                if outcome == UploadOutcome::Installed {
+                    // The uploading device may never have received some imports: merge them
+                    // again so the upload does not erase them (design §7).
+                    reapply_pending(files, limits)?;
+                }
+                let usn_after = collection_usn(&files.collection());
+                crate::fault::point("upload:installed");
+                anyhow::Ok((outcome, usn_before, usn_after))
+            })
+            .await?;
+        Ok(match outcome {
+            UploadOutcome::Installed => {
+                tracing::info!(user_id = self.user_id, "full upload installed");
+                line("installed", usn_before, usn_after, received);
+                UPLOAD_OK
+            }
+            UploadOutcome::Corrupt(reason) => {
+                tracing::info!(
+                    user_id = self.user_id,
+                    reason = %reason,
+                    "full upload refused as corrupt"
+                );
+                line("refused_corrupt", usn_before, usn_after, received);
+                UPLOAD_CORRUPT
+            }
+        })
+    }
+
+    /// A full download: a snapshot of the whole collection file, which from now on counts as
+    /// holding every import so far.
+    pub async fn full_download(
+        &self,
+        client: &ClientTag,
+        started: Instant,
+    ) -> UserDataResult<tempfile::NamedTempFile> {
+        let (snapshot, usn_before, usn_after) = self
+            .exclusive(OpenSync::End("download"), |files| {
+                ensure_collection(files)?;
+                let usn_before = collection_usn(&files.collection());
+                let snapshot = snapshot_for_download(files)?;
+                let usn_after = collection_usn(snapshot.path());
+                // The file sent holds every import so far.
+                mark_delivered(files)?;
+                anyhow::Ok((snapshot, usn_before, usn_after))
+            })
+            .await?;
+        tracing::info!(user_id = self.user_id, "full download");
+        // The uncompressed size of the collection file; the body on the wire is zstd.
+        let size = snapshot.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+        SyncLine {
+            kind: Kind::FullDownload,
+            user_id: self.user_id,
+            client,
+            outcome: "sent",
+            usn_before,
+            usn_after,
+            received: Counts::default(),
+            sent: Counts::default().with("collection_bytes", size),
+            started,
+        }
+        .emit();
+        Ok(snapshot)
+    }
+}
+
+impl Users {
+    /// Rolls back syncs whose client went silent for `timeout`, so a vanished device cannot
+    /// keep a user's changes in limbo (design §4).
+    pub fn spawn_idle_expiry(&self, timeout: Duration) {
+        let timeout = timeout.max(Duration::from_secs(1));
+        let period = (timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+        let registry = self.registry.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            loop {
+                ticker.tick().await;
+                for user_id in registry.known_users() {
+                    // A held lock means the user is busy right now, so not idle.
+                    let Some(mut slot) = registry.try_lock(user_id) else {
+                        continue;
+                    };
+                    let idle = slot
+                        .session
+                        .as_ref()
+                        .is_some_and(|session| session.last_activity.elapsed() > timeout);
+                    if idle && let Err(err) = end_session(&mut slot, "idle timeout").await {
+                        tracing::warn!(user_id, error = %err, "expiring an idle sync failed");
+                    }
+                }
+            }
+        });
+    }
+}
