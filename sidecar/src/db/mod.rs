@@ -8,6 +8,7 @@
 pub mod deleted_users;
 pub mod host_keys;
 pub mod login_failures;
+mod migrations;
 pub mod users;
 
 use std::str::FromStr;
@@ -19,9 +20,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{PgPool, SqlitePool};
 
 use crate::config::{UserTableSettings, redact_url};
-
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 #[derive(Clone, Debug)]
 pub enum Pool {
@@ -136,11 +134,18 @@ impl Database {
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
+        const CONTEXT: &str = "running the sidecar's database migrations";
         match &self.pool {
-            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
-            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+            Pool::Sqlite(pool) => migrations::sqlite().await.context(CONTEXT)?.run(pool).await,
+            Pool::Postgres(pool) => {
+                migrations::postgres()
+                    .await
+                    .context(CONTEXT)?
+                    .run(pool)
+                    .await
+            }
         }
-        .context("running the sidecar's database migrations")
+        .context(CONTEXT)
     }
 
     /// Cheap liveness probe for `/health`.
