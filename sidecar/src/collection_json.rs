@@ -3,7 +3,8 @@
 //! through this one type, so the rules (usn, unique names) live in one place.
 //!
 //! Objects are kept as the JSON the client sent, so keys we do not model survive untouched
-//! (protocol §8: "keep unknown keys that clients send, and send them back unchanged").
+//! (docs/sync-protocol.md#json-objects: "keep unknown keys that clients send, and send them back
+//! unchanged").
 
 use anyhow::{Context, anyhow};
 use rusqlite::Connection;

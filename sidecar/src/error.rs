@@ -4,10 +4,10 @@
 //! the import, the media store and the per-user service get their status in exactly one
 //! place, and errors of SQLite, the database and the file system become 500s.
 //!
-//! Policy: the client acts on status codes only (protocol §1.7), so the body is a short
-//! human-readable sentence for operators and curl users. Details of internal errors are logged
-//! with the request, never sent. 400 means "your data is wrong" and makes the Anki client ask
-//! for Check Database, so our own bugs must surface as 500 instead.
+//! Policy: the client acts on status codes only (docs/sync-protocol.md#errors), so the body is a
+//! short human-readable sentence for operators and curl users. Details of internal errors are
+//! logged with the request, never sent. 400 means "your data is wrong" and makes the Anki client
+//! ask for Check Database, so our own bugs must surface as 500 instead.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -81,6 +81,12 @@ impl ApiError {
 impl From<tokio::task::JoinError> for ApiError {
     fn from(err: tokio::task::JoinError) -> Self {
         Self::Internal(anyhow::anyhow!("blocking task failed: {err}"))
+    }
+}
+
+impl From<crate::auth::hash_pool::PoolGone> for ApiError {
+    fn from(_: crate::auth::hash_pool::PoolGone) -> Self {
+        Self::Internal(anyhow::anyhow!("the password hashing threads are gone"))
     }
 }
 

@@ -11,8 +11,6 @@ use std::time::Duration;
 use clap::Args;
 use tokio::sync::Semaphore;
 
-use crate::transport::BodyLimits;
-
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 
@@ -173,6 +171,34 @@ impl Limits {
             max_uncompressed: self.full_upload_max_uncompressed(),
             max_items: None,
             timeout: self.body_timeout(),
+            budget: None,
+        }
+    }
+}
+
+/// The caps of one endpoint family's request bodies, built by [`Limits`] and applied by
+/// `crate::transport`.
+#[derive(Clone, Debug)]
+pub struct BodyLimits {
+    pub max_compressed: u64,
+    pub max_uncompressed: u64,
+    /// Cap on JSON items (see `transport::body::JsonItems`); `None` for bodies that are not JSON.
+    pub max_items: Option<u64>,
+    /// In-memory bodies must arrive whole within this; spooled bodies may pause this long
+    /// between two pieces.
+    pub timeout: Duration,
+    /// Memory shared by every in-memory body, in permits of `BUDGET_UNIT` bytes.
+    pub budget: Option<Arc<Semaphore>>,
+}
+
+impl BodyLimits {
+    /// Caps on both sizes only: no item count, no shared budget, a 60 s timeout.
+    pub fn sizes(max_compressed: u64, max_uncompressed: u64) -> Self {
+        Self {
+            max_compressed,
+            max_uncompressed,
+            max_items: None,
+            timeout: Duration::from_secs(60),
             budget: None,
         }
     }

@@ -1,4 +1,4 @@
-//! Prometheus metrics, served on the internal listener only (design §8).
+//! Prometheus metrics, served on the internal listener only (docs/design.md#observability).
 //!
 //! One recorder per process: tests start many servers in one process, so it is installed once
 //! and shared.

@@ -1,5 +1,5 @@
-//! The derived note columns `sfld` and `csum` (protocol §7.2). Clients send them as `""`, so
-//! the server recomputes them from the fields and the notetype.
+//! The derived note columns `sfld` and `csum` (docs/sync-protocol.md#tables). Clients send them as
+//! `""`, so the server recomputes them from the fields and the notetype.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;

@@ -14,7 +14,8 @@ use futures_util::StreamExt;
 #[derive(Clone, Default)]
 pub struct RequestUser(pub Arc<OnceLock<i64>>);
 
-/// One line per request: user, method, status, bytes in and out, milliseconds (design §8).
+/// One line per request: user, method, status, bytes in and out, milliseconds
+/// (docs/design.md#observability).
 pub async fn log_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let path = request.uri().path().to_string();

@@ -190,7 +190,7 @@ async fn importing_again_skips_and_a_newer_note_updates() {
     assert_eq!(
         again["media"],
         json!({"added": 0, "renamed": 0, "unchanged": 0}),
-        "only media of added or updated notes is considered (protocol §10.3)"
+        "only media of added or updated notes is considered (docs/sync-protocol.md#imported-media)"
     );
     {
         let conn = app.collection(alice);
@@ -442,7 +442,8 @@ async fn a_latest_format_package_imports() {
         );
     }
     assert!(deck_named(&decks, "Dummy").is_none());
-    // Deck options are not imported (protocol §10.2), so no deck may point at the package's.
+    // Deck options are not imported (docs/sync-protocol.md#merge-rules), so no deck may point at
+    // the package's.
     let dconf = col_json(&conn, "dconf");
     for deck in decks.as_object().unwrap().values() {
         if deck["dyn"] == 0 {
@@ -944,7 +945,8 @@ async fn legacy2_packages_import() {
         ("media".into(), package.media_map().to_string().into_bytes()),
         ("0".into(), PIC_BYTES.to_vec()),
     ];
-    // As modern Anki writes it with "support older versions" ticked (protocol §10.4).
+    // As modern Anki writes it with "support older versions" ticked
+    // (docs/sync-protocol.md#package-versions).
     let mut with_meta: Vec<(String, Vec<u8>)> = vec![
         ("meta".into(), vec![0x08, 0x02]),
         ("collection.anki21".into(), member.clone()),

@@ -1,4 +1,5 @@
-"""Under SIDECAR_BASE_PATH the whole public side moves below the prefix (design §1)."""
+"""Under SIDECAR_BASE_PATH the whole public side moves below the prefix
+(docs/design.md#processes-and-listeners)."""
 
 from support import protocol
 from support.collection_data import assert_same_collection, fill_like_a_real_user

@@ -31,7 +31,7 @@ def test_fresh_empty_client_and_new_user_need_no_sync(backend, make_client):
     client.login(user.username, user.password)
 
     assert required_name(client.sync()) == required_name(NO_CHANGES)
-    # The new user's server collection is untouched: mod 0, empty (protocol doc §4.1).
+    # The new user's server collection is untouched: mod 0, empty (docs/sync-protocol.md#meta).
     reply = protocol.meta(backend.url, client.auth.hkey)
     assert reply.status == 200, reply
     answer = reply.json()

@@ -1,4 +1,5 @@
-"""Logins are checked against Django's auth_user, and keys die with the password (design §3)."""
+"""Logins are checked against Django's auth_user, and keys die with the password
+(docs/design.md#authentication)."""
 
 import pytest
 from anki.errors import SyncError, SyncErrorKind

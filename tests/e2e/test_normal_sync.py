@@ -31,7 +31,7 @@ def synced_collection(col) -> dict:
 
     A tag row's usn is also left out: the sender stamps a new tag with the usn its own `meta`
     reported, and the receiver registers it with the usn of *its* `meta`, one round later
-    (protocol §4.4, step 4), so the two devices hold the same tag with usns one apart.
+    (docs/sync-protocol.md#changes), so the two devices hold the same tag with usns one apart.
     """
     dump = dump_collection(col)
     dump.pop("graves")

@@ -111,11 +111,12 @@ def dump_collection(col: Collection) -> dict[str, Any]:
     """Everything a full sync must carry, in a form that compares with `==`.
 
     Nothing inside these sections is excluded or normalised, `usn` and `mod` included: the
-    client zeroes its pending usns before it uploads (protocol doc §5.1), so after a full
-    upload and a full download both devices hold identical rows and objects (observed).
+    client zeroes its pending usns before it uploads (docs/sync-protocol.md#full-upload), so after a
+    full upload and a full download both devices hold identical rows and objects (observed).
     Of the `col` row only `crt`, `scm` and `ver` are compared: a download bumps the server's
-    `usn` and `mod` before it serves the file, and the client then sets `ls = mod` (§5.2), so
-    those three columns legitimately differ between the uploader and the downloader.
+    `usn` and `mod` before it serves the file, and the client then sets `ls = mod`
+    (docs/sync-protocol.md#full-download), so those three columns legitimately differ between the
+    uploader and the downloader.
     """
     # pylib caches notetypes and nothing invalidates that cache when a sync changes them in
     # the backend; read them fresh.

@@ -1,8 +1,9 @@
 """Raw sync protocol v11 over HTTP/1.1, for tests that must send what no real client sends.
 
 A request is a POST with the `anki-sync` header and a zstd body; a successful answer carries
-`anki-original-size` and a zstd body (protocol doc §1.2-§1.4). Bodies can go out chunked, as
-the real client sends them, or with a Content-Length.
+`anki-original-size` and a zstd body (docs/sync-protocol.md#requests,
+docs/sync-protocol.md#the-anki-sync-header, docs/sync-protocol.md#responses). Bodies can go out
+chunked, as the real client sends them, or with a Content-Length.
 
 The request is written from a second thread while the answer is read: a server that refuses a
 large body answers before it has read all of it, and the answer must be read before the
@@ -48,7 +49,8 @@ class Reply:
 
     @property
     def body(self) -> bytes:
-        """The decoded body of a successful answer; error bodies are plain (§1.4)."""
+        """The decoded body of a successful answer; error bodies are plain
+        (docs/sync-protocol.md#responses)."""
         if self.status != 200:
             return self.raw
         size = self.original_size
@@ -134,7 +136,7 @@ def call(
 ) -> Reply:
     """A well-formed v11 request: JSON (or raw bytes) payload, zstd, `anki-sync` header."""
     if payload is None:
-        # What the real client sends to argument-less methods (§1.2).
+        # What the real client sends to argument-less methods (docs/sync-protocol.md#requests).
         payload = {"_pad": None}
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return post(

@@ -10,7 +10,8 @@ from django.contrib.auth.hashers import get_hashers, make_password
 
 from support.paths import DJANGO_APP, PYTHON
 
-# Hash prefixes the sidecar verifies (design §3); a hasher Django writes must be one of them.
+# Hash prefixes the sidecar verifies (docs/design.md#authentication); a hasher Django writes must be
+# one of them.
 SIDECAR_ALGORITHMS = {"pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt_sha256", "bcrypt", "scrypt"}
 
 

@@ -30,15 +30,19 @@ pub fn resolve(source: IpSource, headers: &HeaderMap, peer: Option<SocketAddr>) 
     }
 }
 
+/// The address of the TCP peer (the proxy, behind one), as the accept loop recorded it.
+pub fn peer(parts: &Parts) -> Option<SocketAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0)
+}
+
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0);
-        resolve(state.settings.ip_header, &parts.headers, peer)
+        resolve(state.settings.ip_header, &parts.headers, peer(parts))
             .map(ClientIp)
             .ok_or_else(|| {
                 // A proxy that forgets the header would otherwise make every client share

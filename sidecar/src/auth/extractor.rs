@@ -34,7 +34,7 @@ impl FromRequestParts<AppState> for AuthedUser {
 }
 
 /// Resolves a host key to its user. Every failure is a 403, which makes Anki drop the stored
-/// key and ask for the password again (protocol §2).
+/// key and ask for the password again (docs/sync-protocol.md#login-and-host-keys).
 pub async fn authenticate(state: &AppState, key: &str) -> Result<DjangoUser, ApiError> {
     if key.is_empty() {
         return Err(ApiError::Forbidden("missing host key".into()));
@@ -43,8 +43,7 @@ pub async fn authenticate(state: &AppState, key: &str) -> Result<DjangoUser, Api
     let stored = state
         .db
         .find_host_key(&key_hash)
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?
+        .await?
         .ok_or_else(|| ApiError::Forbidden("unknown host key".into()))?;
     if !stored.user.is_active {
         // Deactivation logs out every device for good: the keys are deleted now, so that a
@@ -56,22 +55,14 @@ pub async fn authenticate(state: &AppState, key: &str) -> Result<DjangoUser, Api
     let current = host_key::password_fingerprint(&stored.user.password);
     if !host_key::constant_time_eq(&current, &stored.password_fingerprint) {
         // The password changed since this device logged in: the key is dead for good.
-        state
-            .db
-            .delete_host_key(&key_hash)
-            .await
-            .map_err(|err| ApiError::Internal(err.into()))?;
+        state.db.delete_host_key(&key_hash).await?;
         return Err(ApiError::Forbidden(
             "password changed since login; log in again".into(),
         ));
     }
     let now = now_secs();
     if now - stored.last_used_at > TOUCH_INTERVAL_SECS {
-        state
-            .db
-            .touch_host_key(&key_hash, now)
-            .await
-            .map_err(|err| ApiError::Internal(err.into()))?;
+        state.db.touch_host_key(&key_hash, now).await?;
     }
     Ok(stored.user)
 }

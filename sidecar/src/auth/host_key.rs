@@ -4,7 +4,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// 256 random bits, hex-encoded: opaque ASCII, as the client expects (protocol §2).
+/// 256 random bits, hex-encoded: opaque ASCII, as the client expects
+/// (docs/sync-protocol.md#login-and-host-keys).
 pub fn mint() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);

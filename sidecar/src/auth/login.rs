@@ -29,9 +29,7 @@ pub async fn login(
     let shown = credentials::loggable_username(username);
     let ip = client_ip.to_string();
 
-    let counts = throttle_counts(state, &subjects, now, window)
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?;
+    let counts = throttle_counts(state, &subjects, now, window).await?;
     if let Some(exhausted) = throttle::exhausted(counts, max_failures) {
         tracing::warn!(
             username = %shown,
@@ -48,18 +46,14 @@ pub async fn login(
         ));
     }
 
-    let user = db
-        .find_user_by_username(username)
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?;
+    let user = db.find_user_by_username(username).await?;
 
     let password_owned = password.to_string();
     let checked = user.clone();
     // On the few low-priority hashing threads, so that a burst of logins queues there
     // instead of taking the cores from other users' syncs.
-    let verified = hash_pool::verify(move || check_password(checked.as_ref(), &password_owned))
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?;
+    let verified =
+        hash_pool::verify(move || check_password(checked.as_ref(), &password_owned)).await?;
 
     let Some(user) = user.filter(|_| verified) else {
         for (scope, subject) in [
@@ -67,9 +61,7 @@ pub async fn login(
             (ThrottleScope::ClientIp, subjects.ip.as_str()),
             (ThrottleScope::UsernameFromIp, subjects.user_ip.as_str()),
         ] {
-            db.record_login_failure(scope, subject, now, window)
-                .await
-                .map_err(|err| ApiError::Internal(err.into()))?;
+            db.record_login_failure(scope, subject, now, window).await?;
         }
         tracing::info!(username = %shown, ip = %ip, "login failed");
         crate::metrics::login_failure("bad_credentials");
@@ -79,11 +71,9 @@ pub async fn login(
     // Only this device's pair is cleared: the username-wide count keeps what an attacker
     // elsewhere spent, and this address is now exempt from it anyway.
     db.clear_login_failures(ThrottleScope::UsernameFromIp, &subjects.user_ip)
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?;
+        .await?;
     db.record_login_success(&subjects.user, &subjects.ip, now)
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?;
+        .await?;
     let key = host_key::mint();
     db.insert_host_key(
         &host_key::digest(&key),
@@ -92,8 +82,7 @@ pub async fn login(
         client_version,
         now,
     )
-    .await
-    .map_err(|err| ApiError::Internal(err.into()))?;
+    .await?;
     tracing::info!(user_id = user.id, ip = %ip, "login succeeded, host key issued");
     Ok(key)
 }

@@ -8,16 +8,12 @@ use std::time::Duration;
 
 use crate::auth::throttle::TRUSTED_FOR_SECS;
 use crate::clock::now_secs;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::AppState;
 
 /// Deletes every host key of a user found inactive.
 pub async fn revoke_inactive(state: &AppState, user_id: i64) -> ApiResult<()> {
-    let revoked = state
-        .db
-        .delete_host_keys_of_user(user_id)
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?;
+    let revoked = state.db.delete_host_keys_of_user(user_id).await?;
     tracing::info!(
         user_id,
         revoked,

@@ -1,5 +1,6 @@
-//! The protobuf messages stored in schema-18 blob columns (protocol §7.3), written by hand
-//! with prost's derive so no protoc is needed. Field numbers follow Anki's proto files.
+//! The protobuf messages stored in schema-18 blob columns (docs/sync-protocol.md#schema-18-blobs),
+//! written by hand with prost's derive so no protoc is needed. Field numbers follow Anki's proto
+//! files.
 
 #![allow(clippy::derive_partial_eq_without_eq)]
 

@@ -1,4 +1,5 @@
-//! The schema-11 layout and a new collection for a new user (protocol §7.4, §7.5).
+//! The schema-11 layout and a new collection for a new user (docs/sync-protocol.md#schema-11,
+//! docs/sync-protocol.md#a-new-collection).
 //!
 //! A new collection is built as schema 11: the JSON columns of `col` carry the default config,
 //! deck 1, deck config 1 and the stock notetypes. Clients upgrade it when they download it.
@@ -292,7 +293,7 @@ pub fn stock_notetypes(first_id: i64) -> Vec<(i64, Value)> {
         .collect()
 }
 
-/// Deck 1, "Default", with every key the client's parser requires (protocol §8.2).
+/// Deck 1, "Default", with every key the client's parser requires (docs/sync-protocol.md#decks).
 pub fn default_deck() -> Value {
     json!({
         "id": 1, "mod": 0, "name": "Default", "usn": 0,
@@ -303,7 +304,8 @@ pub fn default_deck() -> Value {
     })
 }
 
-/// Deck config 1, "Default", with the defaults of a new collection (protocol §7.3, §8.3).
+/// Deck config 1, "Default", with the defaults of a new collection
+/// (docs/sync-protocol.md#schema-18-blobs, docs/sync-protocol.md#deck-configs).
 pub fn default_deck_config() -> Value {
     json!({
         "id": 1, "mod": 0, "name": "Default", "usn": 0, "maxTaken": 60, "autoplay": true,
@@ -324,9 +326,9 @@ pub fn default_deck_config() -> Value {
     })
 }
 
-/// The default config (protocol §7.5), with `curModel` pointing at Basic. `schedVer` 2 and
-/// `sched2021` matter: without them clients fall back to the v1 scheduler and refuse to study.
-/// `creationOffset` is null because the server does not know the user's time zone.
+/// The default config (docs/sync-protocol.md#a-new-collection), with `curModel` pointing at Basic.
+/// `schedVer` 2 and `sched2021` matter: without them clients fall back to the v1 scheduler and
+/// refuse to study. `creationOffset` is null because the server does not know the user's time zone.
 pub fn default_config(basic_id: i64) -> Value {
     json!({
         "activeDecks": [1], "curDeck": 1, "newSpread": 0, "collapseTime": 1200, "timeLim": 0,

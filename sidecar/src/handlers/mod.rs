@@ -2,13 +2,12 @@
 //! They translate between wire types and storage; they hold no SQL.
 
 pub mod health;
+mod in_session;
 pub mod internal;
 pub mod msync;
 pub mod sync;
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::Deserialize;
 
@@ -17,10 +16,14 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::sync_log::ClientTag;
 use crate::transport::SyncHeader;
+use crate::transport::body::{SpoolError, read_to_file};
 use crate::transport::header::HEADER_NAME;
+use crate::user_data::Received;
+
+pub use in_session::InSession;
 
 /// The body of argument-less calls: `{"_pad":null}` from current clients, `{}` from older
-/// ones. Any other key is refused, as on the official server (protocol §1.2).
+/// ones. Any other key is refused, as on the official server (docs/sync-protocol.md#requests).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmptyInput {
@@ -34,14 +37,52 @@ impl FromRequestParts<AppState> for ClientTag {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0);
-        let ip = client_ip::resolve(state.settings.ip_header, &parts.headers, peer);
+        let ip = client_ip::resolve(
+            state.settings.ip_header,
+            &parts.headers,
+            client_ip::peer(parts),
+        );
         let version = SyncHeader::parse(parts.headers.get(HEADER_NAME).map(|v| v.as_bytes()))
             .map(|header| header.client_version)
             .unwrap_or_default();
         Ok(ClientTag::new(ip, &version))
+    }
+}
+
+/// Receives a large body (a full upload, a media zip) into a temp file in `dir`; a body over
+/// its cap is not an error here, since each call answers it in its own way.
+pub async fn receive_file(
+    body: axum::body::Body,
+    limits: crate::limits::BodyLimits,
+    dir: &std::path::Path,
+) -> Result<Received, ApiError> {
+    match read_to_file(body, limits, dir).await {
+        Ok(file) => Ok(Received::File(file)),
+        Err(SpoolError::TooLarge) => Ok(Received::TooLarge),
+        Err(SpoolError::Api(err)) => Err(err),
+    }
+}
+
+/// A full or media sync call, which ends in one sync-log line: the user's service, who is
+/// syncing, and when the call began.
+pub struct LoggedCall {
+    pub user: crate::user_data::UserData,
+    pub client: ClientTag,
+    pub started: std::time::Instant,
+}
+
+impl FromRequestParts<AppState> for LoggedCall {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let started = std::time::Instant::now();
+        let crate::auth::AuthedUser { user, .. } =
+            crate::auth::AuthedUser::from_request_parts(parts, state).await?;
+        let client = ClientTag::from_request_parts(parts, state).await?;
+        Ok(Self {
+            user: state.users.user(user.id),
+            client,
+            started,
+        })
     }
 }

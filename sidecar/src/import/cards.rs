@@ -1,5 +1,5 @@
-//! Cards of imported notes (protocol §10.2 step 8), without scheduling: each arrives as a new
-//! card at the end of the user's new queue. Existing cards are never changed.
+//! Cards of imported notes (docs/sync-protocol.md#imported-cards), without scheduling: each arrives
+//! as a new card at the end of the user's new queue. Existing cards are never changed.
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,5 +1,5 @@
-//! Matching the package's decks to the user's by name (protocol §10.2 step 7), as an import
-//! without scheduling does it: the default deck is not imported, filtered decks arrive as
+//! Matching the package's decks to the user's by name (docs/sync-protocol.md#imported-decks), as an
+//! import without scheduling does it: the default deck is not imported, filtered decks arrive as
 //! normal decks, and imported decks use the default options.
 
 use std::collections::{BTreeSet, HashMap};

@@ -1,5 +1,6 @@
-//! Choosing ids for imported objects (protocol §10.2, §10.5.6): keep the package's id when it
-//! is valid and free, otherwise step by 999 as Anki does; never an id in the future.
+//! Choosing ids for imported objects (docs/sync-protocol.md#merge-rules,
+//! docs/sync-protocol.md#imported-ids): keep the package's id when it is valid and free, otherwise
+//! step by 999 as Anki does; never an id in the future.
 
 const DAY_MS: i64 = 86_400_000;
 

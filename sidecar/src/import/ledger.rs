@@ -1,6 +1,6 @@
 //! The user's import ledger, `imports.db` beside the collection: which imports were applied,
 //! their answers (for `Idempotency-Key` replays), and the packages of those no client has
-//! received yet, kept so a full upload cannot erase them (design §7).
+//! received yet, kept so a full upload cannot erase them (docs/design.md#server-side-import).
 //!
 //! It lives in the user's folder rather than the shared database because it belongs to the
 //! collection: it is backed up, moved and deleted together with it.

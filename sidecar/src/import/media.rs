@@ -1,5 +1,5 @@
-//! The package's media files (protocol §10.3, §10.5.5): which to copy, under which name, and
-//! registering them in `media.db` as an upload would, so every client's next media sync
+//! The package's media files (docs/sync-protocol.md#imported-media): which to copy, under which
+//! name, and registering them in `media.db` as an upload would, so every client's next media sync
 //! fetches them.
 
 use std::collections::{HashMap, HashSet};

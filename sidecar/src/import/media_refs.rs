@@ -1,5 +1,5 @@
 //! Media references inside note fields: finding the file names a note uses, and rewriting
-//! them when an imported file has to be renamed (protocol §10.3).
+//! them when an imported file has to be renamed (docs/sync-protocol.md#imported-media).
 //!
 //! References are `[sound:name]` and the `src`/`data` attribute of `img`, `audio`, `video`,
 //! `source` and `object` tags. Names inside HTML attributes may be entity-encoded.

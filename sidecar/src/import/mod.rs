@@ -1,5 +1,6 @@
-//! Server-side import of `.apkg` packages into a user's collection (design §7, protocol
-//! §10.2 and §10.5), so that the user's next sync delivers them.
+//! Server-side import of `.apkg` packages into a user's collection
+//! (docs/design.md#server-side-import, docs/sync-protocol.md#merge-rules,
+//! docs/sync-protocol.md#making-imports-visible), so that the user's next sync delivers them.
 //!
 //! The merge follows Anki's importer without scheduling: notetypes by id and schema, decks by
 //! name, notes by GUID. Every written object gets the server's current usn and `col.mod` is

@@ -1,5 +1,5 @@
-//! Notes matched by GUID (protocol §10.2 step 5): planned first, so the media step knows
-//! which files the written notes use, then written with media references rewritten.
+//! Notes matched by GUID (docs/sync-protocol.md#imported-notes): planned first, so the media step
+//! knows which files the written notes use, then written with media references rewritten.
 
 use std::collections::{HashMap, HashSet};
 
@@ -35,7 +35,7 @@ pub struct PlannedNote {
     pub target_notetype: i64,
 }
 
-/// Scheduling markers that an import without scheduling drops (protocol §10.2 step 2).
+/// Scheduling markers that an import without scheduling drops (docs/sync-protocol.md#merge-rules).
 const DROPPED_TAGS: [&str; 2] = ["marked", "leech"];
 
 /// Decides what happens to each package note. Writes nothing.

@@ -1,4 +1,5 @@
-//! Matching the package's notetypes to the user's (protocol §10.2 step 4, without merging).
+//! Matching the package's notetypes to the user's (docs/sync-protocol.md#imported-notetypes,
+//! without merging).
 //!
 //! An existing notetype is only ever updated when its schema (fields and templates) is
 //! unchanged, so an import never forces a full sync; a changed notetype arrives as a new one.

@@ -1,6 +1,6 @@
-//! Reading an `.apkg` container (protocol §10.1): which version it is, its collection as a
-//! schema-11 file, and its media map. Everything a hostile package could get wrong is refused
-//! here, before anything of the user's is touched.
+//! Reading an `.apkg` container (docs/sync-protocol.md#package-versions): which version it is, its
+//! collection as a schema-11 file, and its media map. Everything a hostile package could get wrong
+//! is refused here, before anything of the user's is touched.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -100,7 +100,7 @@ impl Package {
         scratch_dir: &Path,
         max_collection_bytes: u64,
     ) -> Result<Self, ImportError> {
-        let file = File::open(path).map_err(|err| ImportError::Internal(err.into()))?;
+        let file = File::open(path)?;
         let mut archive = zip::ZipArchive::new(file)
             .map_err(|err| bad(format!("the package is not a valid zip file: {err}")))?;
         let format = detect_format(&mut archive)?;
@@ -218,8 +218,7 @@ fn extract_collection(
     };
     let mut target = tempfile::Builder::new()
         .prefix(".import-col-")
-        .tempfile_in(scratch_dir)
-        .map_err(|err| ImportError::Internal(err.into()))?;
+        .tempfile_in(scratch_dir)?;
     let copied = if format == PackageFormat::Latest {
         let decoder = zstd::stream::read::Decoder::new(member)
             .map_err(|err| bad(format!("{name} is not valid zstd: {err}")))?;

@@ -1,6 +1,6 @@
 //! `media.db`: one row per file name ever seen, and a meta row with the media USN and totals
-//! (protocol §6.9). The database is the authority: a file in `media/` that it does not list
-//! as live does not exist for clients.
+//! (docs/sync-protocol.md#the-media-database). The database is the authority: a file in `media/`
+//! that it does not list as live does not exist for clients.
 
 use std::path::Path;
 
@@ -178,15 +178,7 @@ impl MediaDb {
     }
 
     pub fn live_entry(&self, name: &str) -> anyhow::Result<Option<MediaEntry>> {
-        let row: Option<(Vec<u8>, i64)> = self
-            .conn
-            .query_row(
-                "SELECT csum, size FROM media WHERE fname = ?1 AND size > 0",
-                [name],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        Ok(row.and_then(|(csum, size)| to_sha1(csum).map(|sha1| MediaEntry { sha1, size })))
+        live_entry(&self.conn, name)
     }
 
     /// Starts a write transaction; every change of one request goes through it.
@@ -196,6 +188,18 @@ impl MediaDb {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         Ok(MediaTransaction { tx })
     }
+}
+
+/// The file's entry, unless it is missing or marked deleted.
+fn live_entry(conn: &rusqlite::Connection, name: &str) -> anyhow::Result<Option<MediaEntry>> {
+    let row: Option<(Vec<u8>, i64)> = conn
+        .query_row(
+            "SELECT csum, size FROM media WHERE fname = ?1 AND size > 0",
+            [name],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    Ok(row.and_then(|(csum, size)| to_sha1(csum).map(|sha1| MediaEntry { sha1, size })))
 }
 
 pub struct MediaTransaction<'a> {
@@ -212,15 +216,7 @@ impl MediaTransaction<'_> {
     }
 
     pub fn live_entry(&self, name: &str) -> anyhow::Result<Option<MediaEntry>> {
-        let row: Option<(Vec<u8>, i64)> = self
-            .tx
-            .query_row(
-                "SELECT csum, size FROM media WHERE fname = ?1 AND size > 0",
-                [name],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        Ok(row.and_then(|(csum, size)| to_sha1(csum).map(|sha1| MediaEntry { sha1, size })))
+        live_entry(&self.tx, name)
     }
 
     /// Records a new or changed live file under the next media USN.

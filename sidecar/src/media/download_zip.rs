@@ -1,5 +1,5 @@
-//! Building the `downloadFiles` zip (protocol §6.5): a prefix of the requested names, in
-//! order, cut after the file that takes the total past 2.5 MiB.
+//! Building the `downloadFiles` zip (docs/sync-protocol.md#media-download): a prefix of the
+//! requested names, in order, cut after the file that takes the total past 2.5 MiB.
 
 use std::io::{Read, Write};
 

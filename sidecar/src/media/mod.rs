@@ -1,4 +1,5 @@
-//! The user's media store: flat `media/` plus `media.db` (design §6, protocol §6).
+//! The user's media store: flat `media/` plus `media.db` (docs/design.md#media,
+//! docs/sync-protocol.md#media-sync).
 
 pub mod db;
 pub mod download_zip;

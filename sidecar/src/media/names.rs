@@ -1,6 +1,6 @@
-//! Media file names (protocol §6.8). The server accepts only names that Anki clients would
-//! leave unchanged when normalizing, so both sides always agree on a file's name and no name
-//! can reach outside the media folder.
+//! Media file names (docs/sync-protocol.md#media-file-names). The server accepts only names that
+//! Anki clients would leave unchanged when normalizing, so both sides always agree on a file's name
+//! and no name can reach outside the media folder.
 
 use std::borrow::Cow;
 

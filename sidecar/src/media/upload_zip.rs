@@ -1,6 +1,6 @@
-//! Reading a client's `uploadChanges` zip (protocol §6.4) with caps on entry count, entry
-//! size and total size, so a hostile archive gets a 400 instead of filling disk or memory.
-//! Everything is validated and staged before anything is applied.
+//! Reading a client's `uploadChanges` zip (docs/sync-protocol.md#media-upload) with caps on entry
+//! count, entry size and total size, so a hostile archive gets a 400 instead of filling disk or
+//! memory. Everything is validated and staged before anything is applied.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};

@@ -1,4 +1,5 @@
-//! `applyChanges`: notetypes, decks, deck configs, tags, config and `crt` (protocol §4.4).
+//! `applyChanges`: notetypes, decks, deck configs, tags, config and `crt`
+//! (docs/sync-protocol.md#changes).
 //!
 //! The server's answer is computed before the client's changes are merged, and the merge
 //! keeps the copy with the newer `mod`. Everything stored gets the server's usn.

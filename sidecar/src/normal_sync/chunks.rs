@@ -1,6 +1,6 @@
 //! Row exchange: `chunk` sends the server's pending revlog, cards and notes; `applyChunk`
-//! merges the client's (protocol §4.5). The rows are read and written by `collection::rows`,
-//! and turned into JSON and back by `rows`.
+//! merges the client's (docs/sync-protocol.md#chunks). The rows are read and written by
+//! `collection::rows`, and turned into JSON and back by `rows`.
 
 use std::collections::VecDeque;
 

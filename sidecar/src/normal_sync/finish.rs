@@ -1,4 +1,4 @@
-//! `finish`: commit the sync (protocol §4.7).
+//! `finish`: commit the sync (docs/sync-protocol.md#finish).
 
 use rusqlite::Connection;
 

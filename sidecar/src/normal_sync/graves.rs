@@ -1,6 +1,6 @@
 //! Deletions: the server's graves sent at `start`, the client's applied by `applyGraves`
-//! (protocol §4.2, §4.3). Deletions always win and do not cascade. The `graves` table itself
-//! is read and written by `collection::graves`.
+//! (docs/sync-protocol.md#start, docs/sync-protocol.md#graves). Deletions always win and do not
+//! cascade. The `graves` table itself is read and written by `collection::graves`.
 
 use rusqlite::Connection;
 

@@ -1,5 +1,6 @@
 //! Normal (incremental) sync: the state kept between `start` and `finish`, and the merge
-//! rules of protocol §3–§4, applied to the server's schema-11 collection.
+//! rules of docs/sync-protocol.md#usn-rules, docs/sync-protocol.md#normal-sync, applied to the
+//! server's schema-11 collection.
 
 pub mod changes;
 pub mod chunks;

@@ -205,8 +205,8 @@ const NOTE_COLUMNS: [&str; 11] = [
 
 impl NoteRow {
     /// The note as `chunk` sends it: `sfld` and `csum` go out as empty strings, `flags` as 0
-    /// and `data` as "" (protocol §4.5): the client recomputes the derived columns and would
-    /// reject integers there.
+    /// and `data` as "" (docs/sync-protocol.md#chunks): the client recomputes the derived columns
+    /// and would reject integers there.
     pub fn to_wire(&self) -> Vec<Value> {
         vec![
             Value::from(self.id),

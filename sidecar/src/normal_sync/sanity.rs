@@ -1,4 +1,4 @@
-//! `sanityCheck2`: both sides count their rows and objects (protocol §4.6).
+//! `sanityCheck2`: both sides count their rows and objects (docs/sync-protocol.md#sanity-check).
 
 use rusqlite::Connection;
 use serde_json::{Value, json};

@@ -12,6 +12,7 @@ use super::chunks::PendingRows;
 use super::graves::{apply_graves, ensure_graves_indexes, pending_graves, read_graves};
 use super::wire::{Graves, StartRequest};
 use super::{OpResult, SyncCounters};
+use crate::collection::col_row::col;
 use crate::collection::sqlite::open_collection;
 
 pub struct NormalSyncSession {
@@ -47,8 +48,7 @@ impl NormalSyncSession {
         let conn = open_collection(collection).map_err(anyhow::Error::from)?;
         ensure_graves_indexes(&conn);
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        let server_usn: i32 =
-            conn.query_row("SELECT usn FROM col WHERE id = 1", [], |row| row.get(0))?;
+        let server_usn = col(&conn).usn()?;
         // The server's pending graves are read before legacy client graves are applied.
         let graves = pending_graves(&conn, request.min_usn)?;
         let mut counters = SyncCounters {

@@ -1,5 +1,6 @@
-//! JSON shapes of the normal-sync calls (protocol §4, §8). Storage rows are translated to and
-//! from these in the operation modules; handlers only move them.
+//! JSON shapes of the normal-sync calls (docs/sync-protocol.md#normal-sync,
+//! docs/sync-protocol.md#json-objects). Storage rows are translated to and from these in the
+//! operation modules; handlers only move them.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -113,8 +114,8 @@ pub struct ApplyChangesRequest {
     pub changes: UnchunkedChanges,
 }
 
-/// Rows as JSON arrays in the exact column order of protocol §4.5. Values stay generic
-/// because clients may send floats where integers are stored.
+/// Rows as JSON arrays in the exact column order of docs/sync-protocol.md#chunks. Values stay
+/// generic because clients may send floats where integers are stored.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Chunk {
     #[serde(default)]

@@ -1,5 +1,5 @@
 //! Full sync on disk: installing an uploaded collection, and snapshotting one for download
-//! (protocol §5, design §4).
+//! (docs/sync-protocol.md#full-sync, docs/design.md#schema-11-on-the-server).
 
 use anyhow::Context;
 
@@ -7,7 +7,8 @@ use super::{UserFiles, atomic_replace, fold_wal_and_remove_journals, remove_stal
 use crate::clock::now_millis;
 use crate::collection::{convert, intake, sqlite};
 
-/// The official server's sentences; the client shows them verbatim (protocol §5.1).
+/// The official server's sentences; the client shows them verbatim
+/// (docs/sync-protocol.md#full-upload).
 pub const UPLOAD_OK: &str = "OK";
 pub const UPLOAD_CORRUPT: &str =
     "Your upload was corrupt. Please use Check Database, or restore from backup.";
@@ -63,9 +64,9 @@ fn validate_and_convert(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Bumps `usn` and `mod` as the official server does before a download (protocol §5.2), and
-/// returns a private copy of the file to stream, so the user's lock need not be held while
-/// a slow client reads it.
+/// Bumps `usn` and `mod` as the official server does before a download
+/// (docs/sync-protocol.md#full-download), and returns a private copy of the file to stream, so the
+/// user's lock need not be held while a slow client reads it.
 pub fn snapshot_for_download(files: &UserFiles) -> anyhow::Result<tempfile::NamedTempFile> {
     let path = files.collection();
     let snapshot = tempfile::Builder::new()

@@ -1,4 +1,5 @@
-//! Per-user files under `SIDECAR_DATA_DIR/users/<django user id>/` (design §2).
+//! Per-user files under `SIDECAR_DATA_DIR/users/<django user id>/`
+//! (docs/design.md#who-owns-which-data).
 //!
 //! Folders are keyed by the numeric Django id, never the username: a username is not a safe
 //! path, and renaming a user must not lose their data.
@@ -92,7 +93,8 @@ pub fn atomic_replace(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 /// Removes journal files that belonged to a database that is being replaced. A stale `-wal`
-/// next to a new main file would be replayed into it and corrupt it (protocol §12.14).
+/// next to a new main file would be replayed into it and corrupt it
+/// (docs/sync-protocol.md#full-upload).
 pub fn remove_stale_journals(db_path: &Path) -> io::Result<()> {
     for suffix in ["-wal", "-shm", "-journal"] {
         let mut name = db_path.as_os_str().to_owned();

@@ -2,13 +2,13 @@
 //! A legacy request's `data` part (gzip or raw) goes through the same readers and caps; the
 //! request's [`Wire`] says which decoder applies.
 //!
-//! Clients stream bodies chunked, without `Content-Length` (protocol §1.2), so axum's default
-//! 2 MB limit is disabled on the sync routes and the caps are enforced here, while reading.
+//! Clients stream bodies chunked, without `Content-Length` (docs/sync-protocol.md#requests), so
+//! axum's default 2 MB limit is disabled on the sync routes and the caps are enforced here, while
+//! reading.
 
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use futures_util::StreamExt;
@@ -35,32 +35,7 @@ const MAX_WINDOW_LOG: u32 = 23;
 /// What one JSON item may cost once parsed (a `serde_json::Value`, a map slot, growth).
 const BYTES_PER_ITEM: u64 = 64;
 
-/// The caps of one endpoint family; built by `crate::limits::Limits`.
-#[derive(Clone, Debug)]
-pub struct BodyLimits {
-    pub max_compressed: u64,
-    pub max_uncompressed: u64,
-    /// Cap on JSON items (see [`JsonItems`]); `None` for bodies that are not JSON.
-    pub max_items: Option<u64>,
-    /// In-memory bodies must arrive whole within this; spooled bodies may pause this long
-    /// between two pieces.
-    pub timeout: Duration,
-    /// Memory shared by every in-memory body, in permits of `BUDGET_UNIT` bytes.
-    pub budget: Option<Arc<Semaphore>>,
-}
-
-impl BodyLimits {
-    /// Caps on both sizes only: no item count, no shared budget, a 60 s timeout.
-    pub fn sizes(max_compressed: u64, max_uncompressed: u64) -> Self {
-        Self {
-            max_compressed,
-            max_uncompressed,
-            max_items: None,
-            timeout: Duration::from_secs(60),
-            budget: None,
-        }
-    }
-}
+pub use crate::limits::BodyLimits;
 
 fn compressed_too_large(limits: &BodyLimits) -> ApiError {
     ApiError::PayloadTooLarge(format!(
@@ -409,9 +384,7 @@ pub async fn read_to_file(
         spool::Error::TooLarge { .. } => SpoolError::TooLarge,
         spool::Error::TimedOut => SpoolError::Api(body_timeout()),
         spool::Error::Body(err) => SpoolError::Api(body_read_error(err)),
-        spool::Error::Read(err) | spool::Error::Write(err) => {
-            SpoolError::Api(ApiError::Internal(err.into()))
-        }
+        spool::Error::Read(err) | spool::Error::Write(err) => SpoolError::Api(err.into()),
     })?;
 
     let dir = dir.to_path_buf();
@@ -427,7 +400,7 @@ fn decompress_file(
     limits: BodyLimits,
     dir: &Path,
 ) -> Result<tempfile::NamedTempFile, SpoolError> {
-    let internal = |err: std::io::Error| SpoolError::Api(ApiError::Internal(err.into()));
+    let internal = |err: std::io::Error| SpoolError::Api(err.into());
     let mut plain = tempfile::Builder::new()
         .prefix(".upload-")
         .tempfile_in(dir)
@@ -438,7 +411,7 @@ fn decompress_file(
         spool::Error::TooLarge { .. } => SpoolError::TooLarge,
         spool::Error::Read(err) => SpoolError::Api(not_decodable(wire, err)),
         spool::Error::Write(err) => internal(err),
-        other => SpoolError::Api(ApiError::Internal(other.into())),
+        other => SpoolError::Api(ApiError::internal(other)),
     })?;
     plain.as_file().sync_all().map_err(internal)?;
     Ok(plain)
@@ -447,6 +420,7 @@ fn decompress_file(
 #[cfg(test)]
 mod tests {
     use std::io::Write;
+    use std::time::Duration;
 
     use super::*;
 

@@ -1,4 +1,4 @@
-//! The `anki-sync` request header (protocol §1.3).
+//! The `anki-sync` request header (docs/sync-protocol.md#the-anki-sync-header).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

@@ -3,11 +3,10 @@
 
 use axum::body::Body;
 use axum::http::HeaderMap;
-use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use crate::error::{ApiError, ApiResult};
+use crate::spool;
 
 const MAX_KEY_LEN: usize = 200;
 
@@ -40,28 +39,23 @@ pub async fn spool_package(
     max_bytes: u64,
     dir: &std::path::Path,
 ) -> ApiResult<(tempfile::NamedTempFile, String)> {
-    let spooled = tempfile::Builder::new()
-        .prefix(".import-")
-        .suffix(".apkg")
-        .tempfile_in(dir)?;
-    let mut writer = tokio::fs::File::from_std(spooled.reopen()?);
     let mut hasher = Sha256::new();
-    let mut written: u64 = 0;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|err| ApiError::bad_request(format!("could not read the body: {err}")))?;
-        written += chunk.len() as u64;
-        if written > max_bytes {
-            return Err(ApiError::PayloadTooLarge(format!(
+    let (spooled, written) =
+        spool::body_to_temp_file(body, dir, (".import-", ".apkg"), max_bytes, None, |piece| {
+            hasher.update(piece)
+        })
+        .await
+        .map_err(|err| match err {
+            spool::Error::TooLarge { .. } => ApiError::PayloadTooLarge(format!(
                 "package larger than {} MiB",
                 max_bytes / (1024 * 1024)
-            )));
-        }
-        hasher.update(&chunk);
-        writer.write_all(&chunk).await?;
-    }
-    writer.flush().await?;
+            )),
+            spool::Error::Body(err) => {
+                ApiError::bad_request(format!("could not read the body: {err}"))
+            }
+            spool::Error::Read(err) | spool::Error::Write(err) => ApiError::from(err),
+            spool::Error::TimedOut => ApiError::bad_request("the body stalled"),
+        })?;
     if written == 0 {
         return Err(ApiError::bad_request(
             "the body is empty; send the .apkg file",

@@ -1,4 +1,5 @@
-//! Successful v11 responses: a zstd body plus `anki-original-size` (protocol §1.4).
+//! Successful v11 responses: a zstd body plus `anki-original-size`
+//! (docs/sync-protocol.md#responses).
 //!
 //! The client refuses a 200 without that header, and the header must hold the *uncompressed*
 //! length, so it is always known before the first byte is sent.
@@ -13,7 +14,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::legacy::{Wire, current_wire};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 
 pub const ORIGINAL_SIZE_HEADER: &str = "anki-original-size";
 
@@ -56,24 +57,19 @@ impl SyncResponse {
             compress_small(&data)
         } else {
             tokio::task::spawn_blocking(move || zstd::encode_all(&data[..], ZSTD_LEVEL)).await?
-        }
-        .map_err(|err| ApiError::Internal(err.into()))?;
+        }?;
         Ok(Self::with_body(original_size, Body::from(compressed)))
     }
 
     pub async fn json<T: Serialize>(value: &T) -> ApiResult<Self> {
-        let data = serde_json::to_vec(value).map_err(|err| ApiError::Internal(err.into()))?;
+        let data = serde_json::to_vec(value)?;
         Self::bytes(data).await
     }
 
     /// Streams a file, compressing it on the fly on a blocking thread, so that a large
     /// collection is never held whole in memory. The file is deleted once sent.
     pub fn file(file: tempfile::NamedTempFile) -> ApiResult<Self> {
-        let size = file
-            .as_file()
-            .metadata()
-            .map_err(|err| ApiError::Internal(err.into()))?
-            .len();
+        let size = file.as_file().metadata()?.len();
         let plain = current_wire() != Wire::V11;
         let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
         tokio::task::spawn_blocking(move || {

@@ -1,5 +1,6 @@
-//! Server-side import of an `.apkg` (design §7): waits for the user's sync to end, answers a
-//! retry with the same `Idempotency-Key` from the ledger, and counts every outcome.
+//! Server-side import of an `.apkg` (docs/design.md#server-side-import): waits for the user's sync
+//! to end, answers a retry with the same `Idempotency-Key` from the ledger, and counts every
+//! outcome.
 
 use tokio::time::Instant;
 

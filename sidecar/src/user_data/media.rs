@@ -1,5 +1,5 @@
-//! The media store's operations (protocol §6). They run beside a normal sync: a client syncs
-//! its media after the collection, and they leave an open sync alone.
+//! The media store's operations (docs/sync-protocol.md#media-sync). They run beside a normal sync:
+//! a client syncs its media after the collection, and they leave an open sync alone.
 
 use std::time::Instant;
 

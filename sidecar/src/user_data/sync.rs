@@ -1,5 +1,6 @@
 //! The collection's operations: `meta`, the normal sync from `start` to `finish` or `abort`,
-//! and the full upload and download (protocol §4, §5).
+//! and the full upload and download (docs/sync-protocol.md#normal-sync,
+//! docs/sync-protocol.md#full-sync).
 
 use std::time::{Duration, Instant};
 
@@ -90,7 +91,7 @@ impl UserData {
     }
 
     /// Opens a normal sync under `session_key` and returns the server's deletions. A new
-    /// start always replaces the previous sync of this user (protocol §1.9).
+    /// start always replaces the previous sync of this user (docs/sync-protocol.md#sessions).
     pub async fn start_sync(
         &self,
         session_key: String,
@@ -293,7 +294,8 @@ impl UserData {
     /// Runs one stateful sync call on the user's open session, on a blocking thread.
     ///
     /// A missing session, or one started under another session key, is `NoSession`
-    /// (protocol §1.9). Any error rolls the whole sync back, as the official server does.
+    /// (docs/sync-protocol.md#sessions). Any error rolls the whole sync back, as the official
+    /// server does.
     async fn run_in_session<T, F>(&self, session_key: &str, operation: F) -> UserDataResult<T>
     where
         T: Send + 'static,
@@ -355,8 +357,8 @@ impl UserData {
     }
 
     /// A full upload: installs the received collection in place of the user's, and merges
-    /// again the imports the uploading device may never have received (design §7). Returns
-    /// the sentence the client shows.
+    /// again the imports the uploading device may never have received
+    /// (docs/design.md#server-side-import). Returns the sentence the client shows.
     pub async fn full_upload(
         &self,
         received: Received,
@@ -399,7 +401,7 @@ impl UserData {
                 let outcome = install_upload(files, spooled)?;
                 if outcome == UploadOutcome::Installed {
                     // The uploading device may never have received some imports: merge them
-                    // again so the upload does not erase them (design §7).
+                    // again so the upload does not erase them (docs/design.md#server-side-import).
                     reapply_pending(files, limits)?;
                 }
                 let usn_after = collection_usn(&files.collection());
@@ -464,7 +466,7 @@ impl UserData {
 
 impl Users {
     /// Rolls back syncs whose client went silent for `timeout`, so a vanished device cannot
-    /// keep a user's changes in limbo (design §4).
+    /// keep a user's changes in limbo (docs/design.md#schema-11-on-the-server).
     pub fn spawn_idle_expiry(&self, timeout: Duration) {
         let timeout = timeout.max(Duration::from_secs(1));
         let period = (timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));

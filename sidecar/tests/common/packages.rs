@@ -1,5 +1,6 @@
-//! `.apkg` packages built inside the tests, in the shapes real tools write (protocol §10.1):
-//! LEGACY_1 as genanki makes it, and LATEST as Anki ≥ 2.1.50 exports it.
+//! `.apkg` packages built inside the tests, in the shapes real tools write
+//! (docs/sync-protocol.md#package-versions): LEGACY_1 as genanki makes it, and LATEST as Anki ≥
+//! 2.1.50 exports it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use sha1::{Digest, Sha1};
 use zip::write::SimpleFileOptions;
 
 /// genanki's ids come from a counter started at the generation time; these are the ones of
-/// the observed import in protocol §10.2.
+/// the observed import in docs/sync-protocol.md#merge-rules.
 pub const GEN_NOTETYPE_ID: i64 = 1_700_000_000_001;
 pub const GEN_DECK_ID: i64 = 2_000_000_000_001;
 pub const GEN_DECK_NAME: &str = "GenDeck::Sub";
@@ -81,7 +82,8 @@ pub struct GenPackage {
 pub const PIC_BYTES: &[u8] = b"\x89PNG\r\n\x1a\nthe package's picture";
 
 impl GenPackage {
-    /// Two notes, the first showing `pic.png`, as in the observed import of protocol §10.2.
+    /// Two notes, the first showing `pic.png`, as in the observed import of
+    /// docs/sync-protocol.md#merge-rules.
     pub fn standard() -> Self {
         Self {
             notetype_id: GEN_NOTETYPE_ID,
@@ -119,7 +121,8 @@ impl GenPackage {
             .collect();
         let first = &self.field_names[0];
         let back = self.field_names.get(1).unwrap_or(first);
-        // genanki serialises the id as a string, which Anki accepts (protocol §8.1).
+        // genanki serialises the id as a string, which Anki accepts
+        // (docs/sync-protocol.md#notetypes).
         json!({
             "id": self.notetype_id.to_string(), "name": self.notetype_name, "type": 0,
             "mod": self.notetype_mtime, "usn": -1, "sortf": 0, "did": self.deck_id,
@@ -313,8 +316,8 @@ pub fn dummy_legacy_collection() -> Vec<u8> {
     dummy.collection()
 }
 
-/// A LATEST package (protocol §10.4): every member stored, collection, media map and media
-/// files zstd-compressed.
+/// A LATEST package (docs/sync-protocol.md#package-versions): every member stored, collection,
+/// media map and media files zstd-compressed.
 pub fn latest_package(collection18: &[u8], media: &[(&str, &[u8])]) -> Vec<u8> {
     let entries = MediaEntries {
         entries: media

@@ -9,7 +9,7 @@ use super::{ConvertError, corrupt};
 use crate::collection_json::JsonObject;
 
 // ---------------------------------------------------------------------------------------------
-// Config and tags (protocol §8.4)
+// Config and tags (docs/sync-protocol.md#config-and-tags)
 
 pub(super) fn config_from_table(conn: &Connection) -> Result<JsonObject, ConvertError> {
     let mut config = JsonObject::new();

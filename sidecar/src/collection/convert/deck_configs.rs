@@ -52,7 +52,7 @@ const RESERVED_DECK_CONFIG_LAPSE_KEYS: &[&str] =
     &["leechFails", "mult", "leechAction", "delays", "minInt"];
 
 // ---------------------------------------------------------------------------------------------
-// Deck configs (protocol §8.3)
+// Deck configs (docs/sync-protocol.md#deck-configs)
 
 #[derive(Clone, Copy)]
 pub(super) enum InitialEase {

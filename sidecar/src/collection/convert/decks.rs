@@ -38,7 +38,7 @@ const RESERVED_DECK_KEYS: &[&str] = &[
 ];
 
 // ---------------------------------------------------------------------------------------------
-// Decks (protocol §8.2)
+// Decks (docs/sync-protocol.md#decks)
 
 pub(super) fn decks_from_tables(conn: &Connection) -> Result<JsonObject, ConvertError> {
     let mut decks = JsonObject::new();

@@ -1,5 +1,6 @@
 //! Converting an uploaded collection (schema 11 or 14–18) to schema 11 in place
-//! (design §4, protocol §7.3, §7.4, §8).
+//! (docs/design.md#schema-11-on-the-server, docs/sync-protocol.md#schema-18-blobs,
+//! docs/sync-protocol.md#schema-11, docs/sync-protocol.md#json-objects).
 //!
 //! The JSON produced here is what Anki's own downgrade to schema 11 produces: the same keys,
 //! the same quirks (inverted `new.order`, negated `autoplay`/`replayq`, ease ×1000, retention

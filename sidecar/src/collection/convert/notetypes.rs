@@ -52,7 +52,7 @@ const RESERVED_TEMPLATE_KEYS: &[&str] = &[
 ];
 
 // ---------------------------------------------------------------------------------------------
-// Notetypes (protocol §8.1)
+// Notetypes (docs/sync-protocol.md#notetypes)
 
 pub(super) fn notetypes_from_tables(conn: &Connection) -> Result<JsonObject, ConvertError> {
     let mut fields = children_by_notetype(

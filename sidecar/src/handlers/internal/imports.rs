@@ -1,5 +1,6 @@
 //! `POST /internal/v1/users/{id}/imports`: merge an `.apkg` into the user's collection
-//! (design §7), and `GET /internal/v1/users/by-username/{name}` for the command-line client.
+//! (docs/design.md#server-side-import), and `GET /internal/v1/users/by-username/{name}` for the
+//! command-line client.
 
 use axum::Json;
 use axum::body::Body;

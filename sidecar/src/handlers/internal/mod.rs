@@ -1,5 +1,5 @@
 //! The internal API, for Django only: its own listener, and a bearer token on every call
-//! (design §1). nginx never routes here.
+//! (docs/design.md#processes-and-listeners). nginx never routes here.
 
 pub mod deleted_users;
 pub mod host_keys;

@@ -4,10 +4,9 @@ use axum::body::Body;
 use axum::extract::State;
 use serde::Deserialize;
 
-use crate::auth::AuthedUser;
 use crate::error::ApiResult;
+use crate::handlers::LoggedCall;
 use crate::state::AppState;
-use crate::sync_log::ClientTag;
 use crate::transport::{SyncResponse, read_json};
 
 #[derive(Deserialize)]
@@ -17,16 +16,13 @@ struct DownloadFilesRequest {
 
 pub async fn download_files(
     State(state): State<AppState>,
-    AuthedUser { user, .. }: AuthedUser,
-    client: ClientTag,
+    call: LoggedCall,
     body: Body,
 ) -> ApiResult<SyncResponse> {
-    let started = std::time::Instant::now();
     let request: DownloadFilesRequest = read_json(body, state.settings.limits.json_body()).await?;
-    let zip = state
-        .users
-        .user(user.id)
-        .media_download(request.files, &client, started)
+    let zip = call
+        .user
+        .media_download(request.files, &call.client, call.started)
         .await?;
     SyncResponse::file(zip)
 }

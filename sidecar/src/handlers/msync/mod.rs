@@ -1,4 +1,4 @@
-//! `/msync/*`: media sync (protocol §6). Every JSON answer is wrapped as
+//! `/msync/*`: media sync (docs/sync-protocol.md#media-sync). Every JSON answer is wrapped as
 //! `{"data": …, "err": ""}`; `downloadFiles` answers a bare zip.
 
 pub mod begin;

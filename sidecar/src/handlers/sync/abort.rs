@@ -1,5 +1,5 @@
 //! `POST /sync/abort`: roll back the active sync. Idempotent, and the session key is not
-//! checked, as on the official server (protocol §4.8).
+//! checked, as on the official server (docs/sync-protocol.md#abort).
 
 use axum::body::Body;
 use axum::extract::State;

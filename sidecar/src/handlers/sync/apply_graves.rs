@@ -1,23 +1,13 @@
 //! `POST /sync/applyGraves`: the client's deletions, in chunks of up to 250 ids.
 
-use axum::body::Body;
-use axum::extract::State;
-
-use crate::auth::AuthedUser;
 use crate::error::ApiResult;
+use crate::handlers::InSession;
 use crate::normal_sync::wire::ApplyGravesRequest;
-use crate::state::AppState;
-use crate::transport::{SyncResponse, read_json};
+use crate::transport::SyncResponse;
 
-pub async fn apply_graves(
-    State(state): State<AppState>,
-    AuthedUser { user, header }: AuthedUser,
-    body: Body,
-) -> ApiResult<SyncResponse> {
-    let user = state.users.user(user.id);
-    // Cheap first: without the matching sync, the body is never read.
-    user.ensure_session(&header.session_key).await?;
-    let request: ApplyGravesRequest = read_json(body, state.settings.limits.json_body()).await?;
-    user.apply_graves(&header.session_key, request).await?;
+pub async fn apply_graves(call: InSession<ApplyGravesRequest>) -> ApiResult<SyncResponse> {
+    call.user
+        .apply_graves(&call.session_key, call.input)
+        .await?;
     SyncResponse::json(&serde_json::Value::Null).await
 }

@@ -1,4 +1,6 @@
-//! `/sync/*`: login, collection state, full and normal sync (protocol §2, §4, §5).
+//! `/sync/*`: login, collection state, full and normal sync
+//! (docs/sync-protocol.md#login-and-host-keys, docs/sync-protocol.md#normal-sync,
+//! docs/sync-protocol.md#full-sync).
 
 pub mod abort;
 pub mod apply_changes;
