@@ -84,12 +84,6 @@ impl From<tokio::task::JoinError> for ApiError {
     }
 }
 
-impl From<crate::auth::hash_pool::PoolGone> for ApiError {
-    fn from(_: crate::auth::hash_pool::PoolGone) -> Self {
-        Self::Internal(anyhow::anyhow!("the password hashing threads are gone"))
-    }
-}
-
 impl From<std::io::Error> for ApiError {
     fn from(err: std::io::Error) -> Self {
         Self::Internal(err.into())

@@ -11,7 +11,6 @@ pub mod auth;
 pub mod cli_import;
 pub mod clock;
 pub mod collection;
-pub mod collection_json;
 pub mod config;
 pub mod connections;
 pub mod db;

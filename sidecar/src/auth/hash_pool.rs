@@ -35,6 +35,12 @@ pub struct HashPool {
 #[error("the password hashing threads are unavailable")]
 pub struct PoolGone;
 
+impl From<PoolGone> for crate::error::ApiError {
+    fn from(err: PoolGone) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
 impl HashPool {
     /// Starts `threads` (at least one) hashing threads, each at `nice_increment` above the
     /// default nice value (ignored where the system refuses it).

@@ -5,6 +5,7 @@ pub mod col_row;
 pub mod convert;
 pub mod graves;
 pub mod intake;
+pub mod json;
 pub mod proto;
 pub mod rows;
 pub mod schema11;

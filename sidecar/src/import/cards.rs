@@ -10,8 +10,8 @@ use super::notes::{NoteAction, PlannedNote};
 use super::notetypes::NotetypeOutcome;
 use super::source::SourceCard;
 use super::{ImportError, ids};
+use crate::collection::json::{ColObjects, as_i64_lenient};
 use crate::collection::rows::{CardRow, Table, all_ids};
-use crate::collection_json::{ColObjects, as_i64_lenient};
 
 const QUEUE_SUSPENDED: i64 = -1;
 const CARD_TYPE_NEW: i64 = 0;

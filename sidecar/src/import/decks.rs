@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Value, json};
 use unicase::UniCase;
 
+use crate::collection::json::{ColObjects, JsonObject, as_i64_lenient, object_id};
 use crate::collection::schema11::default_deck;
-use crate::collection_json::{ColObjects, JsonObject, as_i64_lenient, object_id};
 
 pub const DEFAULT_DECK_ID: i64 = 1;
 

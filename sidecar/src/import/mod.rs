@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::now_millis;
 use crate::collection::col_row::col;
+use crate::collection::json::ColObjects;
 use crate::collection::sqlite;
-use crate::collection_json::ColObjects;
 use crate::storage::UserFiles;
 use crate::storage::status::ensure_collection;
 use package::{Package, PackageFormat};

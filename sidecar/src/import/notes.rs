@@ -11,8 +11,8 @@ use unicode_normalization::UnicodeNormalization;
 use super::notetypes::NotetypeOutcome;
 use super::source::SourceNote;
 use super::{ImportError, ids, media_refs};
+use crate::collection::json::ColObjects;
 use crate::collection::rows::{NoteRow, Table, all_ids};
-use crate::collection_json::ColObjects;
 use crate::note_text::{FIELD_SEPARATOR, derived_columns, remove_invalid_chars};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,7 +216,7 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collection_json::JsonObject;
+    use crate::collection::json::JsonObject;
 
     #[test]
     fn tags_take_the_users_spelling_and_drop_scheduling_markers() {

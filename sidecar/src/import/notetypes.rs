@@ -9,8 +9,8 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Value, json};
 
 use super::ImportError;
+use crate::collection::json::{ColObjects, JsonObject, as_i64_lenient, object_id, object_mtime};
 use crate::collection::schema11::{LATEX_POST, LATEX_PRE};
-use crate::collection_json::{ColObjects, JsonObject, as_i64_lenient, object_id, object_mtime};
 
 /// What the notes of one imported notetype need to know.
 #[derive(Debug, Clone, Copy)]

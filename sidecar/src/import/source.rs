@@ -6,8 +6,8 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 use super::ImportError;
+use crate::collection::json::ColObjects;
 use crate::collection::sqlite::register_unicase;
-use crate::collection_json::ColObjects;
 
 #[derive(Debug, Clone)]
 pub struct SourceNote {

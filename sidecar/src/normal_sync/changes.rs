@@ -11,7 +11,7 @@ use super::objects::{check_deck, check_deck_config, check_notetype};
 use super::wire::UnchunkedChanges;
 use super::{OpResult, SyncOpError};
 use crate::collection::col_row::col;
-use crate::collection_json::{
+use crate::collection::json::{
     ColObjects, JsonObject, Touched, object_id, object_mtime, object_usn,
 };
 

@@ -9,8 +9,8 @@ use rusqlite::Connection;
 use super::rows::{CardRow, NoteRow, RevlogRow};
 use super::wire::Chunk;
 use super::{OpResult, SyncCounters, SyncOpError};
+use crate::collection::json::{ColObjects, as_i64_lenient};
 use crate::collection::rows::{Synced, Table, ids_since, mod_and_usn};
-use crate::collection_json::{ColObjects, as_i64_lenient};
 use crate::note_text::{FIELD_SEPARATOR, derived_columns, remove_invalid_chars};
 
 /// Rows per chunk, counted over all three tables together.

@@ -9,8 +9,8 @@ use super::rows::grave_id;
 use super::wire::{Graves, IncomingGraves};
 pub use crate::collection::graves::{GRAVES_INDEXES, drop_graves_indexes, ensure_graves_indexes};
 use crate::collection::graves::{GraveKind, graves_since, record_grave};
+use crate::collection::json::ColObjects;
 use crate::collection::rows::{CardRow, NoteRow};
-use crate::collection_json::ColObjects;
 
 /// The server's graves with `usn >= min_usn`: deletions the client has not seen.
 pub fn pending_graves(conn: &Connection, min_usn: i32) -> OpResult<Graves> {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::rows::shorten;
 use super::{OpResult, SyncOpError};
-use crate::collection_json::JsonObject;
+use crate::collection::json::JsonObject;
 
 const I64: (i64, i64) = (i64::MIN, i64::MAX);
 const I32: (i64, i64) = (i32::MIN as i64, i32::MAX as i64);

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::OpResult;
 use super::wire::SanityCheckResponse;
-use crate::collection_json::{ColObjects, JsonObject, object_usn};
+use crate::collection::json::{ColObjects, JsonObject, object_usn};
 
 /// The server's counts in the client's layout, or None when a row still has `usn = -1`
 /// (which would mean an object was stored unsynced).

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::collection_json::JsonObject;
+use crate::collection::json::JsonObject;
 
 /// Deletions, as the server stores and sends them.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::values::bytes_column;
 use super::{ConvertError, corrupt};
-use crate::collection_json::JsonObject;
+use crate::collection::json::JsonObject;
 
 // ---------------------------------------------------------------------------------------------
 // Config and tags (docs/sync-protocol.md#config-and-tags)

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::values::{bytes_column, decode, into_object, legacy_keys, merge_legacy_keys};
 use super::{ConvertError, corrupt};
-use crate::collection_json::JsonObject;
+use crate::collection::json::JsonObject;
 
 // Keys of modelled fields. Anki removes them from `other` before merging it back, so a stale
 // copy in `other` never overrides the real value (rslib `RESERVED_*_KEYS`).

@@ -28,7 +28,7 @@ use self::deck_configs::{InitialEase, deck_configs_from_json_rows, deck_configs_
 use self::decks::decks_from_tables;
 use self::notetypes::notetypes_from_tables;
 use super::schema11::{SCHEMA11_INDEXES, schema11_index_ddl};
-use crate::collection_json::{ColObjects, JsonObject};
+use crate::collection::json::{ColObjects, JsonObject};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {

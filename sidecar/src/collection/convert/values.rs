@@ -7,7 +7,7 @@ use rusqlite::types::ValueRef;
 use serde_json::Value;
 
 use super::{ConvertError, corrupt};
-use crate::collection_json::JsonObject;
+use crate::collection::json::JsonObject;
 
 /// A BLOB column's bytes. TEXT is accepted too: some tools bind JSON as text.
 pub(super) fn bytes_column(

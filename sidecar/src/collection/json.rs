@@ -10,7 +10,7 @@ use anyhow::{Context, anyhow};
 use rusqlite::Connection;
 use serde_json::{Map, Value};
 
-use crate::collection::col_row::{ObjectColumn, ObjectColumns, col};
+use super::col_row::{ObjectColumn, ObjectColumns, col};
 
 pub type JsonObject = Map<String, Value>;
 
