@@ -5,8 +5,7 @@
 use anyhow::Context;
 use serde_json::Value;
 
-use super::UserFiles;
-use crate::collection::sqlite;
+use crate::collection::col_row::col;
 
 /// The first sync version that understands the v2 (and later) scheduler.
 pub const SYNC_VERSION_V2_SCHEDULER: i64 = 9;
@@ -41,10 +40,9 @@ impl SchedulerFeatures {
     }
 }
 
-pub fn read_features(files: &UserFiles) -> anyhow::Result<SchedulerFeatures> {
-    let collection =
-        sqlite::Collection::open(&files.collection()).context("opening the collection")?;
-    let conf = collection.col().conf_text().context("reading col.conf")?;
+/// The features of the collection open on `conn`, from `col.conf`.
+pub fn features_of(conn: &rusqlite::Connection) -> anyhow::Result<SchedulerFeatures> {
+    let conf = col(conn).conf_text().context("reading col.conf")?;
     // An unreadable conf is treated as the oldest scheduler: it never blocks a client.
     let conf: Value = serde_json::from_str(&conf).unwrap_or(Value::Null);
     Ok(SchedulerFeatures::from_conf(&conf))

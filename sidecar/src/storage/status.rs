@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 
+use super::scheduler::{SchedulerFeatures, features_of};
 use super::{UserFiles, rollover_crt};
 use crate::clock::now_millis;
 use crate::collection::col_row::{MetaTimes, col};
@@ -17,6 +18,9 @@ pub struct CollectionStatus {
     /// No rows in `cards`: decides the direction the client offers for a full sync.
     pub empty: bool,
     pub file_size: u64,
+    /// What legacy clients are checked against (`scheduler.rs`), read on the same
+    /// connection, so that `meta` opens the collection once.
+    pub features: SchedulerFeatures,
 }
 
 /// Creates the user's folder and a new schema-11 collection if there is none yet.
@@ -68,5 +72,6 @@ pub fn read_status_from(
         usn,
         empty: !any_card,
         file_size,
+        features: features_of(conn)?,
     })
 }

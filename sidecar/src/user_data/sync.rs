@@ -26,7 +26,7 @@ use crate::storage::full_sync::{
 use crate::storage::recovery::{
     collection_status_or_recover, is_corruption, is_damage, replace_damaged_collection,
 };
-use crate::storage::scheduler::{SchedulerFeatures, read_features};
+use crate::storage::scheduler::SchedulerFeatures;
 use crate::storage::status::ensure_collection;
 use crate::sync_log::{ClientTag, Counts, Kind, SyncLine, collection_usn};
 
@@ -57,14 +57,13 @@ impl UserData {
     /// server, it ends any sync in progress: a client only sends it when starting a new
     /// operation, and a half-finished sync must never linger.
     pub async fn meta(&self) -> UserDataResult<CollectionState> {
-        let (status, media_usn, features) = self
+        let (status, media_usn) = self
             .exclusive(OpenSync::End("meta"), |files| {
                 // A missing, empty or damaged collection or media.db is replaced here: the
                 // client stops at a failing meta, so nothing else would ever repair it.
                 let status = collection_status_or_recover(files)?;
                 let media_usn = crate::media::last_usn(files)?;
-                let features = read_features(files)?;
-                anyhow::Ok((status, media_usn, features))
+                anyhow::Ok((status, media_usn))
             })
             .await?;
         let now_ms = now_millis();
@@ -86,7 +85,7 @@ impl UserData {
             empty: status.empty,
             media_usn,
             now_ms,
-            features,
+            features: status.features,
         })
     }
 
