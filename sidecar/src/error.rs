@@ -84,29 +84,20 @@ impl From<tokio::task::JoinError> for ApiError {
     }
 }
 
-impl From<std::io::Error> for ApiError {
-    fn from(err: std::io::Error) -> Self {
-        Self::Internal(err.into())
-    }
+/// `From` impls that file errors of the layers below (the file system, SQLite, the database,
+/// JSON) under the `Internal(anyhow::Error)` variant of an error type.
+macro_rules! internal_from {
+    ($target:ty: $($source:ty),+ $(,)?) => {$(
+        impl From<$source> for $target {
+            fn from(err: $source) -> Self {
+                Self::Internal(err.into())
+            }
+        }
+    )+};
 }
+pub(crate) use internal_from;
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(err: rusqlite::Error) -> Self {
-        Self::Internal(err.into())
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> Self {
-        Self::Internal(err.into())
-    }
-}
-
-impl From<serde_json::Error> for ApiError {
-    fn from(err: serde_json::Error) -> Self {
-        Self::Internal(err.into())
-    }
-}
+internal_from!(ApiError: std::io::Error, rusqlite::Error, sqlx::Error, serde_json::Error);
 
 /// The client's sync data is wrong (400, and Anki offers Check Database), or ours broke (500).
 impl From<SyncOpError> for ApiError {

@@ -30,17 +30,7 @@ impl SyncOpError {
     }
 }
 
-impl From<rusqlite::Error> for SyncOpError {
-    fn from(err: rusqlite::Error) -> Self {
-        Self::Internal(err.into())
-    }
-}
-
-impl From<serde_json::Error> for SyncOpError {
-    fn from(err: serde_json::Error) -> Self {
-        Self::Internal(err.into())
-    }
-}
+crate::error::internal_from!(SyncOpError: rusqlite::Error, serde_json::Error);
 
 pub type OpResult<T> = Result<T, SyncOpError>;
 

@@ -59,23 +59,7 @@ impl From<tokio::task::JoinError> for UserDataError {
     }
 }
 
-impl From<std::io::Error> for UserDataError {
-    fn from(err: std::io::Error) -> Self {
-        Self::Internal(err.into())
-    }
-}
-
-impl From<sqlx::Error> for UserDataError {
-    fn from(err: sqlx::Error) -> Self {
-        Self::Internal(err.into())
-    }
-}
-
-impl From<rusqlite::Error> for UserDataError {
-    fn from(err: rusqlite::Error) -> Self {
-        Self::Internal(err.into())
-    }
-}
+crate::error::internal_from!(UserDataError: std::io::Error, sqlx::Error, rusqlite::Error);
 
 pub type UserDataResult<T> = Result<T, UserDataError>;
 
