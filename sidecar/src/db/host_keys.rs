@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::Arg::{Int, Text};
 use super::{Database, with_pool};
 use crate::db::users::DjangoUser;
 
@@ -26,16 +27,15 @@ impl Database {
         let sql = "INSERT INTO sidecar_host_keys \
                    (key_hash, user_id, password_fingerprint, client_version, created_at, last_used_at) \
                    VALUES ($1, $2, $3, $4, $5, $6)";
-        with_pool!(self, |pool| sqlx::query(sql)
-            .bind(key_hash)
-            .bind(user_id)
-            .bind(password_fingerprint)
-            .bind(client_version)
-            .bind(now)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        let args = [
+            Text(key_hash),
+            Int(user_id),
+            Text(password_fingerprint),
+            Text(client_version),
+            Int(now),
+            Int(now),
+        ];
+        self.execute(sql, &args).await?;
         Ok(())
     }
 
@@ -77,38 +77,21 @@ impl Database {
     }
 
     pub async fn touch_host_key(&self, key_hash: &str, now: i64) -> sqlx::Result<()> {
-        with_pool!(self, |pool| sqlx::query(
-            "UPDATE sidecar_host_keys SET last_used_at = $1 WHERE key_hash = $2"
-        )
-        .bind(now)
-        .bind(key_hash)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+        let sql = "UPDATE sidecar_host_keys SET last_used_at = $1 WHERE key_hash = $2";
+        self.execute(sql, &[Int(now), Text(key_hash)]).await?;
         Ok(())
     }
 
     pub async fn delete_host_key(&self, key_hash: &str) -> sqlx::Result<()> {
-        with_pool!(self, |pool| sqlx::query(
-            "DELETE FROM sidecar_host_keys WHERE key_hash = $1"
-        )
-        .bind(key_hash)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+        let sql = "DELETE FROM sidecar_host_keys WHERE key_hash = $1";
+        self.execute(sql, &[Text(key_hash)]).await?;
         Ok(())
     }
 
     /// Logs the user out of every device. Returns how many keys were revoked.
     pub async fn delete_host_keys_of_user(&self, user_id: i64) -> sqlx::Result<u64> {
-        let result = with_pool!(self, |pool| sqlx::query(
-            "DELETE FROM sidecar_host_keys WHERE user_id = $1"
-        )
-        .bind(user_id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-        Ok(result)
+        let sql = "DELETE FROM sidecar_host_keys WHERE user_id = $1";
+        self.execute(sql, &[Int(user_id)]).await
     }
 }
 
@@ -137,10 +120,6 @@ impl Database {
             table = t.table,
             active = t.active,
         );
-        let result = with_pool!(self, |pool| sqlx::query(&sql)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(result)
+        self.execute(&sql, &[]).await
     }
 }

@@ -2,6 +2,7 @@
 //! (username, address) pair, and the addresses each username last logged in from. The rule
 //! that reads them is in `auth::throttle`.
 
+use super::Arg::{Int, Text};
 use super::{Database, with_pool};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,14 +59,13 @@ impl Database {
                        THEN sidecar_login_failures.failures + 1 ELSE 1 END, \
                    window_started_at = CASE WHEN sidecar_login_failures.window_started_at > $4 \
                        THEN sidecar_login_failures.window_started_at ELSE $3 END";
-        with_pool!(self, |pool| sqlx::query(sql)
-            .bind(scope.as_str())
-            .bind(subject)
-            .bind(now)
-            .bind(now - window_secs)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        let args = [
+            Text(scope.as_str()),
+            Text(subject),
+            Int(now),
+            Int(now - window_secs),
+        ];
+        self.execute(sql, &args).await?;
         Ok(())
     }
 
@@ -74,14 +74,9 @@ impl Database {
         scope: ThrottleScope,
         subject: &str,
     ) -> sqlx::Result<()> {
-        with_pool!(self, |pool| sqlx::query(
-            "DELETE FROM sidecar_login_failures WHERE scope = $1 AND subject = $2"
-        )
-        .bind(scope.as_str())
-        .bind(subject)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+        let sql = "DELETE FROM sidecar_login_failures WHERE scope = $1 AND subject = $2";
+        self.execute(sql, &[Text(scope.as_str()), Text(subject)])
+            .await?;
         Ok(())
     }
 
@@ -114,14 +109,8 @@ impl Database {
         let sql = "INSERT INTO sidecar_login_successes (subject, address, last_success_at) \
                    VALUES ($1, $2, $3) \
                    ON CONFLICT (subject, address) DO UPDATE SET last_success_at = $4";
-        with_pool!(self, |pool| sqlx::query(sql)
-            .bind(username)
-            .bind(address)
-            .bind(now)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        let args = [Text(username), Text(address), Int(now), Int(now)];
+        self.execute(sql, &args).await?;
         Ok(())
     }
 
@@ -133,20 +122,18 @@ impl Database {
         failures_before: i64,
         successes_before: i64,
     ) -> sqlx::Result<u64> {
-        let failures = with_pool!(self, |pool| sqlx::query(
-            "DELETE FROM sidecar_login_failures WHERE window_started_at <= $1"
-        )
-        .bind(failures_before)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-        let successes = with_pool!(self, |pool| sqlx::query(
-            "DELETE FROM sidecar_login_successes WHERE last_success_at <= $1"
-        )
-        .bind(successes_before)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+        let failures = self
+            .execute(
+                "DELETE FROM sidecar_login_failures WHERE window_started_at <= $1",
+                &[Int(failures_before)],
+            )
+            .await?;
+        let successes = self
+            .execute(
+                "DELETE FROM sidecar_login_successes WHERE last_success_at <= $1",
+                &[Int(successes_before)],
+            )
+            .await?;
         Ok(failures + successes)
     }
 }

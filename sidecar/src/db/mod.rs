@@ -163,6 +163,41 @@ impl Database {
             Pool::Postgres(_) => "postgres",
         }
     }
+
+    /// Runs one statement with `args` bound to `$1`, `$2`, … in order. Returns how many rows
+    /// it changed.
+    pub(crate) async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> sqlx::Result<u64> {
+        with_pool!(self, |pool| bind(sqlx::query(sql), args)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))
+    }
+}
+
+/// `query` with `args` bound in order, on either backend.
+pub(crate) fn bind<'q, DB>(
+    mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    args: &[Arg<'q>],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for arg in args {
+        query = match *arg {
+            Arg::Text(text) => query.bind(text),
+            Arg::Int(number) => query.bind(number),
+        };
+    }
+    query
+}
+
+/// A value for a `$n` placeholder of [`Database::execute`]: our tables hold text and integers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Arg<'a> {
+    Text(&'a str),
+    Int(i64),
 }
 
 /// Maps dj-database-url's SQLite forms to a file path, exactly as Django reads them:

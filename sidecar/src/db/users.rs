@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Database, with_pool};
+use super::{Arg, Database, bind, with_pool};
 
 /// The columns of a Django user that the sidecar needs.
 #[derive(Clone, Debug)]
@@ -36,23 +36,25 @@ impl Database {
 
     /// Django usernames are case-sensitive by default, so the match is exact.
     pub async fn find_user_by_username(&self, username: &str) -> sqlx::Result<Option<DjangoUser>> {
-        let sql = format!("{} WHERE {} = $1", self.user_select(), self.users.username);
-        let row = with_pool!(self, |pool| sqlx::query(&sql)
-            .bind(username)
-            .fetch_optional(pool)
+        self.find_user_where(&self.users.username, Arg::Text(username))
             .await
-            .and_then(|row| row.map(|row| user_from_row(&row)).transpose()))?;
-        Ok(row)
     }
 
     pub async fn find_user_by_id(&self, id: i64) -> sqlx::Result<Option<DjangoUser>> {
-        let sql = format!("{} WHERE {} = $1", self.user_select(), self.users.id);
-        let row = with_pool!(self, |pool| sqlx::query(&sql)
-            .bind(id)
+        self.find_user_where(&self.users.id, Arg::Int(id)).await
+    }
+
+    /// The user whose `column` equals `value`, if any.
+    async fn find_user_where(
+        &self,
+        column: &str,
+        value: Arg<'_>,
+    ) -> sqlx::Result<Option<DjangoUser>> {
+        let sql = format!("{} WHERE {column} = $1", self.user_select());
+        with_pool!(self, |pool| bind(sqlx::query(&sql), &[value])
             .fetch_optional(pool)
             .await
-            .and_then(|row| row.map(|row| user_from_row(&row)).transpose()))?;
-        Ok(row)
+            .and_then(|row| row.map(|row| user_from_row(&row)).transpose()))
     }
 }
 

@@ -46,17 +46,7 @@ pub enum ImportError {
     Internal(#[from] anyhow::Error),
 }
 
-impl From<rusqlite::Error> for ImportError {
-    fn from(err: rusqlite::Error) -> Self {
-        Self::Internal(err.into())
-    }
-}
-
-impl From<std::io::Error> for ImportError {
-    fn from(err: std::io::Error) -> Self {
-        Self::Internal(err.into())
-    }
-}
+crate::error::internal_from!(ImportError: rusqlite::Error, std::io::Error);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PackageCounts {
