@@ -1,8 +1,8 @@
 //! HTTP handlers, one endpoint per file, named after the protocol method.
 //! They translate between wire types and storage; they hold no SQL.
 
+mod calls;
 pub mod health;
-mod in_session;
 pub mod internal;
 pub mod msync;
 pub mod sync;
@@ -20,7 +20,14 @@ use crate::transport::body::{SpoolError, read_to_file};
 use crate::transport::header::HEADER_NAME;
 use crate::user_data::Received;
 
-pub use in_session::InSession;
+pub use calls::{InSession, SyncJson, UserCall};
+
+/// Encodes the answer of a user's operation as the call's JSON body; `()` is sent as `null`.
+pub async fn json_answer<R: serde::Serialize>(
+    operation: impl Future<Output = crate::user_data::UserDataResult<R>>,
+) -> crate::error::ApiResult<crate::transport::SyncResponse> {
+    crate::transport::SyncResponse::json(&operation.await?).await
+}
 
 /// The body of argument-less calls: `{"_pad":null}` from current clients, `{}` from older
 /// ones. Any other key is refused, as on the official server (docs/sync-protocol.md#requests).
@@ -29,6 +36,17 @@ pub use in_session::InSession;
 pub struct EmptyInput {
     #[serde(rename = "_pad", default)]
     _pad: Option<serde_json::Value>,
+}
+
+/// The fallback of a protocol's router: the official server answers unknown methods with 400,
+/// and the client treats it as such.
+pub fn unknown_method(
+    protocol: &'static str,
+) -> impl Fn(axum::http::Uri) -> std::future::Ready<ApiError> + Clone + Send + Sync + 'static {
+    move |uri| {
+        let message = format!("unknown {protocol} method {}", uri.path());
+        std::future::ready(ApiError::bad_request(message))
+    }
 }
 
 /// Who is syncing, for the sync's log line: the client's IP from the configured source and
@@ -49,26 +67,30 @@ impl FromRequestParts<AppState> for ClientTag {
     }
 }
 
-/// Receives a large body (a full upload, a media zip) into a temp file in `dir`; a body over
-/// its cap is not an error here, since each call answers it in its own way.
-pub async fn receive_file(
-    body: axum::body::Body,
-    limits: crate::limits::BodyLimits,
-    dir: &std::path::Path,
-) -> Result<Received, ApiError> {
-    match read_to_file(body, limits, dir).await {
-        Ok(file) => Ok(Received::File(file)),
-        Err(SpoolError::TooLarge) => Ok(Received::TooLarge),
-        Err(SpoolError::Api(err)) => Err(err),
-    }
-}
-
 /// A full or media sync call, which ends in one sync-log line: the user's service, who is
 /// syncing, and when the call began.
 pub struct LoggedCall {
     pub user: crate::user_data::UserData,
     pub client: ClientTag,
     pub started: std::time::Instant,
+}
+
+impl LoggedCall {
+    /// Receives a large body (a full upload, a media zip) into a temp file in the user's
+    /// folder, which it creates first; a body over its cap is not an error here, since each
+    /// call answers it in its own way. The user's lock is not taken.
+    pub async fn receive(
+        &self,
+        body: axum::body::Body,
+        limits: crate::limits::BodyLimits,
+    ) -> Result<Received, ApiError> {
+        self.user.prepare_folder().await?;
+        match read_to_file(body, limits, self.user.folder()).await {
+            Ok(file) => Ok(Received::File(file)),
+            Err(SpoolError::TooLarge) => Ok(Received::TooLarge),
+            Err(SpoolError::Api(err)) => Err(err),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for LoggedCall {

@@ -1,33 +1,21 @@
 //! `POST /msync/mediaChanges`: changes after the client's last media USN, oldest first.
 
-use axum::body::Body;
-use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::wrapped;
-use crate::auth::AuthedUser;
 use crate::error::ApiResult;
-use crate::state::AppState;
-use crate::transport::{SyncResponse, read_json};
+use crate::handlers::UserCall;
+use crate::transport::SyncResponse;
 
 #[derive(Deserialize)]
-struct MediaChangesRequest {
+pub struct MediaChangesRequest {
     #[serde(rename = "lastUsn")]
     last_usn: i64,
 }
 
-pub async fn media_changes(
-    State(state): State<AppState>,
-    AuthedUser { user, .. }: AuthedUser,
-    body: Body,
-) -> ApiResult<SyncResponse> {
-    let request: MediaChangesRequest = read_json(body, state.settings.limits.json_body()).await?;
-    let changes = state
-        .users
-        .user(user.id)
-        .media_changes(request.last_usn)
-        .await?;
+pub async fn media_changes(call: UserCall<MediaChangesRequest>) -> ApiResult<SyncResponse> {
+    let changes = call.user.media_changes(call.input.last_usn).await?;
     let rows: Vec<Value> = changes
         .into_iter()
         .map(|change| {

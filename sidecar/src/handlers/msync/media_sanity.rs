@@ -1,33 +1,25 @@
 //! `POST /msync/mediaSanity`: compare the number of live files.
 
-use axum::body::Body;
-use axum::extract::State;
 use serde::Deserialize;
 
 use super::wrapped;
-use crate::auth::AuthedUser;
 use crate::error::ApiResult;
-use crate::state::AppState;
-use crate::transport::{SyncResponse, read_json};
+use crate::handlers::UserCall;
+use crate::transport::SyncResponse;
 
 #[derive(Deserialize)]
-struct MediaSanityRequest {
+pub struct MediaSanityRequest {
     local: i64,
 }
 
-pub async fn media_sanity(
-    State(state): State<AppState>,
-    AuthedUser { user, .. }: AuthedUser,
-    body: Body,
-) -> ApiResult<SyncResponse> {
-    let request: MediaSanityRequest = read_json(body, state.settings.limits.json_body()).await?;
-    let totals = state.users.user(user.id).media_totals().await?;
-    if totals.total_files == request.local {
+pub async fn media_sanity(call: UserCall<MediaSanityRequest>) -> ApiResult<SyncResponse> {
+    let totals = call.user.media_totals().await?;
+    if totals.total_files == call.input.local {
         wrapped("OK").await
     } else {
         tracing::info!(
-            user_id = user.id,
-            client = request.local,
+            user_id = call.user.user_id(),
+            client = call.input.local,
             server = totals.total_files,
             "media sanity check failed; the client will rescan"
         );

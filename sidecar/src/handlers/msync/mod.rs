@@ -11,7 +11,7 @@ use axum::Router;
 use axum::routing::post;
 use serde::Serialize;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::AppState;
 use crate::transport::SyncResponse;
 
@@ -24,11 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/uploadChanges", post(upload_changes::upload_changes))
         .route("/downloadFiles", post(download_files::download_files))
         .route("/mediaSanity", post(media_sanity::media_sanity))
-        .fallback(unknown_method)
-}
-
-async fn unknown_method(uri: axum::http::Uri) -> ApiError {
-    ApiError::bad_request(format!("unknown media sync method {}", uri.path()))
+        .fallback(super::unknown_method("media sync"))
 }
 
 #[derive(Serialize)]

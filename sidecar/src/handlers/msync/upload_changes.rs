@@ -6,7 +6,6 @@ use axum::extract::State;
 use super::wrapped;
 use crate::error::ApiResult;
 use crate::handlers::LoggedCall;
-use crate::handlers::receive_file;
 use crate::state::AppState;
 use crate::transport::SyncResponse;
 
@@ -16,8 +15,9 @@ pub async fn upload_changes(
     body: Body,
 ) -> ApiResult<SyncResponse> {
     call.user.prepare_media().await?;
-    let limits = state.settings.limits.media_body();
-    let received = receive_file(body, limits, call.user.folder()).await?;
+    let received = call
+        .receive(body, state.settings.limits.media_body())
+        .await?;
     let (processed, usn) = call
         .user
         .media_upload(received, &call.client, call.started)

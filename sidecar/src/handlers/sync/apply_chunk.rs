@@ -1,11 +1,10 @@
 //! `POST /sync/applyChunk`: merge a batch of the client's rows.
 
 use crate::error::ApiResult;
-use crate::handlers::InSession;
+use crate::handlers::{InSession, json_answer};
 use crate::normal_sync::wire::ApplyChunkRequest;
 use crate::transport::SyncResponse;
 
 pub async fn apply_chunk(call: InSession<ApplyChunkRequest>) -> ApiResult<SyncResponse> {
-    call.user.apply_chunk(&call.session_key, call.input).await?;
-    SyncResponse::json(&serde_json::Value::Null).await
+    json_answer(call.user.apply_chunk(&call.header.session_key, call.input)).await
 }

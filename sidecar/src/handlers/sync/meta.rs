@@ -1,17 +1,14 @@
 //! `POST /sync/meta`: the collection's state, from which the client decides what to do.
 
-use axum::body::Body;
-use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::AuthedUser;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::handlers::UserCall;
+use crate::transport::SyncResponse;
 use crate::transport::header::{SYNC_VERSION_MAX, SYNC_VERSION_MIN};
-use crate::transport::{SyncResponse, read_json};
 
 #[derive(Deserialize)]
-struct MetaRequest {
+pub struct MetaRequest {
     #[serde(rename = "v", default)]
     sync_version: i64,
     #[serde(rename = "cv", default)]
@@ -38,12 +35,8 @@ struct MetaResponse {
     media_usn: i64,
 }
 
-pub async fn meta(
-    State(state): State<AppState>,
-    AuthedUser { user, .. }: AuthedUser,
-    body: Body,
-) -> ApiResult<SyncResponse> {
-    let request: MetaRequest = read_json(body, state.settings.limits.json_body()).await?;
+pub async fn meta(call: UserCall<MetaRequest>) -> ApiResult<SyncResponse> {
+    let request = call.input;
     if !(i64::from(SYNC_VERSION_MIN)..=i64::from(SYNC_VERSION_MAX)).contains(&request.sync_version)
     {
         return Err(ApiError::ClientTooOld(format!(
@@ -51,8 +44,8 @@ pub async fn meta(
             request.sync_version
         )));
     }
-    let collection = state.users.user(user.id).meta().await?;
-    tracing::debug!(user_id = user.id, client = %request.client_version, "meta");
+    let collection = call.user.meta().await?;
+    tracing::debug!(user_id = call.user.user_id(), client = %request.client_version, "meta");
     // A legacy client that cannot handle this collection's scheduler is told why.
     let refusal = collection.features.refusal_for(request.sync_version);
     SyncResponse::json(&MetaResponse {

@@ -18,7 +18,6 @@ pub mod upload;
 use axum::Router;
 use axum::routing::post;
 
-use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -35,10 +34,5 @@ pub fn router() -> Router<AppState> {
         .route("/sanityCheck2", post(sanity_check::sanity_check))
         .route("/finish", post(finish::finish))
         .route("/abort", post(abort::abort))
-        .fallback(unknown_method)
-}
-
-/// The official server answers unknown methods with 400, and the client treats it as such.
-async fn unknown_method(uri: axum::http::Uri) -> ApiError {
-    ApiError::bad_request(format!("unknown sync method {}", uri.path()))
+        .fallback(super::unknown_method("sync"))
 }

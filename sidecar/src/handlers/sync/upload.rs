@@ -8,7 +8,6 @@ use axum::extract::State;
 
 use crate::error::ApiResult;
 use crate::handlers::LoggedCall;
-use crate::handlers::receive_file;
 use crate::state::AppState;
 use crate::transport::SyncResponse;
 
@@ -17,10 +16,10 @@ pub async fn upload(
     call: LoggedCall,
     body: Body,
 ) -> ApiResult<SyncResponse> {
-    call.user.prepare_folder().await?;
     // Receiving the body can take minutes; the user's lock is taken only afterwards.
-    let limits = state.settings.limits.full_upload_body();
-    let received = receive_file(body, limits, call.user.folder()).await?;
+    let received = call
+        .receive(body, state.settings.limits.full_upload_body())
+        .await?;
     let answer = call
         .user
         .full_upload(received, &call.client, call.started)

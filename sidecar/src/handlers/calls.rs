@@ -1,0 +1,59 @@
+//! The extractors of calls that carry a JSON body: [`SyncJson`], the body alone; [`UserCall`],
+//! a logged-in user's call; [`InSession`], a call inside an open normal sync.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use serde::de::DeserializeOwned;
+
+use crate::auth::AuthedUser;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::transport::{SyncHeader, read_json};
+use crate::user_data::UserData;
+
+/// The JSON body of a sync call, under the cap for JSON bodies.
+pub struct SyncJson<T>(pub T);
+
+impl<T: DeserializeOwned + Send + 'static> FromRequest<AppState> for SyncJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let input = read_json(request.into_body(), state.settings.limits.json_body()).await?;
+        Ok(Self(input))
+    }
+}
+
+/// A logged-in user's call: the user's service, the `anki-sync` header and the JSON body.
+/// With `IN_SESSION` (see [`InSession`]) the header's session key must match the user's open
+/// sync, and it is checked before the body is read.
+pub struct UserCall<T, const IN_SESSION: bool = false> {
+    pub user: UserData,
+    pub header: SyncHeader,
+    pub input: T,
+}
+
+/// A call between `start` and `finish`: without the matching sync the body is never read
+/// (409, docs/sync-protocol.md#sessions).
+pub type InSession<T> = UserCall<T, true>;
+
+impl<T, const IN_SESSION: bool> FromRequest<AppState> for UserCall<T, IN_SESSION>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let AuthedUser { user, header } = AuthedUser::from_request_parts(&mut parts, state).await?;
+        let user = state.users.user(user.id);
+        if IN_SESSION {
+            user.ensure_session(&header.session_key).await?;
+        }
+        let request = Request::from_parts(parts, body);
+        let SyncJson(input) = SyncJson::from_request(request, state).await?;
+        Ok(Self {
+            user,
+            header,
+            input,
+        })
+    }
+}
