@@ -7,6 +7,8 @@
 
 use rusqlite::Connection;
 
+use super::query::from_row;
+
 /// A view of the `col` row of an open collection, or of one inside a transaction
 /// (`Transaction` dereferences to `Connection`).
 #[derive(Clone, Copy)]
@@ -113,25 +115,18 @@ impl ColRow<'_> {
     }
 
     pub fn sync_times(self) -> rusqlite::Result<SyncTimes> {
-        self.conn
-            .query_row("SELECT usn, mod, ls FROM col WHERE id = 1", [], |row| {
-                Ok(SyncTimes {
-                    usn: row.get(0)?,
-                    modified_ms: row.get(1)?,
-                    last_sync_ms: row.get(2)?,
-                })
-            })
+        let sql = "SELECT usn, mod, ls FROM col WHERE id = 1";
+        self.conn.query_row(
+            sql,
+            [],
+            from_row!(SyncTimes: usn, modified_ms, last_sync_ms),
+        )
     }
 
     pub fn meta_times(self) -> rusqlite::Result<MetaTimes> {
+        let sql = "SELECT mod, scm, usn FROM col WHERE id = 1";
         self.conn
-            .query_row("SELECT mod, scm, usn FROM col WHERE id = 1", [], |row| {
-                Ok(MetaTimes {
-                    modified_ms: row.get(0)?,
-                    schema_ms: row.get(1)?,
-                    usn: row.get(2)?,
-                })
-            })
+            .query_row(sql, [], from_row!(MetaTimes: modified_ms, schema_ms, usn))
     }
 
     /// `conf` as stored text.
@@ -141,18 +136,11 @@ impl ColRow<'_> {
     }
 
     pub fn object_columns(self) -> rusqlite::Result<ObjectColumns> {
+        let sql = "SELECT models, decks, dconf, conf, tags FROM col WHERE id = 1";
         self.conn.query_row(
-            "SELECT models, decks, dconf, conf, tags FROM col WHERE id = 1",
+            sql,
             [],
-            |row| {
-                Ok(ObjectColumns {
-                    models: row.get(0)?,
-                    decks: row.get(1)?,
-                    dconf: row.get(2)?,
-                    conf: row.get(3)?,
-                    tags: row.get(4)?,
-                })
-            },
+            from_row!(ObjectColumns: models, decks, dconf, conf, tags),
         )
     }
 

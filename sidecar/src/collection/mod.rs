@@ -7,6 +7,7 @@ pub mod graves;
 pub mod intake;
 pub mod json;
 pub mod proto;
+pub mod query;
 pub mod rows;
 pub mod schema11;
 pub mod schema_guard;

@@ -6,6 +6,8 @@ use std::collections::HashSet;
 
 use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
 
+use super::query::from_row;
+
 /// A review log entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevlogRow {
@@ -131,6 +133,12 @@ pub fn mod_and_usn(
         .optional()
 }
 
+/// `columns` with the one at `index`, the row's `usn`, set to `usn`.
+fn with_usn<const N: usize>(mut columns: [i64; N], index: usize, usn: i32) -> [i64; N] {
+    columns[index] = i64::from(usn);
+    columns
+}
+
 impl RevlogRow {
     /// The columns in table order: id, cid, usn, ease, ivl, lastIvl, factor, time, type.
     pub fn columns(&self) -> [i64; 9] {
@@ -147,29 +155,14 @@ impl RevlogRow {
         ]
     }
 
-    fn columns_with_usn(&self, usn: i32) -> [i64; 9] {
-        let mut columns = self.columns();
-        columns[2] = i64::from(usn);
-        columns
-    }
-
     pub fn read(conn: &Connection, id: i64) -> rusqlite::Result<Self> {
         let mut statement = conn.prepare_cached(
             "SELECT id, cid, usn, ease, ivl, lastIvl, factor, time, type FROM revlog WHERE id = ?1",
         )?;
-        statement.query_row([id], |row| {
-            Ok(Self {
-                id: row.get(0)?,
-                cid: row.get(1)?,
-                usn: row.get(2)?,
-                ease: row.get(3)?,
-                ivl: row.get(4)?,
-                last_ivl: row.get(5)?,
-                factor: row.get(6)?,
-                time: row.get(7)?,
-                kind: row.get(8)?,
-            })
-        })
+        statement.query_row(
+            [id],
+            from_row!(Self: id, cid, usn, ease, ivl, last_ivl, factor, time, kind),
+        )
     }
 
     /// Inserts the entry with `usn`, unless one with its id exists: entries never change.
@@ -178,7 +171,7 @@ impl RevlogRow {
             "INSERT OR IGNORE INTO revlog (id, cid, usn, ease, ivl, lastIvl, factor, time, type) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
-        .execute(params_from_iter(self.columns_with_usn(usn)))?;
+        .execute(params_from_iter(with_usn(self.columns(), 2, usn)))?;
         Ok(())
     }
 }
@@ -215,39 +208,16 @@ impl CardRow {
         ]
     }
 
-    fn integer_columns_with_usn(&self, usn: i32) -> [i64; 17] {
-        let mut columns = self.integer_columns();
-        columns[5] = i64::from(usn);
-        columns
-    }
-
     pub fn read(conn: &Connection, id: i64) -> rusqlite::Result<Self> {
         let mut statement = conn.prepare_cached(
             "SELECT id, nid, did, ord, mod, usn, type, queue, due, ivl, factor, reps, lapses, \
              left, odue, odid, flags, data FROM cards WHERE id = ?1",
         )?;
-        statement.query_row([id], |row| {
-            Ok(Self {
-                id: row.get(0)?,
-                nid: row.get(1)?,
-                did: row.get(2)?,
-                ord: row.get(3)?,
-                modified: row.get(4)?,
-                usn: row.get(5)?,
-                kind: row.get(6)?,
-                queue: row.get(7)?,
-                due: row.get(8)?,
-                ivl: row.get(9)?,
-                factor: row.get(10)?,
-                reps: row.get(11)?,
-                lapses: row.get(12)?,
-                left: row.get(13)?,
-                odue: row.get(14)?,
-                odid: row.get(15)?,
-                flags: row.get(16)?,
-                data: row.get(17)?,
-            })
-        })
+        statement.query_row(
+            [id],
+            from_row!(Self: id, nid, did, ord, modified, usn, kind, queue, due, ivl, factor,
+                reps, lapses, left, odue, odid, flags, data),
+        )
     }
 
     /// Writes the card with `usn`, replacing any card with its id.
@@ -255,7 +225,7 @@ impl CardRow {
         self.write(
             conn,
             "INSERT OR REPLACE",
-            self.integer_columns_with_usn(usn),
+            with_usn(self.integer_columns(), 5, usn),
         )
     }
 
@@ -294,19 +264,11 @@ impl NoteRow {
         let mut statement = conn.prepare_cached(
             "SELECT id, guid, mid, mod, usn, tags, flds FROM notes WHERE id = ?1",
         )?;
-        statement.query_row([id], |row| {
-            Ok(Self {
-                id: row.get(0)?,
-                guid: row.get(1)?,
-                mid: row.get(2)?,
-                modified: row.get(3)?,
-                usn: row.get(4)?,
-                tags: row.get(5)?,
-                fields: row.get(6)?,
-                flags: 0,
-                data: String::new(),
-            })
-        })
+        statement.query_row(
+            [id],
+            from_row!(Self: id, guid, mid, modified, usn, tags, fields;
+                flags: 0, data: String::new()),
+        )
     }
 
     /// Writes the note with `usn` and the given fields (the row's, cleaned by the caller) and

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::collection::query::from_row;
 use crate::storage::{
     IMPORT_LEDGER as LEDGER_FILE, IMPORT_PACKAGES_DIR as PACKAGES_DIR, UserFiles, atomic_replace,
     recovery,
@@ -92,12 +93,7 @@ impl Ledger {
             .query_row(
                 "SELECT package_sha256, summary FROM imports WHERE idempotency_key = ?1",
                 [key],
-                |row| {
-                    Ok(PastImport {
-                        package_sha256: row.get(0)?,
-                        summary: row.get(1)?,
-                    })
-                },
+                from_row!(PastImport: package_sha256, summary),
             )
             .optional()?)
     }

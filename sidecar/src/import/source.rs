@@ -7,6 +7,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::ImportError;
 use crate::collection::json::ColObjects;
+use crate::collection::query::{all_rows, from_row};
 use crate::collection::sqlite::register_unicase;
 
 #[derive(Debug, Clone)]
@@ -46,41 +47,20 @@ impl SourceCollection {
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(bad)?;
         register_unicase(&conn).map_err(bad)?;
         let objects = ColObjects::load(&conn).map_err(bad)?;
-        let mut statement = conn
-            .prepare("SELECT id, guid, mid, mod, tags, flds FROM notes ORDER BY id")
-            .map_err(bad)?;
-        let notes = statement
-            .query_map([], |row| {
-                Ok(SourceNote {
-                    id: row.get(0)?,
-                    guid: row.get(1)?,
-                    notetype_id: row.get(2)?,
-                    mtime: row.get(3)?,
-                    tags: row.get(4)?,
-                    fields: row.get(5)?,
-                })
-            })
-            .map_err(bad)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad)?;
-        let mut statement = conn
-            .prepare("SELECT id, nid, did, ord, queue, due, type FROM cards ORDER BY id")
-            .map_err(bad)?;
-        let cards = statement
-            .query_map([], |row| {
-                Ok(SourceCard {
-                    id: row.get(0)?,
-                    note_id: row.get(1)?,
-                    deck_id: row.get(2)?,
-                    ordinal: row.get(3)?,
-                    queue: row.get(4)?,
-                    due: row.get(5)?,
-                    card_type: row.get(6)?,
-                })
-            })
-            .map_err(bad)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad)?;
+        let notes = all_rows(
+            &conn,
+            "SELECT id, guid, mid, mod, tags, flds FROM notes ORDER BY id",
+            [],
+            from_row!(SourceNote: id, guid, notetype_id, mtime, tags, fields),
+        )
+        .map_err(bad)?;
+        let cards = all_rows(
+            &conn,
+            "SELECT id, nid, did, ord, queue, due, type FROM cards ORDER BY id",
+            [],
+            from_row!(SourceCard: id, note_id, deck_id, ordinal, queue, due, card_type),
+        )
+        .map_err(bad)?;
         Ok(Self {
             objects,
             notes,

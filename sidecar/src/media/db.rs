@@ -8,6 +8,7 @@ use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha1::{Digest, Sha1};
 
+use crate::collection::query::from_row;
 use crate::storage::{UserFiles, recovery};
 
 const SCHEMA: &str = "
@@ -147,16 +148,11 @@ impl MediaDb {
     }
 
     pub fn totals(&self) -> anyhow::Result<MediaTotals> {
+        let sql = "SELECT last_usn, total_bytes, total_nonempty_files FROM meta";
         Ok(self.conn.query_row(
-            "SELECT last_usn, total_bytes, total_nonempty_files FROM meta",
+            sql,
             [],
-            |row| {
-                Ok(MediaTotals {
-                    last_usn: row.get(0)?,
-                    total_bytes: row.get(1)?,
-                    total_files: row.get(2)?,
-                })
-            },
+            from_row!(MediaTotals: last_usn, total_bytes, total_files),
         )?)
     }
 
