@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::collection::query::from_row;
+use crate::collection::query::{from_row, open_read_write};
 use crate::storage::{
     IMPORT_LEDGER as LEDGER_FILE, IMPORT_PACKAGES_DIR as PACKAGES_DIR, UserFiles, atomic_replace,
     recovery,
@@ -201,12 +201,7 @@ pub fn mark_delivered(files: &UserFiles) -> anyhow::Result<()> {
 
 /// Opens an existing ledger and checks its table, without writing to it.
 fn open_existing(path: &Path) -> anyhow::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .context("opening imports.db")?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let conn = open_read_write(path, "imports.db")?;
     conn.prepare(
         "SELECT id, idempotency_key, package_sha256, created_at, summary, delivered_at, \
          reapplied FROM imports LIMIT 0",

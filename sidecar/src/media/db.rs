@@ -8,7 +8,7 @@ use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha1::{Digest, Sha1};
 
-use crate::collection::query::from_row;
+use crate::collection::query::{from_row, open_read_write};
 use crate::storage::{UserFiles, recovery};
 
 const SCHEMA: &str = "
@@ -130,12 +130,7 @@ impl MediaDb {
     /// Opens an existing file and checks that it has its tables and the meta row, without
     /// writing to it.
     fn open_existing(path: &Path) -> anyhow::Result<Self> {
-        let conn = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .context("opening media.db")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let conn = open_read_write(path, "media.db")?;
         conn.query_row(
             "SELECT last_usn, total_bytes, total_nonempty_files FROM meta",
             [],
