@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
-use super::values::bytes_column;
+use super::values::{bytes_column, object_from_rows};
 use super::{ConvertError, corrupt};
 use crate::collection::json::JsonObject;
 
@@ -12,25 +12,17 @@ use crate::collection::json::JsonObject;
 // Config and tags (docs/sync-protocol.md#config-and-tags)
 
 pub(super) fn config_from_table(conn: &Connection) -> Result<JsonObject, ConvertError> {
-    let mut config = JsonObject::new();
-    let mut statement = conn.prepare("SELECT key, val FROM config ORDER BY key")?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
+    object_from_rows(conn, "SELECT key, val FROM config ORDER BY key", |row| {
         let key: String = row.get(0)?;
         let what = format!("config `{key}`");
         let value: Value = serde_json::from_slice(&bytes_column(row, 1, &what)?)
             .map_err(|err| corrupt(format!("{what} is not JSON: {err}")))?;
-        config.insert(key, value);
-    }
-    Ok(config)
+        Ok((key, value))
+    })
 }
 
 pub(super) fn tags_from_table(conn: &Connection) -> Result<JsonObject, ConvertError> {
-    let mut tags = JsonObject::new();
-    let mut statement = conn.prepare("SELECT tag, usn FROM tags ORDER BY tag")?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        tags.insert(row.get(0)?, json!(row.get::<_, i64>(1)?));
-    }
-    Ok(tags)
+    object_from_rows(conn, "SELECT tag, usn FROM tags ORDER BY tag", |row| {
+        Ok((row.get(0)?, json!(row.get::<_, i64>(1)?)))
+    })
 }

@@ -6,6 +6,7 @@ use super::values::{float, floats};
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
+use super::values::objects_by_id;
 use super::values::{bytes_column, decode, into_object, legacy_keys, merge_legacy_keys};
 use super::{ConvertError, corrupt};
 use crate::collection::json::JsonObject;
@@ -66,14 +67,9 @@ pub(super) fn deck_configs_from_tables(
     conn: &Connection,
     ease: InitialEase,
 ) -> Result<JsonObject, ConvertError> {
-    let mut configs = JsonObject::new();
-    let mut statement =
-        conn.prepare("SELECT id, name, mtime_secs, usn, config FROM deck_config ORDER BY id")?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let what = format!("deck config {id}");
-        let mut config: DeckConfigConfig = decode(&bytes_column(row, 4, &what)?, &what)?;
+    let sql = "SELECT id, name, mtime_secs, usn, config FROM deck_config ORDER BY id";
+    objects_by_id(conn, sql, "deck config", |id, what, row| {
+        let mut config: DeckConfigConfig = decode(&bytes_column(row, 4, what)?, what)?;
         if let InitialEase::Percent = ease {
             config.initial_ease /= 100.0;
             // Anki's 15→16 upgrade resets the too-low eases schema 15 wrote by mistake.
@@ -81,10 +77,8 @@ pub(super) fn deck_configs_from_tables(
                 config.initial_ease = 2.5;
             }
         }
-        let json = deck_config_json(id, row.get(1)?, row.get(2)?, row.get(3)?, config, &what)?;
-        configs.insert(id.to_string(), Value::Object(json));
-    }
-    Ok(configs)
+        deck_config_json(id, row.get(1)?, row.get(2)?, row.get(3)?, config, what)
+    })
 }
 
 fn deck_config_json(
@@ -187,21 +181,16 @@ fn deck_config_json(
 
 /// Schema 14 kept each deck config as its schema-11 JSON in the blob.
 pub(super) fn deck_configs_from_json_rows(conn: &Connection) -> Result<JsonObject, ConvertError> {
-    let mut configs = JsonObject::new();
-    let mut statement = conn.prepare("SELECT id, config FROM deck_config ORDER BY id")?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let what = format!("deck config {id}");
-        let mut config = match serde_json::from_slice(&bytes_column(row, 1, &what)?) {
+    let sql = "SELECT id, config FROM deck_config ORDER BY id";
+    objects_by_id(conn, sql, "deck config", |id, what, row| {
+        let mut config = match serde_json::from_slice(&bytes_column(row, 1, what)?) {
             Ok(Value::Object(object)) => object,
             _ => return Err(corrupt(format!("{what} is not a JSON object"))),
         };
         // The row id is authoritative: old clients sometimes left a stale inner id.
         config.insert("id".into(), json!(id));
-        configs.insert(id.to_string(), Value::Object(config));
-    }
-    Ok(configs)
+        Ok(config)
+    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use super::values::floats;
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
+use super::values::objects_by_id;
 use super::values::{bytes_column, decode, into_object, legacy_keys, merge_legacy_keys};
 use super::{ConvertError, corrupt};
 use crate::collection::json::JsonObject;
@@ -41,15 +42,10 @@ const RESERVED_DECK_KEYS: &[&str] = &[
 // Decks (docs/sync-protocol.md#decks)
 
 pub(super) fn decks_from_tables(conn: &Connection) -> Result<JsonObject, ConvertError> {
-    let mut decks = JsonObject::new();
-    let mut statement =
-        conn.prepare("SELECT id, name, mtime_secs, usn, common, kind FROM decks ORDER BY id")?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let what = format!("deck {id}");
-        let common: DeckCommon = decode(&bytes_column(row, 4, &what)?, &what)?;
-        let kind: DeckKindContainer = decode(&bytes_column(row, 5, &what)?, &what)?;
+    let sql = "SELECT id, name, mtime_secs, usn, common, kind FROM decks ORDER BY id";
+    objects_by_id(conn, sql, "deck", |id, what, row| {
+        let common: DeckCommon = decode(&bytes_column(row, 4, what)?, what)?;
+        let kind: DeckKindContainer = decode(&bytes_column(row, 5, what)?, what)?;
         let kind = kind
             .kind
             .ok_or_else(|| corrupt(format!("{what} is neither normal nor filtered")))?;
@@ -89,11 +85,10 @@ pub(super) fn decks_from_tables(conn: &Connection) -> Result<JsonObject, Convert
         }
         merge_legacy_keys(
             &mut deck,
-            legacy_keys(&common.other, RESERVED_DECK_KEYS, &what)?,
+            legacy_keys(&common.other, RESERVED_DECK_KEYS, what)?,
         );
-        decks.insert(id.to_string(), Value::Object(deck));
-    }
-    Ok(decks)
+        Ok(deck)
+    })
 }
 
 fn day_limit_json(limit: Option<DayLimit>) -> Value {

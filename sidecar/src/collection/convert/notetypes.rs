@@ -9,6 +9,7 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use super::ConvertError;
+use super::values::objects_by_id;
 use super::values::{bytes_column, decode, into_object, legacy_keys, merge_legacy_keys};
 use crate::collection::json::JsonObject;
 
@@ -55,24 +56,17 @@ const RESERVED_TEMPLATE_KEYS: &[&str] = &[
 // Notetypes (docs/sync-protocol.md#notetypes)
 
 pub(super) fn notetypes_from_tables(conn: &Connection) -> Result<JsonObject, ConvertError> {
-    let mut fields = children_by_notetype(
+    let mut fields = children_by_notetype::<FieldConfig>(
         conn,
         "SELECT ntid, ord, name, config FROM fields ORDER BY ntid, ord",
-        field_json,
     )?;
-    let mut templates = children_by_notetype(
+    let mut templates = children_by_notetype::<TemplateConfig>(
         conn,
         "SELECT ntid, ord, name, config FROM templates ORDER BY ntid, ord",
-        template_json,
     )?;
-    let mut models = JsonObject::new();
-    let mut statement =
-        conn.prepare("SELECT id, name, mtime_secs, usn, config FROM notetypes ORDER BY id")?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let what = format!("notetype {id}");
-        let config: NotetypeConfig = decode(&bytes_column(row, 4, &what)?, &what)?;
+    let sql = "SELECT id, name, mtime_secs, usn, config FROM notetypes ORDER BY id";
+    objects_by_id(conn, sql, "notetype", |id, what, row| {
+        let config: NotetypeConfig = decode(&bytes_column(row, 4, what)?, what)?;
         let mut notetype = into_object(json!({
             "id": id,
             "name": row.get::<_, String>(1)?,
@@ -101,19 +95,17 @@ pub(super) fn notetypes_from_tables(conn: &Connection) -> Result<JsonObject, Con
         }
         merge_legacy_keys(
             &mut notetype,
-            legacy_keys(&config.other, RESERVED_NOTETYPE_KEYS, &what)?,
+            legacy_keys(&config.other, RESERVED_NOTETYPE_KEYS, what)?,
         );
-        models.insert(id.to_string(), Value::Object(notetype));
-    }
-    Ok(models)
+        Ok(notetype)
+    })
 }
 
 /// Runs a `(ntid, ord, name, config)` query and groups the JSON objects by notetype, in
 /// `ord` order.
-fn children_by_notetype(
+fn children_by_notetype<C: NotetypeChild>(
     conn: &Connection,
     sql: &str,
-    to_json: fn(i64, i64, String, &[u8]) -> Result<Value, ConvertError>,
 ) -> Result<HashMap<i64, Vec<Value>>, ConvertError> {
     let mut grouped: HashMap<i64, Vec<Value>> = HashMap::new();
     let mut statement = conn.prepare(sql)?;
@@ -122,67 +114,90 @@ fn children_by_notetype(
         let notetype_id: i64 = row.get(0)?;
         let ord: i64 = row.get(1)?;
         let config = bytes_column(row, 3, &format!("notetype {notetype_id} ord {ord}"))?;
-        let child = to_json(notetype_id, ord, row.get(2)?, &config)?;
+        let child = child_json::<C>(notetype_id, ord, row.get(2)?, &config)?;
         grouped.entry(notetype_id).or_default().push(child);
     }
     Ok(grouped)
 }
 
-fn field_json(
-    notetype_id: i64,
-    ord: i64,
-    name: String,
-    bytes: &[u8],
-) -> Result<Value, ConvertError> {
-    let what = format!("field {ord} of notetype {notetype_id}");
-    let config: FieldConfig = decode(bytes, &what)?;
-    let mut field = into_object(json!({
-        "name": name,
-        "ord": ord_u16(ord, &what)?,
-        "sticky": config.sticky,
-        "rtl": config.rtl,
-        "font": config.font_name,
-        "size": config.font_size as u16,
-        "description": config.description,
-        "plainText": config.plain_text,
-        "collapsed": config.collapsed,
-        "excludeFromSearch": config.exclude_from_search,
-        "id": config.id,
-        "tag": config.tag,
-        "preventDeletion": config.prevent_deletion,
-    }));
-    merge_legacy_keys(
-        &mut field,
-        legacy_keys(&config.other, RESERVED_FIELD_KEYS, &what)?,
-    );
-    Ok(Value::Object(field))
+/// A field's or a template's config blob, which gives the JSON keys after `name` and `ord`.
+trait NotetypeChild: prost::Message + Default {
+    /// Names the object in errors: `field` or `template`.
+    const KIND: &'static str;
+    /// The keys Anki removes from `other` before merging it back.
+    const RESERVED_KEYS: &'static [&'static str];
+
+    fn other(&self) -> &[u8];
+
+    /// The modelled keys after `name` and `ord`, in Anki's order.
+    fn keys(&self) -> Value;
 }
 
-fn template_json(
+impl NotetypeChild for FieldConfig {
+    const KIND: &'static str = "field";
+    const RESERVED_KEYS: &'static [&'static str] = RESERVED_FIELD_KEYS;
+
+    fn other(&self) -> &[u8] {
+        &self.other
+    }
+
+    fn keys(&self) -> Value {
+        json!({
+            "sticky": self.sticky,
+            "rtl": self.rtl,
+            "font": self.font_name,
+            "size": self.font_size as u16,
+            "description": self.description,
+            "plainText": self.plain_text,
+            "collapsed": self.collapsed,
+            "excludeFromSearch": self.exclude_from_search,
+            "id": self.id,
+            "tag": self.tag,
+            "preventDeletion": self.prevent_deletion,
+        })
+    }
+}
+
+impl NotetypeChild for TemplateConfig {
+    const KIND: &'static str = "template";
+    const RESERVED_KEYS: &'static [&'static str] = RESERVED_TEMPLATE_KEYS;
+
+    fn other(&self) -> &[u8] {
+        &self.other
+    }
+
+    fn keys(&self) -> Value {
+        json!({
+            "qfmt": self.q_format,
+            "afmt": self.a_format,
+            "bqfmt": self.q_format_browser,
+            "bafmt": self.a_format_browser,
+            "did": (self.target_deck_id > 0).then_some(self.target_deck_id),
+            "bfont": self.browser_font_name,
+            "bsize": self.browser_font_size as u8,
+            "id": self.id,
+        })
+    }
+}
+
+fn child_json<C: NotetypeChild>(
     notetype_id: i64,
     ord: i64,
     name: String,
     bytes: &[u8],
 ) -> Result<Value, ConvertError> {
-    let what = format!("template {ord} of notetype {notetype_id}");
-    let config: TemplateConfig = decode(bytes, &what)?;
-    let mut template = into_object(json!({
+    let what = format!("{} {ord} of notetype {notetype_id}", C::KIND);
+    let config: C = decode(bytes, &what)?;
+    let mut child = into_object(json!({
         "name": name,
         "ord": ord_u16(ord, &what)?,
-        "qfmt": config.q_format,
-        "afmt": config.a_format,
-        "bqfmt": config.q_format_browser,
-        "bafmt": config.a_format_browser,
-        "did": (config.target_deck_id > 0).then_some(config.target_deck_id),
-        "bfont": config.browser_font_name,
-        "bsize": config.browser_font_size as u8,
-        "id": config.id,
     }));
+    child.extend(into_object(config.keys()));
     merge_legacy_keys(
-        &mut template,
-        legacy_keys(&config.other, RESERVED_TEMPLATE_KEYS, &what)?,
+        &mut child,
+        legacy_keys(config.other(), C::RESERVED_KEYS, &what)?,
     );
-    Ok(Value::Object(template))
+    Ok(Value::Object(child))
 }
 
 fn requirement_json(requirement: &CardRequirement) -> Value {

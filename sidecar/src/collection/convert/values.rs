@@ -2,12 +2,44 @@
 //! JSON values Anki's schema-11 structs hold.
 
 use prost::Message;
-use rusqlite::Row;
 use rusqlite::types::ValueRef;
+use rusqlite::{Connection, Row};
 use serde_json::Value;
 
 use super::{ConvertError, corrupt};
 use crate::collection::json::JsonObject;
+
+/// Runs `sql` and gathers what `entry` makes of each row, a key and its value, into one
+/// object, in row order.
+pub(super) fn object_from_rows(
+    conn: &Connection,
+    sql: &str,
+    mut entry: impl FnMut(&Row<'_>) -> Result<(String, Value), ConvertError>,
+) -> Result<JsonObject, ConvertError> {
+    let mut object = JsonObject::new();
+    let mut statement = conn.prepare(sql)?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let (key, value) = entry(row)?;
+        object.insert(key, value);
+    }
+    Ok(object)
+}
+
+/// [`object_from_rows`] for a table whose first column is the id: the objects `entry` makes
+/// are keyed by id, and `entry` gets the id and `what`, `"{kind} {id}"`, for its errors.
+pub(super) fn objects_by_id(
+    conn: &Connection,
+    sql: &str,
+    kind: &str,
+    mut entry: impl FnMut(i64, &str, &Row<'_>) -> Result<JsonObject, ConvertError>,
+) -> Result<JsonObject, ConvertError> {
+    object_from_rows(conn, sql, |row| {
+        let id: i64 = row.get(0)?;
+        let what = format!("{kind} {id}");
+        Ok((id.to_string(), Value::Object(entry(id, &what, row)?)))
+    })
+}
 
 /// A BLOB column's bytes. TEXT is accepted too: some tools bind JSON as text.
 pub(super) fn bytes_column(
