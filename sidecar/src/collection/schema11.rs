@@ -129,6 +129,22 @@ struct StockTemplate {
     answer: &'static str,
 }
 
+const fn template(
+    name: &'static str,
+    question: &'static str,
+    answer: &'static str,
+) -> StockTemplate {
+    StockTemplate {
+        name,
+        question,
+        answer,
+    }
+}
+
+/// The fields of the basic notetypes, and the first card of all three.
+const FRONT_AND_BACK: &[StockField] = &[plain_field("Front"), plain_field("Back")];
+const FRONT_CARD: StockTemplate = template("Card 1", "{{Front}}", BASIC_ANSWER);
+
 struct StockNotetype {
     name: &'static str,
     /// 0 standard, 1 cloze
@@ -150,31 +166,16 @@ const STOCK_NOTETYPES: [StockNotetype; 5] = [
         kind: 0,
         stock_kind: 1,
         requirements: &[(0, "any", &[0])],
-        fields: &[plain_field("Front"), plain_field("Back")],
-        templates: &[StockTemplate {
-            name: "Card 1",
-            question: "{{Front}}",
-            answer: BASIC_ANSWER,
-        }],
+        fields: FRONT_AND_BACK,
+        templates: &[FRONT_CARD],
     },
     StockNotetype {
         name: "Basic (and reversed card)",
         kind: 0,
         stock_kind: 2,
         requirements: &[(0, "any", &[0]), (1, "any", &[1])],
-        fields: &[plain_field("Front"), plain_field("Back")],
-        templates: &[
-            StockTemplate {
-                name: "Card 1",
-                question: "{{Front}}",
-                answer: BASIC_ANSWER,
-            },
-            StockTemplate {
-                name: "Card 2",
-                question: "{{Back}}",
-                answer: REVERSED_ANSWER,
-            },
-        ],
+        fields: FRONT_AND_BACK,
+        templates: &[FRONT_CARD, template("Card 2", "{{Back}}", REVERSED_ANSWER)],
     },
     StockNotetype {
         name: "Basic (optional reversed card)",
@@ -187,16 +188,12 @@ const STOCK_NOTETYPES: [StockNotetype; 5] = [
             plain_field("Add Reverse"),
         ],
         templates: &[
-            StockTemplate {
-                name: "Card 1",
-                question: "{{Front}}",
-                answer: BASIC_ANSWER,
-            },
-            StockTemplate {
-                name: "Card 2",
-                question: "{{#Add Reverse}}{{Back}}{{/Add Reverse}}",
-                answer: REVERSED_ANSWER,
-            },
+            FRONT_CARD,
+            template(
+                "Card 2",
+                "{{#Add Reverse}}{{Back}}{{/Add Reverse}}",
+                REVERSED_ANSWER,
+            ),
         ],
     },
     StockNotetype {
@@ -204,12 +201,12 @@ const STOCK_NOTETYPES: [StockNotetype; 5] = [
         kind: 0,
         stock_kind: 4,
         requirements: &[(0, "any", &[0, 1])],
-        fields: &[plain_field("Front"), plain_field("Back")],
-        templates: &[StockTemplate {
-            name: "Card 1",
-            question: "{{Front}}\n\n{{type:Back}}",
-            answer: "{{Front}}\n\n<hr id=answer>\n\n{{type:Back}}",
-        }],
+        fields: FRONT_AND_BACK,
+        templates: &[template(
+            "Card 1",
+            "{{Front}}\n\n{{type:Back}}",
+            "{{Front}}\n\n<hr id=answer>\n\n{{type:Back}}",
+        )],
     },
     StockNotetype {
         name: "Cloze",
@@ -228,42 +225,41 @@ const STOCK_NOTETYPES: [StockNotetype; 5] = [
                 prevent_deletion: false,
             },
         ],
-        templates: &[StockTemplate {
-            name: "Cloze",
-            question: "{{cloze:Text}}",
-            answer: "{{cloze:Text}}<br>\n{{Back Extra}}",
-        }],
+        templates: &[template(
+            "Cloze",
+            "{{cloze:Text}}",
+            "{{cloze:Text}}<br>\n{{Back Extra}}",
+        )],
     },
 ];
+
+/// The JSON of each item, made with its ordinal, as notetypes list fields and templates.
+fn with_ords<T>(items: &[T], json: impl Fn(&T, usize) -> Value) -> Vec<Value> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(ord, item)| json(item, ord))
+        .collect()
+}
 
 fn stock_notetype_json(id: i64, stock: &StockNotetype) -> Value {
     // Field and template ids are random 64-bit numbers, as in Anki: imports use them to
     // recognise the same field across collections.
-    let fields: Vec<Value> = stock
-        .fields
-        .iter()
-        .enumerate()
-        .map(|(ord, field)| {
-            json!({
-                "name": field.name, "ord": ord, "sticky": false, "rtl": false,
-                "font": "Arial", "size": 20, "description": "", "plainText": false,
-                "collapsed": false, "excludeFromSearch": false, "id": rand::random::<i64>(),
-                "tag": field.tag, "preventDeletion": field.prevent_deletion,
-            })
+    let fields = with_ords(stock.fields, |field, ord| {
+        json!({
+            "name": field.name, "ord": ord, "sticky": false, "rtl": false,
+            "font": "Arial", "size": 20, "description": "", "plainText": false,
+            "collapsed": false, "excludeFromSearch": false, "id": rand::random::<i64>(),
+            "tag": field.tag, "preventDeletion": field.prevent_deletion,
         })
-        .collect();
-    let templates: Vec<Value> = stock
-        .templates
-        .iter()
-        .enumerate()
-        .map(|(ord, template)| {
-            json!({
-                "name": template.name, "ord": ord, "qfmt": template.question,
-                "afmt": template.answer, "bqfmt": "", "bafmt": "", "did": null, "bfont": "",
-                "bsize": 0, "id": rand::random::<i64>(),
-            })
+    });
+    let templates = with_ords(stock.templates, |template, ord| {
+        json!({
+            "name": template.name, "ord": ord, "qfmt": template.question,
+            "afmt": template.answer, "bqfmt": "", "bafmt": "", "did": null, "bfont": "",
+            "bsize": 0, "id": rand::random::<i64>(),
         })
-        .collect();
+    });
     let css = if stock.kind == 1 {
         format!("{CARD_CSS}{CLOZE_CSS}")
     } else {
@@ -620,25 +616,12 @@ mod tests {
     #[test]
     #[ignore = "needs the anki Python package (set ANKI_PYTHON)"]
     fn real_client_opens_a_new_collection() {
-        let python = std::env::var("ANKI_PYTHON").expect("set ANKI_PYTHON");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("collection.anki2");
         create_new_collection(&path, crate::clock::now_millis(), CRT).unwrap();
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/check_schema11_opens.py"
+        crate::collection::convert::tests::real_client_checks(
+            &path,
+            &["--compare-stock", "--add-notes"],
         );
-        let output = std::process::Command::new(python)
-            .args([
-                script,
-                path.to_str().unwrap(),
-                "--compare-stock",
-                "--add-notes",
-            ])
-            .output()
-            .unwrap();
-        println!("{}", String::from_utf8_lossy(&output.stdout));
-        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-        assert!(output.status.success(), "the real client found problems");
     }
 }

@@ -17,7 +17,7 @@ mod deck_configs;
 mod decks;
 mod notetypes;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod values;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};

@@ -2,7 +2,7 @@
 //! damaged files, and the round trip with the real client.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rusqlite::params;
 use rusqlite::types::Value as SqlValue;
@@ -534,24 +534,26 @@ pub(super) fn schema18_tables(conn: &Connection) {
 #[test]
 #[ignore = "needs the anki Python package (set ANKI_PYTHON)"]
 fn real_client_reads_back_the_converted_fixture() {
-    let python = std::env::var("ANKI_PYTHON").expect("set ANKI_PYTHON");
     let (_dir, path) = fixture_copy();
     let conn = open_collection(&path).unwrap();
     convert_to_schema11(&conn).unwrap();
     finish_as_standalone_file(&conn).unwrap();
     drop(conn);
+    real_client_checks(&path, &["--expected", EXPECTED, "--add-notes"]);
+}
+
+/// Runs `tests/fixtures/check_schema11_opens.py` on the collection at `path` with the Python
+/// that `ANKI_PYTHON` names, and fails unless the real client finds no problem.
+pub(crate) fn real_client_checks(path: &Path, options: &[&str]) {
+    let python = std::env::var("ANKI_PYTHON").expect("set ANKI_PYTHON");
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/check_schema11_opens.py"
     );
     let output = std::process::Command::new(python)
-        .args([
-            script,
-            path.to_str().unwrap(),
-            "--expected",
-            EXPECTED,
-            "--add-notes",
-        ])
+        .arg(script)
+        .arg(path)
+        .args(options)
         .output()
         .unwrap();
     println!("{}", String::from_utf8_lossy(&output.stdout));
