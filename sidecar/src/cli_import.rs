@@ -86,6 +86,23 @@ async fn send(request: reqwest::RequestBuilder, base: &str) -> anyhow::Result<re
     })
 }
 
+/// Sends `request` and reads the answer as JSON. A failure status is explained as the failure
+/// of `what`; an answer that is not JSON is the error `unexpected`.
+async fn send_for_json(
+    request: reqwest::RequestBuilder,
+    base: &str,
+    what: &str,
+    unexpected: &'static str,
+) -> anyhow::Result<serde_json::Value> {
+    let response = send(request, base).await?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(explain(status, &text, what));
+    }
+    serde_json::from_str(&text).context(unexpected)
+}
+
 async fn resolve_user(
     client: &reqwest::Client,
     base: &str,
@@ -100,18 +117,10 @@ async fn resolve_user(
     url.path_segments_mut()
         .map_err(|()| anyhow::anyhow!("invalid --url {base}"))?
         .extend(["internal", "v1", "users", "by-username", &username]);
-    let response = send(client.get(url).bearer_auth(token), base).await?;
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    if !status.is_success() {
-        return Err(explain(
-            status,
-            &body,
-            &format!("looking up user {username:?}"),
-        ));
-    }
-    let answer: serde_json::Value =
-        serde_json::from_str(&body).context("unexpected answer to the user lookup")?;
+    let request = client.get(url).bearer_auth(token);
+    let what = format!("looking up user {username:?}");
+    let answer =
+        send_for_json(request, base, &what, "unexpected answer to the user lookup").await?;
     answer
         .get("user_id")
         .and_then(serde_json::Value::as_i64)
@@ -148,18 +157,8 @@ pub async fn run(
     if let Some(key) = &args.idempotency_key {
         request = request.header("Idempotency-Key", key);
     }
-    let response = send(request, &base).await?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if !status.is_success() {
-        return Err(explain(
-            status,
-            &text,
-            &format!("importing {}", args.package.display()),
-        ));
-    }
-    let summary: serde_json::Value =
-        serde_json::from_str(&text).context("the server's answer is not JSON")?;
+    let what = format!("importing {}", args.package.display());
+    let summary = send_for_json(request, &base, &what, "the server's answer is not JSON").await?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

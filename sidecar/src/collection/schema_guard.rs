@@ -28,19 +28,26 @@ fn objects(conn: &Connection, kinds: &str) -> rusqlite::Result<Vec<(String, Stri
     .collect()
 }
 
+/// Drops one object of the schema and adds it to `dropped` as `type name`. `kind` is a type
+/// [`objects`] read from `sqlite_master`: `trigger`, `view`, `table` or `index`.
+fn drop_object(
+    conn: &Connection,
+    kind: &str,
+    name: &str,
+    dropped: &mut Vec<String>,
+) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!("DROP {} {}", kind.to_uppercase(), quoted(name)))?;
+    dropped.push(format!("{kind} {name}"));
+    Ok(())
+}
+
 /// Drops every trigger and view. Runs before anything writes to the file, so no trigger
 /// fires on the server's own writes (the schema conversion included). Returns what it dropped,
 /// as `type name`.
 pub fn drop_triggers_and_views(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut dropped = Vec::new();
     for (kind, name) in objects(conn, "'trigger', 'view'")? {
-        let statement = if kind == "trigger" {
-            "DROP TRIGGER"
-        } else {
-            "DROP VIEW"
-        };
-        conn.execute_batch(&format!("{statement} {}", quoted(&name)))?;
-        dropped.push(format!("{kind} {name}"));
+        drop_object(conn, &kind, &name, &mut dropped)?;
     }
     Ok(dropped)
 }
@@ -71,13 +78,7 @@ pub fn drop_unknown_tables_and_indexes(conn: &Connection) -> rusqlite::Result<Ve
         if !exists {
             continue;
         }
-        let statement = if kind == "table" {
-            "DROP TABLE"
-        } else {
-            "DROP INDEX"
-        };
-        conn.execute_batch(&format!("{statement} {}", quoted(&name)))?;
-        dropped.push(format!("{kind} {name}"));
+        drop_object(conn, &kind, &name, &mut dropped)?;
     }
     Ok(dropped)
 }

@@ -127,6 +127,25 @@ impl<'a> Checker<'a> {
             .and_then(Value::as_array)
             .ok_or_else(|| self.refuse(key, "a list"))
     }
+
+    /// A checker for each object in the list under `key`, named `{kind} {index}` within this
+    /// object; an item that is not an object is refused when the iteration reaches it.
+    fn children<'s>(
+        &'s self,
+        key: &'s str,
+        kind: &'s str,
+    ) -> OpResult<impl Iterator<Item = OpResult<Checker<'a>>> + 's> {
+        let items = self.array(key)?;
+        Ok(items.iter().enumerate().map(move |(index, item)| {
+            let object = item
+                .as_object()
+                .ok_or_else(|| self.refuse(key, "a list of objects"))?;
+            Ok(Checker {
+                what: format!("{}, {kind} {index}", self.what),
+                object,
+            })
+        }))
+    }
 }
 
 /// A null or a u16, for the `ord` of fields and templates.
@@ -151,14 +170,8 @@ pub fn check_notetype(object: &JsonObject) -> OpResult<()> {
         v.is_null() || v.as_i64().is_some()
     })?;
     c.opt_bool("loadBalancerDisperseSiblings")?;
-    for (index, field) in c.array("flds")?.iter().enumerate() {
-        let field = field
-            .as_object()
-            .ok_or_else(|| c.refuse("flds", "a list of objects"))?;
-        let f = Checker {
-            what: format!("{}, field {index}", c.what),
-            object: field,
-        };
+    for field in c.children("flds", "field")? {
+        let f = field?;
         f.text("name")?;
         f.optional("ord", "null or an integer in 0..=65535", optional_ord)?;
         f.required("sticky", "true or false", bool_like)?;
@@ -166,14 +179,8 @@ pub fn check_notetype(object: &JsonObject) -> OpResult<()> {
         f.text("font")?;
         f.int("size", U16)?;
     }
-    for (index, template) in c.array("tmpls")?.iter().enumerate() {
-        let template = template
-            .as_object()
-            .ok_or_else(|| c.refuse("tmpls", "a list of objects"))?;
-        let t = Checker {
-            what: format!("{}, template {index}", c.what),
-            object: template,
-        };
+    for template in c.children("tmpls", "template")? {
+        let t = template?;
         t.text("name")?;
         t.optional("ord", "null or an integer in 0..=65535", optional_ord)?;
         t.text("qfmt")?;

@@ -18,15 +18,22 @@ pub struct Graves {
     pub decks: Vec<i64>,
 }
 
-impl Graves {
-    pub fn len(&self) -> usize {
-        self.cards.len() + self.notes.len() + self.decks.len()
-    }
+/// `len` and `is_empty` of the types of graves: the ids of cards, notes and decks together.
+macro_rules! graves_len {
+    ($($graves:ty),+) => {$(
+        impl $graves {
+            pub fn len(&self) -> usize {
+                self.cards.len() + self.notes.len() + self.decks.len()
+            }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+        }
+    )+};
 }
+
+graves_len!(Graves, IncomingGraves);
 
 /// Deletions as a client sends them. The ids are read by `graves::read_graves` inside the
 /// sync, so that a bad id rolls the sync back (old clients sent ids as strings in `start`).
@@ -38,16 +45,6 @@ pub struct IncomingGraves {
     pub notes: Vec<Value>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub decks: Vec<Value>,
-}
-
-impl IncomingGraves {
-    pub fn len(&self) -> usize {
-        self.cards.len() + self.notes.len() + self.decks.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Value>, D::Error> {
