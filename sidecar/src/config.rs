@@ -149,30 +149,37 @@ impl Settings {
 /// never reach a log line.
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field("public_addr", &self.public_addr)
-            .field("internal_addr", &self.internal_addr)
-            .field(
-                "internal_token",
-                &self.internal_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field(
-                "database_url",
-                &self.resolved_database_url().map(|u| redact_url(&u)),
-            )
-            .field("data_dir", &self.data_dir)
-            .field("base_path", &self.base_path)
-            .field("ip_header", &self.ip_header)
-            .field("login_max_failures", &self.login_max_failures)
-            .field("login_window_secs", &self.login_window_secs)
-            .field("sync_idle_timeout_secs", &self.sync_idle_timeout_secs)
-            .field("import_wait_secs", &self.import_wait_secs)
-            .field("auth_sweep_secs", &self.auth_sweep_secs)
-            .field("temp_cleanup_age_secs", &self.temp_cleanup_age_secs)
-            .field("fault_point", &self.fault_point)
-            .field("user_table", &self.user_table)
-            .field("limits", &self.limits)
-            .finish()
+        let mut out = f.debug_struct("Settings");
+        // The fields shown as they are, under their own names.
+        macro_rules! plain_fields {
+            ($($field:ident),+) => {
+                $(out.field(stringify!($field), &self.$field);)+
+            };
+        }
+        plain_fields!(public_addr, internal_addr);
+        out.field(
+            "internal_token",
+            &self.internal_token.as_ref().map(|_| "<redacted>"),
+        );
+        out.field(
+            "database_url",
+            &self.resolved_database_url().map(|u| redact_url(&u)),
+        );
+        plain_fields!(
+            data_dir,
+            base_path,
+            ip_header,
+            login_max_failures,
+            login_window_secs,
+            sync_idle_timeout_secs,
+            import_wait_secs,
+            auth_sweep_secs,
+            temp_cleanup_age_secs,
+            fault_point,
+            user_table,
+            limits
+        );
+        out.finish()
     }
 }
 

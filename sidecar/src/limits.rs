@@ -14,6 +14,11 @@ use tokio::sync::Semaphore;
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 
+/// Bytes in `megabytes` MiB, as the settings give sizes.
+fn mib(megabytes: u64) -> u64 {
+    megabytes.saturating_mul(MIB)
+}
+
 #[derive(Clone, Debug, Args)]
 pub struct Limits {
     /// Full uploads (`/sync/upload`): cap on the compressed body, in MiB.
@@ -104,22 +109,22 @@ impl Limits {
     }
 
     pub fn full_upload_max_compressed(&self) -> u64 {
-        self.max_body_mb.saturating_mul(MIB)
+        mib(self.max_body_mb)
     }
 
     pub fn full_upload_max_uncompressed(&self) -> u64 {
-        self.max_uncompressed_mb.saturating_mul(MIB)
+        mib(self.max_uncompressed_mb)
     }
 
     pub fn media_max_bytes(&self) -> u64 {
-        self.media_max_body_mb.saturating_mul(MIB)
+        mib(self.media_max_body_mb)
     }
 
     fn json_budget(&self) -> Arc<Semaphore> {
         self.json_memory
             .0
             .get_or_init(|| {
-                let units = self.json_memory_mb.saturating_mul(MIB) / BUDGET_UNIT;
+                let units = mib(self.json_memory_mb) / BUDGET_UNIT;
                 let units = usize::try_from(units)
                     .unwrap_or(Semaphore::MAX_PERMITS)
                     .min(Semaphore::MAX_PERMITS);
@@ -142,7 +147,7 @@ impl Limits {
 
     /// Every JSON call but the login.
     pub fn json_body(&self) -> BodyLimits {
-        let cap = self.json_max_body_mb.saturating_mul(MIB);
+        let cap = mib(self.json_max_body_mb);
         BodyLimits {
             max_compressed: cap,
             max_uncompressed: cap,
