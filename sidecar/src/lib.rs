@@ -29,5 +29,7 @@ pub mod spool;
 pub mod state;
 pub mod storage;
 pub mod sync_log;
+#[cfg(test)]
+mod test_support;
 pub mod transport;
 pub mod user_data;

@@ -90,14 +90,11 @@ pub fn record_grave(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collection::schema11::create_new_collection;
+    use crate::test_support::open_new_collection;
 
     #[test]
     fn graves_are_recorded_once_and_read_back_by_usn() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.anki2");
-        create_new_collection(&path, 1_795_336_565_177, 1_795_320_000).unwrap();
-        let conn = crate::collection::sqlite::open_collection(&path).unwrap();
+        let (_dir, conn) = open_new_collection();
         record_grave(&conn, 3, 10, GraveKind::Card).unwrap();
         record_grave(&conn, 4, 10, GraveKind::Card).unwrap();
         record_grave(&conn, 4, 10, GraveKind::Note).unwrap();

@@ -115,12 +115,11 @@ pub fn check_and_convert(path: &Path, source: Source) -> Result<Connection, Inta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::temp_file;
 
     #[test]
     fn files_that_are_not_sqlite_are_refused_before_opening() {
-        let dir = tempfile::tempdir().unwrap();
-        let short = dir.path().join("short");
-        std::fs::write(&short, b"SQLite").unwrap();
+        let (dir, short) = temp_file("short", b"SQLite");
         let text = dir.path().join("text");
         std::fs::write(&text, b"just some text, not a database").unwrap();
         for source in [Source::Upload, Source::Package] {

@@ -351,14 +351,11 @@ impl NoteRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collection::{schema11, sqlite};
+    use crate::test_support::open_new_collection;
 
     #[test]
     fn rows_round_trip_through_their_tables() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("collection.anki2");
-        schema11::create_new_collection(&path, 1_700_000_000_000, 1_700_000_000).unwrap();
-        let conn = sqlite::open_collection(&path).unwrap();
+        let (_dir, conn) = open_new_collection();
 
         let entry = RevlogRow {
             id: 1,

@@ -91,15 +91,12 @@ pub fn has_triggers_or_views(conn: &Connection) -> rusqlite::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collection::schema11::create_new_collection;
+    use crate::test_support::open_new_collection;
 
     /// Issue 11, defect 8: an uploaded trigger deleted cards on every note insert.
     #[test]
     fn triggers_views_and_foreign_objects_are_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.anki2");
-        create_new_collection(&path, 1_795_336_565_177, 1_795_320_000).unwrap();
-        let conn = Connection::open(&path).unwrap();
+        let (_dir, conn) = open_new_collection();
         conn.execute_batch(
             "CREATE TRIGGER wipe AFTER INSERT ON notes BEGIN DELETE FROM cards WHERE nid != new.id; END;
              CREATE VIEW \"odd \"\"name\" AS SELECT id FROM cards;

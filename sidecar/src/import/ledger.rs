@@ -296,11 +296,11 @@ fn kept_packages(packages_dir: &Path) -> anyhow::Result<Vec<(i64, PathBuf)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::DataDir;
+    use crate::test_support::temp_data_dir;
 
     #[test]
     fn imports_stay_pending_until_delivered_and_answers_stay_for_replays() {
-        let data = DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
+        let data = temp_data_dir();
         let files = data.user(5);
         let package = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(package.path(), b"zip bytes").unwrap();
@@ -330,7 +330,7 @@ mod tests {
 
     #[test]
     fn a_damaged_ledger_is_rebuilt_from_the_kept_packages() {
-        let data = DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
+        let data = temp_data_dir();
         let files = data.user(6);
         let package = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(package.path(), b"zip bytes").unwrap();

@@ -62,7 +62,7 @@ pub fn apply_graves(conn: &Connection, graves: &Graves, server_usn: i32) -> OpRe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collection::schema11::create_new_collection;
+    use crate::test_support::open_new_collection;
 
     fn plan(conn: &Connection, sql: &str) -> String {
         conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -79,10 +79,7 @@ mod tests {
     /// steps through no full table scan, however many graves there are.
     #[test]
     fn graves_are_looked_up_by_index_not_scanned() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.anki2");
-        create_new_collection(&path, 1_795_336_565_177, 1_795_320_000).unwrap();
-        let conn = crate::collection::sqlite::open_collection(&path).unwrap();
+        let (_dir, conn) = open_new_collection();
         ensure_graves_indexes(&conn);
         let lookup = plan(&conn, "SELECT 1 FROM graves WHERE oid = 1 AND type = 0");
         assert!(

@@ -104,12 +104,12 @@ mod tests {
 
     use super::*;
     use crate::collection::schema11;
-    use crate::storage::DataDir;
     use crate::storage::recovery::sibling;
     use crate::storage::status::{ensure_collection, read_status};
+    use crate::test_support::temp_data_dir;
 
     fn user() -> UserFiles {
-        let data = DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
+        let data = temp_data_dir();
         let files = data.user(5);
         files.ensure_dir().unwrap();
         files

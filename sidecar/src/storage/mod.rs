@@ -142,10 +142,11 @@ pub fn rollover_crt(now_secs: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::temp_data_dir;
 
     #[test]
     fn user_folders_are_keyed_by_numeric_id() {
-        let data = DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
+        let data = temp_data_dir();
         let files = data.user(42);
         assert!(files.collection().ends_with("users/42/collection.anki2"));
         assert!(files.media_dir().ends_with("users/42/media"));

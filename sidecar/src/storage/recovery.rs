@@ -175,12 +175,11 @@ pub fn is_empty_file(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::temp_data_dir;
 
     #[test]
     fn damage_is_told_apart_from_transient_failures() {
-        let dir = tempfile::tempdir().unwrap();
-        let empty = dir.path().join("empty.db");
-        fs::write(&empty, b"").unwrap();
+        let (dir, empty) = crate::test_support::temp_file("empty.db", b"");
         let conn = rusqlite::Connection::open(&empty).unwrap();
         let err = conn
             .query_row("SELECT last_usn FROM meta", [], |r| r.get::<_, i64>(0))
@@ -229,7 +228,7 @@ mod tests {
 
     #[test]
     fn a_damaged_or_empty_collection_is_replaced_by_a_new_one() {
-        let data = crate::storage::DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
+        let data = temp_data_dir();
         let files = data.user(9);
         let first = collection_status_or_recover(&files).unwrap();
         {

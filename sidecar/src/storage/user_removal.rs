@@ -124,10 +124,11 @@ fn remove_file(path: &Path) -> anyhow::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::temp_data_dir;
 
     #[test]
     fn folders_are_listed_by_canonical_id_and_removed_whole() {
-        let data = DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
+        let data = temp_data_dir();
         for name in ["7", "42", "042", "notes"] {
             fs::create_dir_all(data.root().join("users").join(name)).unwrap();
         }
@@ -151,7 +152,7 @@ mod tests {
 
     #[test]
     fn leftovers_are_temp_files_and_packages_no_import_needs() {
-        let data = DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
+        let data = temp_data_dir();
         let files = data.user(3);
         fs::create_dir_all(files.dir().join("imports")).unwrap();
         fs::create_dir_all(files.media_dir()).unwrap();
@@ -185,7 +186,7 @@ mod tests {
 
     #[test]
     fn deleting_the_media_db_keeps_the_files() {
-        let data = DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap();
+        let data = temp_data_dir();
         let files = data.user(5);
         fs::create_dir_all(files.media_dir()).unwrap();
         fs::write(files.media_db(), b"db").unwrap();

@@ -1,0 +1,33 @@
+//! Setup that the unit tests share.
+
+use std::path::PathBuf;
+
+use rusqlite::Connection;
+use tempfile::TempDir;
+
+use crate::collection::schema11::create_new_collection;
+use crate::collection::sqlite::open_collection;
+use crate::storage::DataDir;
+
+/// A new, empty collection in a fresh temporary folder, open. The folder is removed when the
+/// `TempDir` is dropped.
+pub fn open_new_collection() -> (TempDir, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.anki2");
+    create_new_collection(&path, 1_795_336_565_177, 1_795_320_000).unwrap();
+    let conn = open_collection(&path).unwrap();
+    (dir, conn)
+}
+
+/// A fresh temporary folder holding one file, `name`, with `bytes`.
+pub fn temp_file(name: &str, bytes: &[u8]) -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
+
+/// A data folder in a new temporary folder, which is kept after the test for inspection.
+pub fn temp_data_dir() -> DataDir {
+    DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap()
+}
