@@ -7,7 +7,7 @@ use tempfile::TempDir;
 
 use crate::collection::schema11::create_new_collection;
 use crate::collection::sqlite::open_collection;
-use crate::storage::DataDir;
+use crate::storage::{DataDir, UserFiles};
 
 /// A new, empty collection in a fresh temporary folder, open. The folder is removed when the
 /// `TempDir` is dropped.
@@ -30,4 +30,9 @@ pub fn temp_file(name: &str, bytes: &[u8]) -> (TempDir, PathBuf) {
 /// A data folder in a new temporary folder, which is kept after the test for inspection.
 pub fn temp_data_dir() -> DataDir {
     DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap()
+}
+
+/// The files of user `user_id` in a new [`temp_data_dir`].
+pub fn temp_user(user_id: i64) -> UserFiles {
+    temp_data_dir().user(user_id)
 }

@@ -296,14 +296,19 @@ fn kept_packages(packages_dir: &Path) -> anyhow::Result<Vec<(i64, PathBuf)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::temp_data_dir;
+    use crate::test_support::temp_user;
+
+    /// A stand-in for a received package.
+    fn package_file() -> tempfile::NamedTempFile {
+        let package = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(package.path(), b"zip bytes").unwrap();
+        package
+    }
 
     #[test]
     fn imports_stay_pending_until_delivered_and_answers_stay_for_replays() {
-        let data = temp_data_dir();
-        let files = data.user(5);
-        let package = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(package.path(), b"zip bytes").unwrap();
+        let files = temp_user(5);
+        let package = package_file();
         let mut ledger = Ledger::open(&files).unwrap();
         assert_eq!(ledger.next_id().unwrap(), 1);
         let id = ledger
@@ -330,10 +335,8 @@ mod tests {
 
     #[test]
     fn a_damaged_ledger_is_rebuilt_from_the_kept_packages() {
-        let data = temp_data_dir();
-        let files = data.user(6);
-        let package = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(package.path(), b"zip bytes").unwrap();
+        let files = temp_user(6);
+        let package = package_file();
         {
             let mut ledger = Ledger::open(&files).unwrap();
             for key in ["a", "b"] {

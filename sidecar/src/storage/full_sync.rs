@@ -106,11 +106,10 @@ mod tests {
     use crate::collection::schema11;
     use crate::storage::recovery::sibling;
     use crate::storage::status::{ensure_collection, read_status};
-    use crate::test_support::temp_data_dir;
+    use crate::test_support::temp_user;
 
     fn user() -> UserFiles {
-        let data = temp_data_dir();
-        let files = data.user(5);
+        let files = temp_user(5);
         files.ensure_dir().unwrap();
         files
     }

@@ -142,12 +142,11 @@ pub fn rollover_crt(now_secs: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::temp_data_dir;
+    use crate::test_support::temp_user;
 
     #[test]
     fn user_folders_are_keyed_by_numeric_id() {
-        let data = temp_data_dir();
-        let files = data.user(42);
+        let files = temp_user(42);
         assert!(files.collection().ends_with("users/42/collection.anki2"));
         assert!(files.media_dir().ends_with("users/42/media"));
     }

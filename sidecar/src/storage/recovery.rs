@@ -175,7 +175,7 @@ pub fn is_empty_file(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::temp_data_dir;
+    use crate::test_support::temp_user;
 
     #[test]
     fn damage_is_told_apart_from_transient_failures() {
@@ -228,8 +228,7 @@ mod tests {
 
     #[test]
     fn a_damaged_or_empty_collection_is_replaced_by_a_new_one() {
-        let data = temp_data_dir();
-        let files = data.user(9);
+        let files = temp_user(9);
         let first = collection_status_or_recover(&files).unwrap();
         {
             let conn = rusqlite::Connection::open(files.collection()).unwrap();

@@ -124,7 +124,7 @@ fn remove_file(path: &Path) -> anyhow::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::temp_data_dir;
+    use crate::test_support::{temp_data_dir, temp_user};
 
     #[test]
     fn folders_are_listed_by_canonical_id_and_removed_whole() {
@@ -152,8 +152,7 @@ mod tests {
 
     #[test]
     fn leftovers_are_temp_files_and_packages_no_import_needs() {
-        let data = temp_data_dir();
-        let files = data.user(3);
+        let files = temp_user(3);
         fs::create_dir_all(files.dir().join("imports")).unwrap();
         fs::create_dir_all(files.media_dir()).unwrap();
         for name in [
@@ -186,8 +185,7 @@ mod tests {
 
     #[test]
     fn deleting_the_media_db_keeps_the_files() {
-        let data = temp_data_dir();
-        let files = data.user(5);
+        let files = temp_user(5);
         fs::create_dir_all(files.media_dir()).unwrap();
         fs::write(files.media_db(), b"db").unwrap();
         fs::write(files.dir().join("media.db-wal"), b"wal").unwrap();

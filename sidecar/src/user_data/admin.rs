@@ -238,7 +238,7 @@ fn remove_if_present(path: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::storage::status::ensure_collection;
-    use crate::test_support::temp_data_dir;
+    use crate::test_support::temp_user;
 
     /// A collection, and `a.png` both on disk and recorded in `media.db`.
     fn with_collection_and_one_media_file(files: &UserFiles) {
@@ -252,8 +252,7 @@ mod tests {
 
     #[test]
     fn a_dry_run_deletes_nothing_and_a_real_reset_can_keep_media() {
-        let data = temp_data_dir();
-        let files = data.user(3);
+        let files = temp_user(3);
         with_collection_and_one_media_file(&files);
         let report = reset_user_data(&files, true, MediaOnReset::Delete).unwrap();
         assert!(report.dry_run);
@@ -273,8 +272,7 @@ mod tests {
 
     #[test]
     fn keeping_the_media_files_deletes_the_media_db_and_leftovers_go() {
-        let data = temp_data_dir();
-        let files = data.user(4);
+        let files = temp_user(4);
         with_collection_and_one_media_file(&files);
         std::fs::write(files.dir().join(".upload-zst-left"), b"half an upload").unwrap();
 
