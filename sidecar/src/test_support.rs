@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 
 use rusqlite::Connection;
+use rusqlite::types::FromSql;
 use tempfile::TempDir;
 
+use crate::collection::query::all_rows;
 use crate::collection::schema11::create_new_collection;
 use crate::collection::sqlite::open_collection;
 use crate::storage::{DataDir, UserFiles};
@@ -35,4 +37,14 @@ pub fn temp_data_dir() -> DataDir {
 /// The files of user `user_id` in a new [`temp_data_dir`].
 pub fn temp_user(user_id: i64) -> UserFiles {
     temp_data_dir().user(user_id)
+}
+
+/// The one value that `sql` selects.
+pub fn query_value<T: FromSql>(conn: &Connection, sql: &str) -> T {
+    conn.query_row(sql, [], |row| row.get(0)).unwrap()
+}
+
+/// The first column of every row that `sql` selects.
+pub fn query_column<T: FromSql>(conn: &Connection, sql: &str) -> Vec<T> {
+    all_rows(conn, sql, [], |row| row.get(0)).unwrap()
 }

@@ -459,13 +459,10 @@ mod tests {
             .unwrap();
         assert_eq!(row, (1, CRT, 0, NOW_MS, 11, 0, 0, 0));
 
-        let indexes: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let indexes: Vec<String> = crate::test_support::query_column(
+            &conn,
+            "SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name",
+        );
         let mut want: Vec<String> = SCHEMA11_INDEXES
             .iter()
             .map(|(n, _)| n.to_string())

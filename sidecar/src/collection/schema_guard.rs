@@ -91,7 +91,7 @@ pub fn has_triggers_or_views(conn: &Connection) -> rusqlite::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::open_new_collection;
+    use crate::test_support::{open_new_collection, query_column};
 
     /// Issue 11, defect 8: an uploaded trigger deleted cards on every note insert.
     #[test]
@@ -115,13 +115,11 @@ mod tests {
             ["index ix_cards_odd", "index ix_planted", "table planted"]
         );
 
-        let names: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY name")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let names: Vec<String> = query_column(
+            &conn,
+            "SELECT name FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' \
+             ORDER BY name",
+        );
         let mut expected: Vec<String> = SCHEMA11_TABLE_NAMES
             .iter()
             .map(|s| s.to_string())

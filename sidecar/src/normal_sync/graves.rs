@@ -62,7 +62,7 @@ pub fn apply_graves(conn: &Connection, graves: &Graves, server_usn: i32) -> OpRe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::open_new_collection;
+    use crate::test_support::{open_new_collection, query_value};
 
     fn plan(conn: &Connection, sql: &str) -> String {
         conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -127,13 +127,10 @@ mod tests {
         assert_eq!(pending_graves(&conn, 4).unwrap().cards.len(), 20_000);
 
         drop_graves_indexes(&conn).unwrap();
-        let indexes: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'graves' AND type = 'index'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let indexes: i64 = query_value(
+            &conn,
+            "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'graves' AND type = 'index'",
+        );
         assert_eq!(indexes, 0);
     }
 }

@@ -106,7 +106,7 @@ mod tests {
     use crate::collection::schema11;
     use crate::storage::recovery::sibling;
     use crate::storage::status::{ensure_collection, read_status};
-    use crate::test_support::temp_user;
+    use crate::test_support::{query_value, temp_user};
 
     fn user() -> UserFiles {
         let files = temp_user(5);
@@ -160,10 +160,7 @@ mod tests {
         stored_with_pages_in_the_log(&files, 41);
         assert_eq!(read_status(&files).unwrap().usn, 41);
         let conn = sqlite::open_collection(&files.collection()).unwrap();
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(mode, "wal");
+        assert_eq!(query_value::<String>(&conn, "PRAGMA journal_mode"), "wal");
     }
 
     #[test]

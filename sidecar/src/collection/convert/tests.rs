@@ -15,6 +15,7 @@ use super::*;
 use crate::collection::proto::{DeckCommon, DeckConfigConfig};
 use crate::collection::schema11::SCHEMA11_INDEXES;
 use crate::collection::sqlite::open_collection;
+use crate::test_support::{query_column, query_value};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/schema18.anki2");
 const EXPECTED: &str = concat!(
@@ -51,15 +52,6 @@ fn rows(conn: &Connection, sql: &str) -> Vec<Vec<SqlValue>> {
     let width = statement.column_count();
     statement
         .query_map([], |row| (0..width).map(|i| row.get(i)).collect())
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
-fn strings(conn: &Connection, sql: &str) -> Vec<String> {
-    conn.prepare(sql)
-        .unwrap()
-        .query_map([], |row| row.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
@@ -109,12 +101,9 @@ fn by_id(list: &Value) -> Value {
 
 fn assert_schema11_shape(conn: &Connection) {
     assert_eq!(schema_version(conn).unwrap(), 11);
-    let integrity: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok");
+    assert_eq!(query_value::<String>(conn, "PRAGMA integrity_check"), "ok");
     assert_eq!(
-        strings(
+        query_column::<String>(
             conn,
             "SELECT name FROM sqlite_master WHERE type = 'table' \
              AND name NOT LIKE 'sqlite_%' ORDER BY name"
@@ -130,18 +119,19 @@ fn assert_schema11_shape(conn: &Connection) {
             .map(|name| vec![SqlValue::Text(name.into()), SqlValue::Integer(0)])]
         .concat()
     );
-    let graves_sql = strings(conn, "SELECT sql FROM sqlite_master WHERE name = 'graves'");
+    let graves_sql =
+        query_column::<String>(conn, "SELECT sql FROM sqlite_master WHERE name = 'graves'");
     assert!(!graves_sql[0].to_uppercase().contains("WITHOUT ROWID"));
     let mut want_indexes: Vec<&str> = SCHEMA11_INDEXES.iter().map(|(name, _)| *name).collect();
     want_indexes.sort();
     assert_eq!(
-        strings(
+        query_column::<String>(
             conn,
             "SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name"
         ),
         want_indexes
     );
-    let stale_statistics = strings(
+    let stale_statistics = query_column::<String>(
         conn,
         "SELECT tbl || '/' || coalesce(idx, '') FROM sqlite_stat1 \
          WHERE tbl NOT IN (SELECT name FROM sqlite_master) \
@@ -169,10 +159,10 @@ fn converts_the_real_schema18_fixture_to_what_anki_shows() {
     drop(conn);
     let conn = open_collection(&path).unwrap();
     assert_schema11_shape(&conn);
-    let journal: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(journal, "delete");
+    assert_eq!(
+        query_value::<String>(&conn, "PRAGMA journal_mode"),
+        "delete"
+    );
     let after: Vec<_> = data_queries.iter().map(|sql| rows(&conn, sql)).collect();
     assert_eq!(
         after, before,
