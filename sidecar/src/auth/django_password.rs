@@ -63,27 +63,16 @@ pub fn verify_password(password: &str, encoded: &str) -> bool {
         return false;
     };
     match algorithm {
-        Algorithm::Pbkdf2Sha256 => {
-            pbkdf2_is_well_formed(encoded)
-                && verify_with_djangohashers(&PBKDF2Hasher, password, encoded)
-        }
-        Algorithm::Pbkdf2Sha1 => {
-            pbkdf2_is_well_formed(encoded)
-                && verify_with_djangohashers(&PBKDF2SHA1Hasher, password, encoded)
-        }
+        // Checks the string's shape itself, and parses it once for both.
         Algorithm::Argon2 => argon2_matches(password, encoded).unwrap_or(false),
+        _ if !is_well_formed(algorithm, encoded) => false,
+        Algorithm::Pbkdf2Sha256 => verify_with_djangohashers(&PBKDF2Hasher, password, encoded),
+        Algorithm::Pbkdf2Sha1 => verify_with_djangohashers(&PBKDF2SHA1Hasher, password, encoded),
         Algorithm::BcryptSha256 => {
-            bcrypt_is_well_formed(encoded)
-                && verify_with_djangohashers(&BCryptSHA256Hasher, password, encoded)
+            verify_with_djangohashers(&BCryptSHA256Hasher, password, encoded)
         }
-        Algorithm::Bcrypt => {
-            bcrypt_is_well_formed(encoded)
-                && verify_with_djangohashers(&BCryptHasher, password, encoded)
-        }
-        Algorithm::Scrypt => {
-            scrypt_is_well_formed(encoded)
-                && verify_with_djangohashers(&ScryptHasher, password, encoded)
-        }
+        Algorithm::Bcrypt => verify_with_djangohashers(&BCryptHasher, password, encoded),
+        Algorithm::Scrypt => verify_with_djangohashers(&ScryptHasher, password, encoded),
     }
 }
 
@@ -92,9 +81,11 @@ pub fn verify_password(password: &str, encoded: &str) -> bool {
 /// empty strings, legacy and malformed hashes give false; a login checks those against the
 /// dummy hash instead, so that they cost what any other failed login costs.
 pub fn is_verifiable(encoded: &str) -> bool {
-    let Some(algorithm) = Algorithm::identify(encoded) else {
-        return false;
-    };
+    Algorithm::identify(encoded).is_some_and(|algorithm| is_well_formed(algorithm, encoded))
+}
+
+/// A well-formed string of `algorithm` with costs within the bounds.
+fn is_well_formed(algorithm: Algorithm, encoded: &str) -> bool {
     match algorithm {
         Algorithm::Pbkdf2Sha256 | Algorithm::Pbkdf2Sha1 => pbkdf2_is_well_formed(encoded),
         Algorithm::Argon2 => argon2_prepare(encoded).is_some(),
@@ -421,34 +412,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pbkdf2_sha256_vectors() {
-        check_vectors_of(Algorithm::Pbkdf2Sha256);
+    /// One test per algorithm, so that a failure names it.
+    macro_rules! vector_tests {
+        ($($test:ident: $algorithm:ident),+ $(,)?) => {$(
+            #[test]
+            fn $test() {
+                check_vectors_of(Algorithm::$algorithm);
+            }
+        )+};
     }
 
-    #[test]
-    fn pbkdf2_sha1_vectors() {
-        check_vectors_of(Algorithm::Pbkdf2Sha1);
-    }
-
-    #[test]
-    fn argon2_vectors() {
-        check_vectors_of(Algorithm::Argon2);
-    }
-
-    #[test]
-    fn bcrypt_sha256_vectors() {
-        check_vectors_of(Algorithm::BcryptSha256);
-    }
-
-    #[test]
-    fn bcrypt_vectors() {
-        check_vectors_of(Algorithm::Bcrypt);
-    }
-
-    #[test]
-    fn scrypt_vectors() {
-        check_vectors_of(Algorithm::Scrypt);
+    vector_tests! {
+        pbkdf2_sha256_vectors: Pbkdf2Sha256,
+        pbkdf2_sha1_vectors: Pbkdf2Sha1,
+        argon2_vectors: Argon2,
+        bcrypt_sha256_vectors: BcryptSha256,
+        bcrypt_vectors: Bcrypt,
+        scrypt_vectors: Scrypt,
     }
 
     #[test]

@@ -142,8 +142,7 @@ mod tests {
 
     #[test]
     fn deck_quirks_follow_anki() {
-        let conn = Connection::open_in_memory().unwrap();
-        schema18_tables(&conn);
+        let conn = schema18_tables();
         let common = DeckCommon {
             study_collapsed: true,
             last_day_studied: 42,

@@ -224,8 +224,7 @@ mod tests {
 
     #[test]
     fn notetype_quirks_follow_anki() {
-        let conn = Connection::open_in_memory().unwrap();
-        schema18_tables(&conn);
+        let conn = schema18_tables();
         let config = NotetypeConfig {
             kind: 1,
             sort_field_idx: 1,

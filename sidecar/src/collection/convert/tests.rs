@@ -206,10 +206,7 @@ fn converts_the_real_schema18_fixture_to_what_anki_shows() {
 
     // Spot checks of the quirks, so a regenerated fixture cannot silently lose them.
     let decks = got["decks"].as_object().unwrap();
-    let child = decks
-        .values()
-        .find(|d| d["name"] == "Parent::Child")
-        .unwrap();
+    let child = named(&got["decks"], "Parent::Child");
     assert_eq!(child["desiredRetention"], 87);
     assert_eq!(child["md"], true);
     assert_eq!(child["myDeckKey"], json!({"kept": ["as", "is"]}));
@@ -217,26 +214,26 @@ fn converts_the_real_schema18_fixture_to_what_anki_shows() {
     let filtered = decks.values().find(|d| d["dyn"] == 1).unwrap();
     assert_eq!(filtered["separate"], true);
     assert_eq!(filtered["terms"][0], json!(["tag:geo*", 50, 1]));
-    let custom = got["dconf"]
-        .as_object()
-        .unwrap()
-        .values()
-        .find(|c| c["name"] == "Custom options")
-        .unwrap();
+    let custom = named(&got["dconf"], "Custom options");
     assert_eq!(custom["new"]["order"], 0);
     assert_eq!(custom["new"]["initialFactor"], 2300);
     assert_eq!(custom["autoplay"], false);
     assert_eq!(custom["replayq"], false);
     assert_eq!(custom["new"]["myNewKey"], "nested legacy key");
-    let vocab = got["models"]
-        .as_object()
-        .unwrap()
-        .values()
-        .find(|m| m["name"] == "Vocab (custom)")
-        .unwrap();
+    let vocab = named(&got["models"], "Vocab (custom)");
     assert_eq!(vocab["sortf"], 1);
     assert_eq!(vocab["tmpls"][1]["myTmplKey"], 42);
     assert_eq!(vocab["flds"][2]["media"], json!(["legacy-field-key.jpg"]));
+}
+
+/// The object called `name` in a map of objects by id (`decks`, `dconf`, `models`).
+fn named<'a>(objects: &'a Value, name: &str) -> &'a Value {
+    objects
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|object| object["name"] == name)
+        .unwrap()
 }
 
 /// Converts a copy of the fixture after `prepare` has reshaped it, and checks the result
@@ -396,6 +393,19 @@ fn assert_corrupt(err: ConvertError, mentioning: &str) {
     }
 }
 
+/// Replaces deck 1's `common` blob with one whose `other` holds `other`.
+fn set_deck_other(conn: &Connection, other: &[u8]) {
+    let common = DeckCommon {
+        other: other.to_vec(),
+        ..Default::default()
+    };
+    conn.execute(
+        "UPDATE decks SET common = ?1 WHERE id = 1",
+        [common.encode_to_vec()],
+    )
+    .unwrap();
+}
+
 #[test]
 fn damaged_blobs_and_json_are_reported_and_change_nothing() {
     assert_corrupt(
@@ -409,31 +419,11 @@ fn damaged_blobs_and_json_are_reported_and_change_nothing() {
         "invalid protobuf",
     );
     assert_corrupt(
-        conversion_error(|conn| {
-            let common = DeckCommon {
-                other: b"{not json".to_vec(),
-                ..Default::default()
-            };
-            conn.execute(
-                "UPDATE decks SET common = ?1 WHERE id = 1",
-                [common.encode_to_vec()],
-            )
-            .unwrap();
-        }),
+        conversion_error(|conn| set_deck_other(conn, b"{not json")),
         "`other` is not JSON",
     );
     assert_corrupt(
-        conversion_error(|conn| {
-            let common = DeckCommon {
-                other: b"[1, 2]".to_vec(),
-                ..Default::default()
-            };
-            conn.execute(
-                "UPDATE decks SET common = ?1 WHERE id = 1",
-                [common.encode_to_vec()],
-            )
-            .unwrap();
-        }),
+        conversion_error(|conn| set_deck_other(conn, b"[1, 2]")),
         "not a JSON object",
     );
     assert_corrupt(
@@ -497,8 +487,10 @@ fn versions_clients_refuse_are_refused() {
     }
 }
 
-pub(super) fn schema18_tables(conn: &Connection) {
-    crate::collection::sqlite::register_unicase(conn).unwrap();
+/// An in-memory database with the schema-18 tables of decks and notetypes, empty.
+pub(super) fn schema18_tables() -> Connection {
+    let conn = Connection::open_in_memory().unwrap();
+    crate::collection::sqlite::register_unicase(&conn).unwrap();
     conn.execute_batch(
         "CREATE TABLE decks (id integer PRIMARY KEY NOT NULL, name text NOT NULL COLLATE unicase,
              mtime_secs integer NOT NULL, usn integer NOT NULL, common blob NOT NULL,
@@ -515,6 +507,7 @@ pub(super) fn schema18_tables(conn: &Connection) {
              PRIMARY KEY (ntid, ord)) WITHOUT ROWID;",
     )
     .unwrap();
+    conn
 }
 
 /// The design's round trip with the real client: a schema-18 upload, converted here, then
