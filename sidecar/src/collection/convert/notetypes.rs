@@ -33,24 +33,7 @@ const RESERVED_NOTETYPE_KEYS: &[&str] = &[
     "sortf",
     "latexsvg",
 ];
-const RESERVED_FIELD_KEYS: &[&str] = &[
-    "name",
-    "ord",
-    "sticky",
-    "rtl",
-    "plainText",
-    "font",
-    "size",
-    "collapsed",
-    "description",
-    "excludeFromSearch",
-    "id",
-    "tag",
-    "preventDeletion",
-];
-const RESERVED_TEMPLATE_KEYS: &[&str] = &[
-    "name", "ord", "did", "afmt", "bafmt", "qfmt", "bqfmt", "bfont", "bsize", "id",
-];
+// Those of fields and templates are with their JSON, in `NotetypeChild`.
 
 // ---------------------------------------------------------------------------------------------
 // Notetypes (docs/sync-protocol.md#notetypes)
@@ -127,19 +110,29 @@ trait NotetypeChild: prost::Message + Default {
     /// The keys Anki removes from `other` before merging it back.
     const RESERVED_KEYS: &'static [&'static str];
 
-    fn other(&self) -> &[u8];
-
     /// The modelled keys after `name` and `ord`, in Anki's order.
     fn keys(&self) -> Value;
+
+    fn other(&self) -> &[u8];
 }
 
 impl NotetypeChild for FieldConfig {
     const KIND: &'static str = "field";
-    const RESERVED_KEYS: &'static [&'static str] = RESERVED_FIELD_KEYS;
-
-    fn other(&self) -> &[u8] {
-        &self.other
-    }
+    const RESERVED_KEYS: &'static [&'static str] = &[
+        "name",
+        "ord",
+        "sticky",
+        "rtl",
+        "plainText",
+        "font",
+        "size",
+        "collapsed",
+        "description",
+        "excludeFromSearch",
+        "id",
+        "tag",
+        "preventDeletion",
+    ];
 
     fn keys(&self) -> Value {
         json!({
@@ -156,15 +149,17 @@ impl NotetypeChild for FieldConfig {
             "preventDeletion": self.prevent_deletion,
         })
     }
-}
-
-impl NotetypeChild for TemplateConfig {
-    const KIND: &'static str = "template";
-    const RESERVED_KEYS: &'static [&'static str] = RESERVED_TEMPLATE_KEYS;
 
     fn other(&self) -> &[u8] {
         &self.other
     }
+}
+
+impl NotetypeChild for TemplateConfig {
+    const KIND: &'static str = "template";
+    const RESERVED_KEYS: &'static [&'static str] = &[
+        "name", "ord", "did", "afmt", "bafmt", "qfmt", "bqfmt", "bfont", "bsize", "id",
+    ];
 
     fn keys(&self) -> Value {
         json!({
@@ -177,6 +172,10 @@ impl NotetypeChild for TemplateConfig {
             "bsize": self.browser_font_size as u8,
             "id": self.id,
         })
+    }
+
+    fn other(&self) -> &[u8] {
+        &self.other
     }
 }
 
