@@ -109,32 +109,40 @@ mod tests {
         let user = root.path().join("users").join("4");
         fs::create_dir_all(user.join("media")).unwrap();
         fs::create_dir_all(user.join("imports")).unwrap();
-        let stale = [
-            user.join(".upload-abc"),
-            user.join(".upload-zst-abc"),
-            user.join(".import-xyz.apkg"),
-            user.join(".import-col-1"),
-            user.join(".download-q"),
-            user.join("media").join(".media-upload-1"),
-            user.join("media").join(".import-media-2"),
-            user.join("imports").join(".keep-3"),
-            root.path().join("users").join(".health-4"),
-        ];
-        for path in &stale {
-            fs::write(path, b"12345").unwrap();
-        }
-        let kept = [
-            user.join("collection.anki2"),
-            user.join("collection.anki2-journal"),
-            user.join("media.db"),
-            user.join("imports.db"),
-            user.join("media").join("photo.jpg"),
-            user.join("imports").join("1.apkg"),
-            user.join("collection.anki2.corrupt-17"),
-        ];
-        for path in &kept {
-            fs::write(path, b"keep").unwrap();
-        }
+        // Paths below the data folder, each written with `bytes`.
+        let files = |paths: &[&str], bytes: &[u8]| -> Vec<std::path::PathBuf> {
+            let paths: Vec<_> = paths.iter().map(|path| root.path().join(path)).collect();
+            for path in &paths {
+                fs::write(path, bytes).unwrap();
+            }
+            paths
+        };
+        let stale = files(
+            &[
+                "users/4/.upload-abc",
+                "users/4/.upload-zst-abc",
+                "users/4/.import-xyz.apkg",
+                "users/4/.import-col-1",
+                "users/4/.download-q",
+                "users/4/media/.media-upload-1",
+                "users/4/media/.import-media-2",
+                "users/4/imports/.keep-3",
+                "users/.health-4",
+            ],
+            b"12345",
+        );
+        let kept = files(
+            &[
+                "users/4/collection.anki2",
+                "users/4/collection.anki2-journal",
+                "users/4/media.db",
+                "users/4/imports.db",
+                "users/4/media/photo.jpg",
+                "users/4/imports/1.apkg",
+                "users/4/collection.anki2.corrupt-17",
+            ],
+            b"keep",
+        );
 
         // Everything is fresh: a live request elsewhere may own it.
         let report = remove_stale_temp_files(root.path(), Duration::from_secs(3600));
