@@ -5,7 +5,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use futures_util::StreamExt;
@@ -14,9 +15,18 @@ use futures_util::StreamExt;
 #[derive(Clone, Default)]
 pub struct RequestUser(pub Arc<OnceLock<i64>>);
 
-/// One line per request: user, method, status, bytes in and out, milliseconds
+/// The response header naming the node that answered, in cluster mode.
+pub const NODE_HEADER: &str = "x-sidecar-node";
+
+/// One line per request: user, method, status, bytes in and out, milliseconds, and in cluster
+/// mode the node, which every response also names in `X-Sidecar-Node`
 /// (docs/design.md#observability).
-pub async fn log_request(request: Request, next: Next) -> Response {
+pub async fn log_request(
+    State(state): State<crate::state::AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let node = state.settings.node_id.as_deref();
     let started = Instant::now();
     let path = request.uri().path().to_string();
     let bytes_in = Arc::new(AtomicU64::new(0));
@@ -29,7 +39,10 @@ pub async fn log_request(request: Request, next: Next) -> Response {
             counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
     }));
-    let response = next.run(Request::from_parts(parts, body)).await;
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    if let Some(value) = node.and_then(|node| HeaderValue::from_str(node).ok()) {
+        response.headers_mut().insert(NODE_HEADER, value);
+    }
     let header_u64 = |name: &str| {
         response
             .headers()
@@ -55,6 +68,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         path = %path,
         status = response.status().as_u16(),
         user_id = user.0.get().copied(),
+        node,
         bytes_in,
         bytes_out,
         uncompressed_out,

@@ -19,6 +19,12 @@ use crate::user_data::Users;
 
 /// Connects to the database, runs migrations and prepares the data folder.
 pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    // Checked before connecting, so a refusal is one plain line.
+    let _node = crate::config::cluster_node(
+        settings.node_id.as_deref(),
+        settings.resolved_database_url().as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let url = settings.resolved_database_url().context(
         "no database configured: set SIDECAR_DATABASE_URL or DATABASE_URL to Django's database",
     )?;
@@ -74,14 +80,20 @@ pub fn public_router(state: AppState) -> Router {
             .nest(&base, sync)
             .route(&format!("{base}/health"), get(handlers::health::health));
     }
-    app.layer(middleware::from_fn(crate::request_log::log_request))
-        .with_state(state)
+    app.layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::request_log::log_request,
+    ))
+    .with_state(state)
 }
 
 /// The internal tree, on its own listener.
 pub fn internal_router(state: AppState) -> Router {
     handlers::internal::router(state.clone())
-        .layer(middleware::from_fn(crate::request_log::log_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::request_log::log_request,
+        ))
         .with_state(state)
 }
 
@@ -108,6 +120,7 @@ pub async fn launch_with_listeners(
             state.settings.sync_idle_timeout_secs,
         ));
     crate::auth::revocation::spawn_sweeper(state.clone());
+    crate::metrics::set_node(state.settings.node_id.as_deref());
     crate::metrics::handle();
 
     let limits = &state.settings.limits;
