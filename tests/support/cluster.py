@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from support import protocol
-from support.nginx import Nginx, Reply, Tls, request
+from support.nginx import Nginx, Tls, request
+from support.protocol import Reply
 from support.sidecar import Sidecar
 
 NODE_HEADER = "x-sidecar-node"
@@ -123,7 +124,7 @@ class Cluster:
         if payload is None:
             payload = {"_pad": None}
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        return request(
+        reply = request(
             self.endpoint + method,
             "POST",
             body=protocol.compress(data),
@@ -133,6 +134,7 @@ class Cluster:
             },
             tls=self.tls,
         )
+        return Reply(reply.status, reply.headers, reply.body)
 
     def node_of(self, hkey: str) -> str:
         """The node that serves `hkey`'s syncs now: a `meta` through nginx, which changes
