@@ -75,8 +75,8 @@ def test_the_default_profile_stays_one_single_process_sidecar():
     result = compose("config", "--format", "json", extra_env=SECRETS)
     assert result.returncode == 0, result.stderr
     services = json.loads(result.stdout)["services"]
-    # An empty node id is the single-process mode.
-    assert services["sidecar"]["environment"]["SIDECAR_NODE_ID"] == ""
+    # Not set at all (an empty name is refused): the single-process mode.
+    assert services["sidecar"]["environment"].get("SIDECAR_NODE_ID") is None
     assert services["nginx"]["environment"]["NGINX_SIDECAR_UPSTREAM"] == "sidecar:8080"
 
 
