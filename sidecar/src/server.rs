@@ -16,11 +16,12 @@ use crate::handlers;
 use crate::state::AppState;
 use crate::storage::DataDir;
 use crate::user_data::Users;
+use crate::user_data::cluster::ClusterLocks;
 
 /// Connects to the database, runs migrations and prepares the data folder.
 pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     // Checked before connecting, so a refusal is one plain line.
-    let _node = crate::config::cluster_node(
+    let node = crate::config::cluster_node(
         settings.node_id.as_deref(),
         settings.resolved_database_url().as_deref(),
     )
@@ -49,9 +50,18 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         "removed stale temporary files"
     );
     crate::fault::arm(settings.fault_point.clone());
+    let cluster = match node {
+        Some(node) => {
+            // Stored collections stay out of WAL mode on shared storage (docs/design.md#cluster-mode).
+            crate::collection::sqlite::set_shared_storage(true);
+            tracing::info!(node = %node, "cluster mode");
+            Some(ClusterLocks::connect(&url, node, settings.cluster_lock_connections).await?)
+        }
+        None => None,
+    };
     let settings = Arc::new(settings);
     Ok(AppState {
-        users: Users::new(data.clone(), settings.clone()),
+        users: Users::new(data.clone(), settings.clone(), cluster),
         settings,
         db,
         data,
@@ -119,6 +129,7 @@ pub async fn launch_with_listeners(
         .spawn_idle_expiry(std::time::Duration::from_secs(
             state.settings.sync_idle_timeout_secs,
         ));
+    state.users.spawn_cluster_listener();
     crate::auth::revocation::spawn_sweeper(state.clone());
     crate::metrics::set_node(state.settings.node_id.as_deref());
     crate::metrics::handle();

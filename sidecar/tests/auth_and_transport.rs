@@ -14,7 +14,10 @@ async fn health_answers_ok() {
     assert_eq!(body["status"], "ok");
     assert_eq!(body["database"], "ok");
     assert_eq!(body["data_dir"], "ok");
-    assert!(body.get("node").is_none(), "single mode names no node: {body}");
+    assert!(
+        body.get("node").is_none(),
+        "single mode names no node: {body}"
+    );
 }
 
 #[tokio::test]
