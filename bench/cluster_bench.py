@@ -102,8 +102,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
         print("TEST_POSTGRES_URL is not set: run under scripts/with-postgres.sh", file=sys.stderr)
         return 2
     tls = make_certificates(work / "tls", "127.0.0.1", "localhost")
-    # Read by the real client (seeding) and by aiohttp's default SSL context (the load).
+    # The real client (seeding) reads SSL_CERT_FILE; the load's aiohttp takes the context.
     os.environ["SSL_CERT_FILE"] = str(tls.ca)
+    lb.SSL_CONTEXT = tls.context()
     users = [f"bench{i}" for i in range(args.users)]
     database = postgres_database(url)
     servers = [
