@@ -131,6 +131,38 @@ async fn still_waiting<T>(task: &tokio::task::JoinHandle<T>) -> bool {
     !task.is_finished()
 }
 
+/// Needs no PostgreSQL: the refusal comes before any connection.
+#[tokio::test]
+async fn cluster_mode_refuses_to_start_on_sqlite() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: anki_sidecar::config::Settings,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Cli::parse_from([
+        "test".to_string(),
+        format!(
+            "--database-url=sqlite:///{}/db.sqlite3",
+            dir.path().display()
+        ),
+        format!("--data-dir={}", dir.path().join("data").display()),
+        "--node-id=node-a".to_string(),
+    ])
+    .settings;
+    let Err(refusal) = anki_sidecar::server::build_state(settings).await else {
+        panic!("cluster mode must not start on SQLite");
+    };
+    let message = format!("{refusal:#}");
+    assert!(message.contains("needs PostgreSQL"), "{message}");
+    assert!(!message.contains('\n'), "one line: {message}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "refused before touching anything"
+    );
+}
+
 #[tokio::test]
 async fn every_answer_names_its_node() {
     let Some(cluster) = Cluster::new("every_answer_names_its_node").await else {
