@@ -182,12 +182,15 @@ async fn every_answer_names_its_node() {
     assert_eq!(body["database"], "ok");
 
     let internal = a
-        .http
-        .get(format!("{}/metrics", a.internal))
+        .internal_request(reqwest::Method::GET, "/metrics")
         .send()
         .await
         .unwrap();
+    assert_eq!(internal.status(), 200);
     assert_eq!(internal.headers()["x-sidecar-node"], "node-a");
+    // One recorder per process: the series carry the label of the first node started here.
+    let metrics = internal.text().await.unwrap();
+    assert!(metrics.contains("node=\""), "{metrics}");
     let refused = a
         .http
         .post(format!("{}/sync/hostKey", a.base))
@@ -230,6 +233,17 @@ async fn an_open_sync_holds_the_user_across_nodes() {
     );
 
     a.finish_sync(&key, "s", counts).await;
+    // Shared storage: the rollback journal, never WAL's shared-memory index.
+    let mode: String = a
+        .collection(alice)
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    for journal in ["-wal", "-shm"] {
+        let mut path = a.collection_path(alice).into_os_string();
+        path.push(journal);
+        assert!(!std::path::Path::new(&path).exists(), "{journal}");
+    }
     let media = tokio::time::timeout(Duration::from_secs(30), media)
         .await
         .expect("node B proceeds once the sync has ended")
