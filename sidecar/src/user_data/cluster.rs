@@ -135,12 +135,13 @@ impl ClusterLocks {
             conn: pending.0.take(),
             user_id,
             key,
+            acquired: std::time::Instant::now(),
         })
     }
 
     /// Listens on [`CHANNEL`] for as long as the process runs, calling `on_request` with the
-    /// user id of each other node's request to end a sync, and when it was heard (a sync
-    /// started after that is not the one the request was about). Reconnects after a lost
+    /// user id of each other node's request to end a sync, and when it was heard (a lock taken
+    /// after that is not the one the request was about). Reconnects after a lost
     /// connection; requests
     /// sent meanwhile are lost, and their senders wait until the sync ends by itself (its
     /// `finish`, or the idle timeout).
@@ -234,9 +235,16 @@ pub struct HeldLock {
     conn: Option<PoolConnection<Postgres>>,
     user_id: i64,
     key: i32,
+    acquired: std::time::Instant,
 }
 
 impl HeldLock {
+    /// When this node took the lock: a request to end a sync heard before that was about an
+    /// earlier holder.
+    pub fn acquired(&self) -> std::time::Instant {
+        self.acquired
+    }
+
     /// Whether the lock's connection is still alive, and so the lock still held. A node cut
     /// off from PostgreSQL loses its locks to the next node that asks, so an open sync checks
     /// this before every call instead of writing on as if it still owned the user.
