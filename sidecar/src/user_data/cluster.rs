@@ -10,6 +10,8 @@
 //! A `start` (or anything else that ends an open sync) that finds the lock taken asks the
 //! holder to give it up: it `NOTIFY`s [`CHANNEL`] with the user id and then waits. Every node
 //! `LISTEN`s there and ends the user's open sync, if it holds one, as a local new start would.
+//!
+//! Nothing here runs in single-process mode, where the registry has no `ClusterLocks`.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -141,10 +143,9 @@ impl ClusterLocks {
 
     /// Listens on [`CHANNEL`] for as long as the process runs, calling `on_request` with the
     /// user id of each other node's request to end a sync, and when it was heard (a lock taken
-    /// after that is not the one the request was about). Reconnects after a lost
-    /// connection; requests
-    /// sent meanwhile are lost, and their senders wait until the sync ends by itself (its
-    /// `finish`, or the idle timeout).
+    /// after that is not the one the request was about). Reconnects after a lost connection;
+    /// requests sent meanwhile are lost, and their senders wait until the sync ends by itself
+    /// (its `finish`, or the idle timeout).
     pub fn spawn_listener<F, Fut>(&self, on_request: F)
     where
         F: Fn(i64, std::time::Instant) -> Fut + Send + Sync + 'static,
