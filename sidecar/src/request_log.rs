@@ -68,7 +68,7 @@ pub async fn log_request(
         path = %path,
         status = response.status().as_u16(),
         user_id = user.0.get().copied(),
-        node,
+        node = node.map(tracing::field::display),
         bytes_in,
         bytes_out,
         uncompressed_out,

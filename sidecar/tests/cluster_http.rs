@@ -131,6 +131,38 @@ async fn still_waiting<T>(task: &tokio::task::JoinHandle<T>) -> bool {
     !task.is_finished()
 }
 
+/// Needs no PostgreSQL: the refusal comes before any connection.
+#[tokio::test]
+async fn cluster_mode_refuses_to_start_on_sqlite() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: anki_sidecar::config::Settings,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Cli::parse_from([
+        "test".to_string(),
+        format!(
+            "--database-url=sqlite:///{}/db.sqlite3",
+            dir.path().display()
+        ),
+        format!("--data-dir={}", dir.path().join("data").display()),
+        "--node-id=node-a".to_string(),
+    ])
+    .settings;
+    let Err(refusal) = anki_sidecar::server::build_state(settings).await else {
+        panic!("cluster mode must not start on SQLite");
+    };
+    let message = format!("{refusal:#}");
+    assert!(message.contains("needs PostgreSQL"), "{message}");
+    assert!(!message.contains('\n'), "one line: {message}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "refused before touching anything"
+    );
+}
+
 #[tokio::test]
 async fn every_answer_names_its_node() {
     let Some(cluster) = Cluster::new("every_answer_names_its_node").await else {
@@ -150,12 +182,15 @@ async fn every_answer_names_its_node() {
     assert_eq!(body["database"], "ok");
 
     let internal = a
-        .http
-        .get(format!("{}/metrics", a.internal))
+        .internal_request(reqwest::Method::GET, "/metrics")
         .send()
         .await
         .unwrap();
+    assert_eq!(internal.status(), 200);
     assert_eq!(internal.headers()["x-sidecar-node"], "node-a");
+    // One recorder per process: the series carry the label of the first node started here.
+    let metrics = internal.text().await.unwrap();
+    assert!(metrics.contains("node=\""), "{metrics}");
     let refused = a
         .http
         .post(format!("{}/sync/hostKey", a.base))
@@ -198,6 +233,17 @@ async fn an_open_sync_holds_the_user_across_nodes() {
     );
 
     a.finish_sync(&key, "s", counts).await;
+    // Shared storage: the rollback journal, never WAL's shared-memory index.
+    let mode: String = a
+        .collection(alice)
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    for journal in ["-wal", "-shm"] {
+        let mut path = a.collection_path(alice).into_os_string();
+        path.push(journal);
+        assert!(!std::path::Path::new(&path).exists(), "{journal}");
+    }
     let media = tokio::time::timeout(Duration::from_secs(30), media)
         .await
         .expect("node B proceeds once the sync has ended")

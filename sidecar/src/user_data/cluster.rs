@@ -10,6 +10,8 @@
 //! A `start` (or anything else that ends an open sync) that finds the lock taken asks the
 //! holder to give it up: it `NOTIFY`s [`CHANNEL`] with the user id and then waits. Every node
 //! `LISTEN`s there and ends the user's open sync, if it holds one, as a local new start would.
+//!
+//! Nothing here runs in single-process mode, where the registry has no `ClusterLocks`.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -135,15 +137,15 @@ impl ClusterLocks {
             conn: pending.0.take(),
             user_id,
             key,
+            acquired: std::time::Instant::now(),
         })
     }
 
     /// Listens on [`CHANNEL`] for as long as the process runs, calling `on_request` with the
-    /// user id of each other node's request to end a sync, and when it was heard (a sync
-    /// started after that is not the one the request was about). Reconnects after a lost
-    /// connection; requests
-    /// sent meanwhile are lost, and their senders wait until the sync ends by itself (its
-    /// `finish`, or the idle timeout).
+    /// user id of each other node's request to end a sync, and when it was heard (a lock taken
+    /// after that is not the one the request was about). Reconnects after a lost connection;
+    /// requests sent meanwhile are lost, and their senders wait until the sync ends by itself
+    /// (its `finish`, or the idle timeout).
     pub fn spawn_listener<F, Fut>(&self, on_request: F)
     where
         F: Fn(i64, std::time::Instant) -> Fut + Send + Sync + 'static,
@@ -234,9 +236,16 @@ pub struct HeldLock {
     conn: Option<PoolConnection<Postgres>>,
     user_id: i64,
     key: i32,
+    acquired: std::time::Instant,
 }
 
 impl HeldLock {
+    /// When this node took the lock: a request to end a sync heard before that was about an
+    /// earlier holder.
+    pub fn acquired(&self) -> std::time::Instant {
+        self.acquired
+    }
+
     /// Whether the lock's connection is still alive, and so the lock still held. A node cut
     /// off from PostgreSQL loses its locks to the next node that asks, so an open sync checks
     /// this before every call instead of writing on as if it still owned the user.

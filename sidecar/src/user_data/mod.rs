@@ -134,13 +134,13 @@ impl Users {
                     return;
                 }
                 let mut slot = registry.lock(user_id).await;
-                // A sync started after the request was heard is newer than the other node's
-                // operation, which has had its turn by then.
-                let older = slot
-                    .session
-                    .as_ref()
-                    .is_some_and(|session| session.started <= heard);
-                if older
+                // The request is about the lock held when it was heard; one taken since is
+                // newer than the other node's operation, which has had its turn by then.
+                let requested = slot.session.is_some()
+                    && slot
+                        .cluster_lock_acquired()
+                        .is_some_and(|acquired| acquired <= heard);
+                if requested
                     && let Err(err) =
                         end_session(&mut slot, "replaced by a start on another node").await
                 {

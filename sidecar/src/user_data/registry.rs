@@ -79,6 +79,12 @@ impl UserGuard {
         Ok(())
     }
 
+    /// When this node took the user's PostgreSQL lock, if it holds it.
+    pub fn cluster_lock_acquired(&self) -> Option<std::time::Instant> {
+        let slot = self.guard.as_ref().expect("held until drop");
+        slot.cluster_lock.as_ref().map(HeldLock::acquired)
+    }
+
     /// Whether this node still holds the user's PostgreSQL lock (always, in single-process
     /// mode). Called by an open sync before each of its calls.
     pub async fn still_holds_cluster(&mut self) -> bool {

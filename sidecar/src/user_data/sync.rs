@@ -508,8 +508,19 @@ impl Users {
                         .session
                         .as_ref()
                         .is_some_and(|session| session.last_activity.elapsed() > timeout);
-                    if idle && let Err(err) = end_session(&mut slot, "idle timeout").await {
-                        tracing::warn!(user_id, error = %err, "expiring an idle sync failed");
+                    let reason = if idle {
+                        Some("idle timeout")
+                    } else if slot.session.is_some() && !slot.still_holds_cluster().await {
+                        // Cluster mode, cut off from PostgreSQL: another node may take the
+                        // user now, so the file is let go without waiting for the client.
+                        Some("lost the cluster lock")
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = reason
+                        && let Err(err) = end_session(&mut slot, reason).await
+                    {
+                        tracing::warn!(user_id, error = %err, "expiring a sync failed");
                     }
                     slot.unlock().await;
                 }
