@@ -8,7 +8,9 @@ records `$upstream_addr` and that header per request (real clients). Clients of 
 host keys that nginx routes to different nodes by logging in again until the keys differ.
 
 A "kill" is SIGKILL of the node's process: no shutdown, no unlock; PostgreSQL itself sees the
-node's connections drop and releases its advisory locks.
+node's connections drop and releases its advisory locks. Where the instant matters (inside a
+full upload), the node is restarted with SIDECAR_FAULT_POINT armed and aborts there, which
+leaves the same state as a kill -9 at that instant.
 """
 
 from __future__ import annotations
@@ -202,6 +204,16 @@ def imported(client: AnkiClient, tag: str) -> list[str]:
     return client.col.db.list("select guid from notes where guid like ? order by guid", f"{tag}-%")
 
 
+def wait_spooled(cluster: Cluster, user: DjangoUser, package: bytes) -> None:
+    """Waits until a node has spooled `package` into the user's folder: the import has
+    arrived, and next waits for the user's lock."""
+    folder = cluster.data_dir / "users" / str(user.id)
+    wait_until(
+        lambda: any(p.is_file() and p.stat().st_size == len(package) for p in folder.iterdir()),
+        "the package spooled on its node",
+    )
+
+
 def open_session(cluster: Cluster, hkey: str, session: str) -> tuple[str, int]:
     """`meta` and `start` of a normal sync, left open; the node holding it and the usn."""
     meta = cluster.call("sync/meta", protocol.meta_payload(), hkey=hkey, session=session)
@@ -358,7 +370,7 @@ def test_kill_9_of_the_node_holding_an_open_sync(cluster, database, make_client)
     assert labelled_notes(c, "acknowledged") == [f"acknowledged {i}" for i in range(3)]
 
 
-def test_kill_9_during_a_full_upload(cluster, database, make_client, tmp_path):
+def test_kill_9_during_a_full_upload(cluster, database, make_client):
     user = database.create_user()
     a, _ = uploaded_device(cluster, make_client, user)
     note = a.col.new_note(a.col.models.by_name("Basic"))
@@ -414,6 +426,42 @@ def test_kill_9_during_a_full_upload(cluster, database, make_client, tmp_path):
     assert labelled_notes(c, "acknowledged before") == ["acknowledged before the upload"]
 
 
+@pytest.mark.parametrize("point", ["upload:spooled", "upload:converted"])
+def test_a_node_dying_inside_a_full_upload_leaves_the_collection_as_it_was(
+    cluster, database, make_client, point
+):
+    """The same as a kill -9, at a chosen instant inside the node: the upload's body is on
+    shared storage, and (converted) the new collection is ready beside the old one."""
+    user = database.create_user()
+    a, _ = uploaded_device(cluster, make_client, user)
+    note = a.col.new_note(a.col.models.by_name("Basic"))
+    note["Front"] = "acknowledged before the upload"
+    a.col.add_note(note, a.col.decks.id("Default"))
+    assert a.sync() == NO_CHANGES
+    hkey = a.auth.hkey
+    node = cluster.node_of(hkey)
+    # SIDECAR_FAULT_POINT: the process aborts there, as kill -9 would leave it.
+    cluster.restart(node, {"SIDECAR_FAULT_POINT": point})
+    other = make_client(cluster.endpoint, "other")
+    fill_like_a_real_user(other.col, notes=50, reviews=5)
+    other.close()
+
+    reply = cluster.call("sync/upload", other.path.read_bytes(), hkey=hkey, session="upload")
+    assert reply.status == 502, reply
+    wait_until(lambda: not cluster.node(node).is_running(), f"{node} aborting at {point}")
+
+    mark = cluster.log_mark()
+    assert a.sync() == NO_CHANGES
+    served = wait_until(
+        lambda: [s for s in cluster.served_since(mark) if s.path.startswith("/sync/meta")],
+        "the next sync in nginx's log",
+    )
+    assert all(s.node and s.node != node for s in served), served
+    c = downloaded_device(cluster, make_client, user, "C")
+    assert_in_sync(a.col, c.col)
+    assert labelled_notes(c, "acknowledged before") == ["acknowledged before the upload"]
+
+
 def test_kill_9_during_an_import_then_the_retry_delivers_it_once(
     cluster, database, make_client, tmp_path
 ):
@@ -435,13 +483,8 @@ def test_kill_9_during_an_import_then_the_retry_delivers_it_once(
     pusher.start()
     # The node spools the package into the user's folder, then waits for the user's lock:
     # the moment to kill it.
-    user_folder = cluster.data_dir / "users" / str(user.id)
-    wait_until(
-        lambda: any(
-            path.is_file() and path.stat().st_size == len(data) for path in user_folder.iterdir()
-        ),
-        "the package spooled on its node",
-    )
+    wait_spooled(cluster, user, data)
+    assert pusher.is_alive(), f"the import did not wait for the open sync: {outcome}"
     cluster.kill(node)
     pusher.join(timeout=60)
     assert "answer" not in outcome or outcome["answer"][0] != 200, outcome
@@ -477,6 +520,8 @@ def test_an_import_through_one_node_while_syncing_through_another_lands_once(
         target=lambda: outcome.setdefault("answer", push_package(importer, user.id, data, "b-1"))
     )
     pusher.start()
+    wait_spooled(cluster, user, data)
+    assert pusher.is_alive(), f"the import did not wait for the sync on {node_a}: {outcome}"
     failures: list[str] = []
     # The device's own sync on node_a replaces the open session and runs to its end; the
     # import waits for it, whichever comes first.

@@ -115,6 +115,24 @@ class Cluster:
         sidecar.process.send_signal(signal.SIGKILL)
         sidecar.process.wait(timeout=30)
 
+    def restart(self, name: str, extra_env: dict[str, str]) -> Sidecar:
+        """kill -9 of node `name`, then the node again on the same public address (so nginx's
+        upstream still names it), with `extra_env` added, e.g. an armed SIDECAR_FAULT_POINT."""
+        old = self.node(name)
+        self.kill(name)
+        env = {
+            "SIDECAR_NODE_ID": name,
+            "SIDECAR_DATA_DIR": str(self.data_dir),
+            "SIDECAR_IP_HEADER": "x-real-ip",
+            "SIDECAR_PUBLIC_ADDR": old.public_addr,
+            **self.extra_env,
+            **extra_env,
+        }
+        new = Sidecar(self.database_url, self.work_dir / f"{name}-again", env, name=name)
+        new.data_dir = self.data_dir
+        self.sidecars[self.sidecars.index(old)] = new
+        return new.start()
+
     # --- the raw protocol through nginx ------------------------------------------------------
 
     def call(
