@@ -34,7 +34,7 @@ from support.collection_data import assert_in_sync, fill_like_a_real_user
 from support.django_db import DjangoDatabase, DjangoUser, postgres_database
 from support.internal_api import push_package
 from support.media import media_files, sync_media
-from support.nginx import Tls, make_certificates, nginx_binary
+from support.nginx import Tls, make_certificates, nginx_binary, request
 from support.web import tiny_png
 
 pytestmark = pytest.mark.timeout(300)
@@ -539,3 +539,31 @@ def test_an_import_through_one_node_while_syncing_through_another_lands_once(
     assert len(imported(a, "busy")) == IMPORT_NOTES
     c = downloaded_device(cluster, make_client, user, "C")
     assert_in_sync(a.col, c.col)
+
+
+def test_requests_without_a_host_key_are_routed_by_client_address(cluster, database):
+    """Logins carry no key, and legacy clients (v8-10) keep theirs in the multipart body: nginx
+    hashes the client address for both, so one device's keyless requests all reach one node,
+    while keyed requests spread over the nodes by key."""
+    user = database.create_user()
+    logins = [
+        cluster.call("sync/hostKey", {"u": user.username, "p": user.password}) for _ in range(6)
+    ]
+    assert all(reply.status == 200 for reply in logins), logins
+    assert len({served_by(reply) for reply in logins}) == 1
+    # A legacy-shaped request (no anki-sync header) from the same address, same node.
+    legacy = request(
+        cluster.endpoint + "sync/meta",
+        "POST",
+        body=b"",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+        tls=cluster.tls,
+    )
+    assert legacy.headers.get("x-sidecar-node") == served_by(logins[0]), legacy
+    # Keyed requests (here with made-up keys, which every node refuses alike) spread out.
+    nodes = set()
+    for index in range(30):
+        reply = cluster.call("sync/meta", protocol.meta_payload(), hkey=f"made-up-key-{index}")
+        assert reply.status == 403, reply
+        nodes.add(served_by(reply))
+    assert nodes == {s.name for s in cluster.sidecars}, nodes
