@@ -321,6 +321,43 @@ async fn an_import_on_one_node_waits_for_a_sync_on_another() {
 }
 
 #[tokio::test]
+async fn an_import_gives_up_on_a_sync_on_another_node_with_503() {
+    let Some(cluster) = Cluster::new("an_import_gives_up_on_a_sync_on_another_node_with_503").await
+    else {
+        return;
+    };
+    let a = cluster.node("a6").await;
+    let b = TestApp::start_node_with(
+        &cluster.url,
+        cluster.data.path(),
+        "b6",
+        &["--import-wait-secs=1"],
+    )
+    .await;
+    let alice = cluster.add_user("alice").await;
+    let key = a.login_key("alice").await;
+    a.meta_ok(&key).await;
+    a.receive(&key, "s", 0).await;
+    let stored = std::fs::read(a.collection_path(alice)).unwrap();
+
+    let response = b
+        .internal_post(
+            &imports_path(alice),
+            Some(&b.token),
+            GenPackage::standard().package(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().get("retry-after").is_some());
+    assert_eq!(std::fs::read(a.collection_path(alice)).unwrap(), stored);
+    // The sync on node A was not broken by the waiting import.
+    assert_eq!(a.chunk(&key, "s").await.status, 200);
+    assert!(cluster.user_locked(alice).await);
+}
+
+#[tokio::test]
 async fn a_node_cut_off_from_the_database_frees_its_users() {
     let Some(cluster) = Cluster::new("a_node_cut_off_from_the_database_frees_its_users").await
     else {
