@@ -3,8 +3,9 @@
 //!
 //! They need a PostgreSQL server: `TEST_POSTGRES_URL` (a superuser URL; `scripts/test.sh` and
 //! `scripts/with-postgres.sh` start a throwaway one and set it). Without it each test says so
-//! and passes without running. Each test works in a database of its own, so that locks and
-//! users of parallel tests never meet.
+//! and passes without running. Each test works in a database of its own (`cluster_<random>`,
+//! left for the throwaway server to discard), so that locks and users of parallel tests never
+//! meet.
 
 mod common;
 
@@ -125,7 +126,7 @@ impl Cluster {
     }
 }
 
-/// Waits for a request that is expected to be blocked; `None` while it still is.
+/// Whether a request expected to be blocked still is, a moment later.
 async fn still_waiting<T>(task: &tokio::task::JoinHandle<T>) -> bool {
     tokio::time::sleep(Duration::from_millis(300)).await;
     !task.is_finished()
