@@ -77,3 +77,76 @@ pub async fn log_request(
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: crate::config::Settings,
+    }
+
+    /// A router answering `GET /x` behind `log_request`, with `node` as the configured node
+    /// (set directly: starting in cluster mode needs PostgreSQL, which this test does not).
+    async fn serve(node: Option<&str>) -> (String, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("db.sqlite3");
+        rusqlite::Connection::open(&db_path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE auth_user (id integer PRIMARY KEY, password text, username text, \
+                 is_active bool)",
+            )
+            .unwrap();
+        let mut settings = Cli::parse_from([
+            "test".to_string(),
+            format!("--database-url=sqlite:///{}", db_path.display()),
+            format!("--data-dir={}", dir.path().join("data").display()),
+        ])
+        .settings;
+        settings.node_id = node.map(str::to_string);
+        let users = crate::db::UserTable::from_settings(&settings.user_table).unwrap();
+        let db = crate::db::Database::connect(&settings.resolved_database_url().unwrap(), users)
+            .await
+            .unwrap();
+        let data = crate::storage::DataDir::new(&settings.data_dir).unwrap();
+        let settings = Arc::new(settings);
+        let state = crate::state::AppState {
+            users: crate::user_data::Users::new(data.clone(), settings.clone(), None),
+            settings,
+            db,
+            data,
+        };
+        let app = Router::new()
+            .route("/x", get(|| async { "x" }))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                log_request,
+            ))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, dir)
+    }
+
+    #[tokio::test]
+    async fn a_cluster_node_names_itself_in_every_response() {
+        let (url, _dir) = serve(Some("node-7")).await;
+        let response = reqwest::get(url).await.unwrap();
+        assert_eq!(response.headers()[NODE_HEADER], "node-7");
+    }
+
+    #[tokio::test]
+    async fn a_single_process_adds_no_node_header() {
+        let (url, _dir) = serve(None).await;
+        let response = reqwest::get(url).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().get(NODE_HEADER).is_none());
+    }
+}

@@ -3,8 +3,9 @@
 //!
 //! They need a PostgreSQL server: `TEST_POSTGRES_URL` (a superuser URL; `scripts/test.sh` and
 //! `scripts/with-postgres.sh` start a throwaway one and set it). Without it each test says so
-//! and passes without running. Each test works in a database of its own, so that locks and
-//! users of parallel tests never meet.
+//! and passes without running. Each test works in a database of its own (`cluster_<random>`,
+//! left for the throwaway server to discard), so that locks and users of parallel tests never
+//! meet.
 
 mod common;
 
@@ -125,7 +126,7 @@ impl Cluster {
     }
 }
 
-/// Waits for a request that is expected to be blocked; `None` while it still is.
+/// Whether a request expected to be blocked still is, a moment later.
 async fn still_waiting<T>(task: &tokio::task::JoinHandle<T>) -> bool {
     tokio::time::sleep(Duration::from_millis(300)).await;
     !task.is_finished()
@@ -318,6 +319,43 @@ async fn an_import_on_one_node_waits_for_a_sync_on_another() {
     assert_eq!(import.status, 200, "{}", import.text());
     assert_eq!(import.json()["notes"]["added"], 2);
     assert_eq!(count(&a.collection(alice), "SELECT COUNT(*) FROM notes"), 2);
+}
+
+#[tokio::test]
+async fn an_import_gives_up_on_a_sync_on_another_node_with_503() {
+    let Some(cluster) = Cluster::new("an_import_gives_up_on_a_sync_on_another_node_with_503").await
+    else {
+        return;
+    };
+    let a = cluster.node("a6").await;
+    let b = TestApp::start_node_with(
+        &cluster.url,
+        cluster.data.path(),
+        "b6",
+        &["--import-wait-secs=1"],
+    )
+    .await;
+    let alice = cluster.add_user("alice").await;
+    let key = a.login_key("alice").await;
+    a.meta_ok(&key).await;
+    a.receive(&key, "s", 0).await;
+    let stored = std::fs::read(a.collection_path(alice)).unwrap();
+
+    let response = b
+        .internal_post(
+            &imports_path(alice),
+            Some(&b.token),
+            GenPackage::standard().package(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().get("retry-after").is_some());
+    assert_eq!(std::fs::read(a.collection_path(alice)).unwrap(), stored);
+    // The sync on node A was not broken by the waiting import.
+    assert_eq!(a.chunk(&key, "s").await.status, 200);
+    assert!(cluster.user_locked(alice).await);
 }
 
 #[tokio::test]

@@ -96,8 +96,18 @@ impl TestApp {
     /// Starts a cluster-mode node on Django's database `database_url` (PostgreSQL) and the
     /// shared `data_dir`.
     pub async fn start_node(database_url: &str, data_dir: &std::path::Path, node: &str) -> Self {
+        Self::start_node_with(database_url, data_dir, node, &[]).await
+    }
+
+    /// [`Self::start_node`] with extra command-line settings.
+    pub async fn start_node_with(
+        database_url: &str,
+        data_dir: &std::path::Path,
+        node: &str,
+        extra: &[&str],
+    ) -> Self {
         let token = "test-internal-token".to_string();
-        let args = vec![
+        let mut args = vec![
             "test".to_string(),
             format!("--database-url={database_url}"),
             format!("--data-dir={}", data_dir.display()),
@@ -106,6 +116,7 @@ impl TestApp {
             "--public-addr=127.0.0.1:0".into(),
             "--internal-addr=127.0.0.1:0".into(),
         ];
+        args.extend(extra.iter().map(|s| s.to_string()));
         Self::launch(tempfile::tempdir().unwrap(), data_dir.into(), token, args).await
     }
 
