@@ -32,6 +32,7 @@ import resource
 import shutil
 import socket
 import sqlite3
+import ssl
 import statistics
 import subprocess
 import sys
@@ -63,6 +64,9 @@ REVIEWED_CARDS = 10
 MEDIA_FILES_PER_SYNC = 5
 MEDIA_FILE_BYTES = 8_000
 STORM_LOGINS = 20
+# TLS trust for an https:// server (bench/cluster_bench.py sets its test CA); True: the
+# system's roots, which plain-HTTP servers never use.
+SSL_CONTEXT: ssl.SSLContext | bool = True
 
 
 class BenchError(AssertionError):
@@ -636,7 +640,7 @@ async def run_phase(
     """`concurrency` workers, each with its own devices (one user's syncs never overlap),
     run `op` until `duration` seconds or `max_ops` operations have passed."""
     phase = Phase(server.name, name, concurrency)
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    connector = aiohttp.TCPConnector(limit=0, force_close=False, ssl=SSL_CONTEXT)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         client = Client(http, server.url)
@@ -847,7 +851,7 @@ def seed(
 
 
 async def login_all(server, devices: dict[str, Device]) -> None:
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=SSL_CONTEXT)) as http:
         client = Client(http, server.url)
         for dev in devices.values():
             dev.hkey = await login(client, dev.user)

@@ -11,6 +11,9 @@ RUN rm -f /etc/nginx/conf.d/default.conf \
     && install -d -o 101 -g 101 /var/www/acme /srv/static
 COPY nginx/templates/ /etc/nginx/templates/
 COPY nginx/snippets/ /etc/nginx/snippets/
+# Sourced by the entrypoint before the templates are rendered: NGINX_SIDECAR_UPSTREAM (one
+# node, or a comma-separated list of cluster nodes) becomes NGINX_SIDECAR_SERVERS.
+COPY --chmod=755 docker/nginx/15-anki-sidecar-upstream.envsh /docker-entrypoint.d/
 USER 101
 ENV NGINX_HTTP_LISTEN=8080 \
     NGINX_HTTPS_LISTEN=8443 \
@@ -23,5 +26,6 @@ ENV NGINX_HTTP_LISTEN=8080 \
     NGINX_STATIC_ROOT=/srv/static \
     NGINX_ACME_ROOT=/var/www/acme \
     NGINX_SYNC_BASE_PATH= \
-    NGINX_MAX_BODY_MB=100
+    NGINX_MAX_BODY_MB=100 \
+    NGINX_ACCESS_LOG=/var/log/nginx/access.log
 EXPOSE 8080 8443

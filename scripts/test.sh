@@ -4,7 +4,8 @@
 #
 #   1. the Python venv with tests/requirements.txt
 #   2. cargo fmt --check, cargo clippy -D warnings, cargo test (dev profile; the ignored tests
-#      too, which need the anki package: ANKI_PYTHON is the venv's python)
+#      too, which need the anki package: ANKI_PYTHON is the venv's python; the cluster tests
+#      on the throwaway PostgreSQL cluster started first)
 #   3. ruff check and ruff format --check on every Python file of the repository
 #   4. one release build of the sidecar, the client venvs of the version matrix, then pytest:
 #      the end-to-end suite on SQLite and on a throwaway PostgreSQL cluster started here, plus
@@ -56,6 +57,15 @@ fi
 ensure_venv "$ROOT/tests/requirements.txt"
 rm -f "$ARTIFACTS/cargo-test.log" "$ARTIFACTS/pytest.xml"
 
+# Started before cargo test: the cluster-mode tests (sidecar/tests/cluster_http.rs) run two
+# nodes on it through TEST_POSTGRES_URL, and skip themselves without it.
+if [[ ${TEST_SKIP_POSTGRES:-} == 1 ]]; then
+    warn "TEST_SKIP_POSTGRES=1: the end-to-end suite runs on SQLite only and the cluster tests skip"
+    RESULTS+=("skip      PostgreSQL (TEST_SKIP_POSTGRES=1)")
+else
+    step "start PostgreSQL" pg_start_throwaway
+fi
+
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy "${CARGO_FLAGS[@]}" --workspace --all-targets -- -D warnings
 run_cargo_test() {
@@ -75,13 +85,6 @@ if step "cargo build --release" cargo build "${CARGO_FLAGS[@]}" --release -p ank
 else
     warn "the release build failed: the end-to-end suite cannot run, the Django tests still do"
     PYTEST_ARGS+=(--ignore=tests/e2e)
-fi
-
-if [[ ${TEST_SKIP_POSTGRES:-} == 1 ]]; then
-    warn "TEST_SKIP_POSTGRES=1: the end-to-end suite runs on SQLite only"
-    RESULTS+=("skip      PostgreSQL (TEST_SKIP_POSTGRES=1)")
-else
-    step "start PostgreSQL" pg_start_throwaway
 fi
 
 # The client-version matrix runs each pinned anki wheel in its own venv (.venv-clients/,

@@ -103,6 +103,17 @@ pub struct Settings {
     #[arg(long, env = "SIDECAR_FAULT_POINT", hide = true)]
     pub fault_point: Option<String>,
 
+    // cluster: several nodes on one PostgreSQL and one shared data folder.
+    /// This node's name; setting it turns on cluster mode (docs/operations.md#cluster-mode).
+    /// Cluster mode needs a PostgreSQL database. Unset: one process owns every user.
+    #[arg(long, env = "SIDECAR_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Cluster mode: PostgreSQL connections kept for the per-user locks. Each open normal sync
+    /// keeps one between its requests, and each running operation holds one.
+    #[arg(long, env = "SIDECAR_CLUSTER_LOCK_CONNECTIONS", default_value_t = 32)]
+    pub cluster_lock_connections: u32,
+
     #[command(flatten)]
     pub user_table: UserTableSettings,
 
@@ -145,6 +156,36 @@ impl Settings {
     }
 }
 
+/// The node id of cluster mode, checked against the database URL: `Ok(None)` in single-process
+/// mode, `Ok(Some(id))` in cluster mode, and the one-line reason to refuse to start otherwise.
+pub fn cluster_node(
+    node_id: Option<&str>,
+    database_url: Option<&str>,
+) -> Result<Option<String>, String> {
+    let Some(node) = node_id else {
+        return Ok(None);
+    };
+    let valid = !node.is_empty()
+        && node.len() <= 64
+        && node
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid {
+        return Err(format!(
+            "SIDECAR_NODE_ID {node:?} is not a valid node name (1-64 of A-Z a-z 0-9 - _ .)"
+        ));
+    }
+    let postgres = database_url
+        .is_some_and(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"));
+    if !postgres {
+        return Err(
+            "cluster mode (SIDECAR_NODE_ID) needs PostgreSQL: set DATABASE_URL to a postgres:// URL; SQLite serves one process only"
+                .to_string(),
+        );
+    }
+    Ok(Some(node.to_string()))
+}
+
 /// Written by hand so that the database URL (it may hold a password) and the internal token
 /// never reach a log line.
 impl fmt::Debug for Settings {
@@ -176,6 +217,8 @@ impl fmt::Debug for Settings {
             auth_sweep_secs,
             temp_cleanup_age_secs,
             fault_point,
+            node_id,
+            cluster_lock_connections,
             user_table,
             limits
         );
@@ -219,5 +262,41 @@ mod tests {
             "sqlite:////tmp/db.sqlite3"
         );
         assert_eq!(redact_url("postgres://app@db/app"), "postgres://app@db/app");
+    }
+
+    #[test]
+    fn single_mode_without_a_node_id_accepts_any_database() {
+        assert_eq!(
+            cluster_node(None, Some("sqlite:////tmp/db.sqlite3")),
+            Ok(None)
+        );
+        assert_eq!(cluster_node(None, None), Ok(None));
+    }
+
+    #[test]
+    fn cluster_mode_refuses_sqlite_and_a_missing_database() {
+        for url in [Some("sqlite:////tmp/db.sqlite3"), None, Some("")] {
+            let refusal = cluster_node(Some("n1"), url).unwrap_err();
+            assert!(refusal.contains("needs PostgreSQL"), "{refusal}");
+            assert!(!refusal.contains('\n'), "one line: {refusal}");
+        }
+    }
+
+    #[test]
+    fn cluster_mode_accepts_postgres_and_checks_the_name() {
+        assert_eq!(
+            cluster_node(Some("node-1"), Some("postgres://u:p@db/app")),
+            Ok(Some("node-1".to_string()))
+        );
+        assert_eq!(
+            cluster_node(Some("b.2"), Some("postgresql://db/app")),
+            Ok(Some("b.2".to_string()))
+        );
+        for bad in ["", "a b", "x\r\ny", &"n".repeat(65)] {
+            assert!(
+                cluster_node(Some(bad), Some("postgres://db/app")).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -8,13 +8,28 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+static NODE: OnceLock<String> = OnceLock::new();
+
+/// In cluster mode, every series carries `node="<SIDECAR_NODE_ID>"`; in single-process mode
+/// there is no `node` label. Takes effect only before the recorder is installed (the first
+/// [`handle`]), which is what a real process does; tests that start several nodes in one
+/// process share one recorder and the first node's label.
+pub fn set_node(node: Option<&str>) {
+    if let Some(node) = node {
+        let _ = NODE.set(node.to_string());
+    }
+}
 
 /// Installs the global recorder on first use. Returns None if another recorder was installed
 /// first (then metrics are simply not exported).
 pub fn handle() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
+            let mut builder = PrometheusBuilder::new();
+            if let Some(node) = NODE.get() {
+                builder = builder.add_global_label("node", node);
+            }
+            let recorder = builder
                 .set_buckets(&[
                     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                 ])

@@ -5,7 +5,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use futures_util::StreamExt;
@@ -14,9 +15,18 @@ use futures_util::StreamExt;
 #[derive(Clone, Default)]
 pub struct RequestUser(pub Arc<OnceLock<i64>>);
 
-/// One line per request: user, method, status, bytes in and out, milliseconds
+/// The response header naming the node that answered, in cluster mode.
+pub const NODE_HEADER: &str = "x-sidecar-node";
+
+/// One line per request: user, method, status, bytes in and out, milliseconds, and in cluster
+/// mode the node, which every response also names in `X-Sidecar-Node`
 /// (docs/design.md#observability).
-pub async fn log_request(request: Request, next: Next) -> Response {
+pub async fn log_request(
+    State(state): State<crate::state::AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let node = state.settings.node_id.as_deref();
     let started = Instant::now();
     let path = request.uri().path().to_string();
     let bytes_in = Arc::new(AtomicU64::new(0));
@@ -29,7 +39,10 @@ pub async fn log_request(request: Request, next: Next) -> Response {
             counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
     }));
-    let response = next.run(Request::from_parts(parts, body)).await;
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    if let Some(value) = node.and_then(|node| HeaderValue::from_str(node).ok()) {
+        response.headers_mut().insert(NODE_HEADER, value);
+    }
     let header_u64 = |name: &str| {
         response
             .headers()
@@ -55,6 +68,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         path = %path,
         status = response.status().as_u16(),
         user_id = user.0.get().copied(),
+        node = node.map(tracing::field::display),
         bytes_in,
         bytes_out,
         uncompressed_out,
@@ -62,4 +76,77 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: crate::config::Settings,
+    }
+
+    /// A router answering `GET /x` behind `log_request`, with `node` as the configured node
+    /// (set directly: starting in cluster mode needs PostgreSQL, which this test does not).
+    async fn serve(node: Option<&str>) -> (String, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("db.sqlite3");
+        rusqlite::Connection::open(&db_path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE auth_user (id integer PRIMARY KEY, password text, username text, \
+                 is_active bool)",
+            )
+            .unwrap();
+        let mut settings = Cli::parse_from([
+            "test".to_string(),
+            format!("--database-url=sqlite:///{}", db_path.display()),
+            format!("--data-dir={}", dir.path().join("data").display()),
+        ])
+        .settings;
+        settings.node_id = node.map(str::to_string);
+        let users = crate::db::UserTable::from_settings(&settings.user_table).unwrap();
+        let db = crate::db::Database::connect(&settings.resolved_database_url().unwrap(), users)
+            .await
+            .unwrap();
+        let data = crate::storage::DataDir::new(&settings.data_dir).unwrap();
+        let settings = Arc::new(settings);
+        let state = crate::state::AppState {
+            users: crate::user_data::Users::new(data.clone(), settings.clone(), None),
+            settings,
+            db,
+            data,
+        };
+        let app = Router::new()
+            .route("/x", get(|| async { "x" }))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                log_request,
+            ))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, dir)
+    }
+
+    #[tokio::test]
+    async fn a_cluster_node_names_itself_in_every_response() {
+        let (url, _dir) = serve(Some("node-7")).await;
+        let response = reqwest::get(url).await.unwrap();
+        assert_eq!(response.headers()[NODE_HEADER], "node-7");
+    }
+
+    #[tokio::test]
+    async fn a_single_process_adds_no_node_header() {
+        let (url, _dir) = serve(None).await;
+        let response = reqwest::get(url).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().get(NODE_HEADER).is_none());
+    }
 }

@@ -16,9 +16,16 @@ use crate::handlers;
 use crate::state::AppState;
 use crate::storage::DataDir;
 use crate::user_data::Users;
+use crate::user_data::cluster::ClusterLocks;
 
 /// Connects to the database, runs migrations and prepares the data folder.
 pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    // Checked before connecting, so a refusal is one plain line.
+    let node = crate::config::cluster_node(
+        settings.node_id.as_deref(),
+        settings.resolved_database_url().as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let url = settings.resolved_database_url().context(
         "no database configured: set SIDECAR_DATABASE_URL or DATABASE_URL to Django's database",
     )?;
@@ -43,9 +50,18 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         "removed stale temporary files"
     );
     crate::fault::arm(settings.fault_point.clone());
+    let cluster = match node {
+        Some(node) => {
+            // Stored collections stay out of WAL mode on shared storage (docs/design.md#cluster-mode).
+            crate::collection::sqlite::set_shared_storage(true);
+            tracing::info!(node = %node, "cluster mode");
+            Some(ClusterLocks::connect(&url, node, settings.cluster_lock_connections).await?)
+        }
+        None => None,
+    };
     let settings = Arc::new(settings);
     Ok(AppState {
-        users: Users::new(data.clone(), settings.clone()),
+        users: Users::new(data.clone(), settings.clone(), cluster),
         settings,
         db,
         data,
@@ -74,14 +90,20 @@ pub fn public_router(state: AppState) -> Router {
             .nest(&base, sync)
             .route(&format!("{base}/health"), get(handlers::health::health));
     }
-    app.layer(middleware::from_fn(crate::request_log::log_request))
-        .with_state(state)
+    app.layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::request_log::log_request,
+    ))
+    .with_state(state)
 }
 
 /// The internal tree, on its own listener.
 pub fn internal_router(state: AppState) -> Router {
     handlers::internal::router(state.clone())
-        .layer(middleware::from_fn(crate::request_log::log_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::request_log::log_request,
+        ))
         .with_state(state)
 }
 
@@ -107,7 +129,9 @@ pub async fn launch_with_listeners(
         .spawn_idle_expiry(std::time::Duration::from_secs(
             state.settings.sync_idle_timeout_secs,
         ));
+    state.users.spawn_cluster_listener();
     crate::auth::revocation::spawn_sweeper(state.clone());
+    crate::metrics::set_node(state.settings.node_id.as_deref());
     crate::metrics::handle();
 
     let limits = &state.settings.limits;

@@ -10,6 +10,40 @@ async fn health_answers_ok() {
     let app = TestApp::start().await;
     let response = app.public_get("/health").await;
     assert_eq!(response.status, 200);
+    let body = response.json();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["data_dir"], "ok");
+    assert!(
+        body.get("node").is_none(),
+        "single mode names no node: {body}"
+    );
+}
+
+#[tokio::test]
+async fn single_mode_responses_carry_no_node_header() {
+    let app = TestApp::start().await;
+    let response = app
+        .http
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("x-sidecar-node").is_none());
+}
+
+#[tokio::test]
+async fn health_names_an_unwritable_data_folder() {
+    let app = TestApp::start().await;
+    let users = app.dir.path().join("data").join("users");
+    std::fs::remove_dir_all(&users).unwrap();
+    let response = app.public_get("/health").await;
+    assert_eq!(response.status, 503);
+    let body = response.json();
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["data_dir"], "not writable");
 }
 
 #[tokio::test]

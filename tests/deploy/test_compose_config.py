@@ -62,3 +62,60 @@ def test_the_secrets_must_be_set():
     result = compose("config", "-q", extra_env={})
     assert result.returncode != 0
     assert "POSTGRES_PASSWORD" in result.stderr or "must be set" in result.stderr
+
+
+CLUSTER = {
+    "COMPOSE_PROFILES": "cluster",
+    "SIDECAR_NODE_ID": "node-1",
+    "NGINX_SIDECAR_UPSTREAM": "sidecar:8080,sidecar-2:8080,sidecar-3:8080",
+}
+
+
+def test_the_default_profile_stays_one_single_process_sidecar():
+    result = compose("config", "--format", "json", extra_env=SECRETS)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    # Not set at all (an empty name is refused): the single-process mode.
+    assert services["sidecar"]["environment"].get("SIDECAR_NODE_ID") is None
+    assert services["nginx"]["environment"]["NGINX_SIDECAR_UPSTREAM"] == "sidecar:8080"
+
+
+def test_the_cluster_profile_runs_three_nodes_on_one_database_and_one_volume():
+    """The three .env lines of .env.example's cluster section (docs/scaling.md)."""
+    plain = compose("--profile", "cluster", "config", "-q", extra_env=SECRETS)
+    assert plain.returncode == 0, plain.stderr
+    result = compose("config", "--format", "json", extra_env={**SECRETS, **CLUSTER})
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    nodes = {name: s for name, s in services.items() if name.startswith("sidecar")}
+    assert set(nodes) == {"sidecar", "sidecar-2", "sidecar-3"}
+    node_ids = [s["environment"]["SIDECAR_NODE_ID"] for s in nodes.values()]
+    assert sorted(node_ids) == ["node-1", "node-2", "node-3"], "every node needs its own name"
+    assert {s["environment"]["SIDECAR_DATABASE_URL"] for s in nodes.values()} == {
+        services["django"]["environment"]["DATABASE_URL"]
+    }
+    assert all(
+        s["environment"]["SIDECAR_DATABASE_URL"].startswith("postgres://") for s in nodes.values()
+    )
+    volumes = {(v["source"], v["target"]) for s in nodes.values() for v in s["volumes"]}
+    assert volumes == {("sidecar-data", "/var/lib/anki-sidecar")}, "one shared data volume"
+    upstream = services["nginx"]["environment"]["NGINX_SIDECAR_UPSTREAM"].split(",")
+    assert sorted(upstream) == sorted(f"{name}:8080" for name in nodes)
+    assert all("healthcheck" in s for s in nodes.values())
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"nginx"}
+
+
+def test_the_nginx_upstream_script_renders_one_or_several_nodes():
+    """docker/nginx's envsh turns the list into the upstream's server lines; a single node
+    keeps the one-line upstream of before, and an empty list stops the container."""
+    from support.nginx import NginxError, sidecar_servers
+
+    assert sidecar_servers("sidecar:8080").strip() == (
+        "server sidecar:8080 max_fails=1 fail_timeout=10s;"
+    )
+    several = sidecar_servers("a:8080, b:8080,c:8080", {"NGINX_SIDECAR_FAIL_TIMEOUT": "5s"})
+    assert several.count("server ") == 3
+    assert "server b:8080 max_fails=1 fail_timeout=5s;" in several
+    with pytest.raises(NginxError, match="NGINX_SIDECAR_UPSTREAM is empty"):
+        sidecar_servers(" , ")

@@ -17,28 +17,9 @@ from support.client import (
     AnkiClient,
     upload_then_download,
 )
-from support.collection_data import dump_collection, fill_like_a_real_user
+from support.collection_data import fill_like_a_real_user, synced_collection
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def synced_collection(col) -> dict:
-    """What a normal sync must make equal on both devices.
-
-    Graves are left out: they are the sending device's own deletion log. The receiver deletes
-    the objects without writing graves of its own (and after a full sync the client clears its
-    graves), so the table legitimately differs while the data does not.
-
-    A tag row's usn is also left out: the sender stamps a new tag with the usn its own `meta`
-    reported, and the receiver registers it with the usn of *its* `meta`, one round later
-    (docs/sync-protocol.md#changes), so the two devices hold the same tag with usns one apart.
-    """
-    dump = dump_collection(col)
-    dump.pop("graves")
-    columns = dump["tags"]["columns"]
-    usn = columns.index("usn")
-    dump["tags"]["rows"] = [row[:usn] + row[usn + 1 :] for row in dump["tags"]["rows"]]
-    return dump
 
 
 def assert_in_sync(a: AnkiClient, b: AnkiClient) -> None:

@@ -144,3 +144,13 @@ def test_test_sh_runs_the_rust_tests_that_need_the_real_client():
     assert ignored, "the real-client Rust tests moved; update this test"
     assert 'ANKI_PYTHON="$PY" cargo test' in script
     assert "--include-ignored" in script
+
+
+def test_test_sh_gives_the_cluster_tests_their_postgresql():
+    """The cluster-mode Rust tests (issue 15) skip without TEST_POSTGRES_URL, so the throwaway
+    PostgreSQL must be up before cargo test runs."""
+    script = (ROOT / "scripts" / "test.sh").read_text()
+    cluster_tests = (ROOT / "sidecar" / "tests" / "cluster_http.rs").read_text()
+
+    assert "TEST_POSTGRES_URL" in cluster_tests
+    assert script.index('step "start PostgreSQL"') < script.index('step "cargo test"')

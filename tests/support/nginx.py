@@ -30,6 +30,9 @@ from support.processes import stop_process
 NGINX_DIR = ROOT / "nginx"
 SITE_TEMPLATE = NGINX_DIR / "templates" / "anki-sidecar.conf.template"
 SNIPPETS = NGINX_DIR / "snippets"
+# The Docker image sources it to turn NGINX_SIDECAR_UPSTREAM into the upstream's server lines;
+# the tests run the same file, so what they prove is what the image renders.
+UPSTREAM_SCRIPT = ROOT / "docker" / "nginx" / "15-anki-sidecar-upstream.envsh"
 CERT_SCRIPT = ROOT / "scripts" / "make-self-signed-cert.sh"
 
 START_TIMEOUT = 30
@@ -56,6 +59,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def sidecar_servers(upstream: str, extra_env: dict[str, str] | None = None) -> str:
+    """The `server` lines for NGINX_SIDECAR_UPSTREAM (one host:port, or a comma-separated
+    list), rendered by the image's own script."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NGINX_SIDECAR_UPSTREAM": upstream}
+    env.update(extra_env or {})
+    completed = subprocess.run(
+        ["sh", "-c", '. "$0" && printf %s "$NGINX_SIDECAR_SERVERS"', str(UPSTREAM_SCRIPT)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if completed.returncode != 0:
+        raise NginxError(f"{UPSTREAM_SCRIPT.name} failed:\n{completed.stderr}")
+    return completed.stdout
 
 
 def render_site(values: dict[str, str], template: Path = SITE_TEMPLATE) -> str:
@@ -137,6 +157,7 @@ class Nginx:
     """One nginx running the production site template on free loopback ports."""
 
     work_dir: Path
+    # host:port of the sidecar, or of several cluster nodes, comma-separated.
     sidecar_upstream: str
     django_upstream: str
     static_root: Path
@@ -146,6 +167,8 @@ class Nginx:
     max_body_mb: int = 100
     # Extra directives for the http block, e.g. a careless global gzip setup to defend against.
     extra_http: str = ""
+    # NGINX_SIDECAR_MAX_FAILS / NGINX_SIDECAR_FAIL_TIMEOUT for the upstream script.
+    upstream_env: dict[str, str] = field(default_factory=dict)
     http_port: int = 0
     https_port: int = 0
     process: subprocess.Popen | None = field(default=None, repr=False)
@@ -190,12 +213,15 @@ class Nginx:
             "NGINX_PUBLIC_HTTPS_PORT": str(self.https_port),
             "NGINX_TLS_CERTIFICATE": str(self.tls.chain),
             "NGINX_TLS_CERTIFICATE_KEY": str(self.tls.key),
-            "NGINX_SIDECAR_UPSTREAM": self.sidecar_upstream,
+            "NGINX_SIDECAR_SERVERS": sidecar_servers(self.sidecar_upstream, self.upstream_env),
             "NGINX_DJANGO_UPSTREAM": self.django_upstream,
             "NGINX_STATIC_ROOT": str(self.static_root),
             "NGINX_ACME_ROOT": str(self.work_dir / "acme"),
             "NGINX_SYNC_BASE_PATH": self.sync_base_path,
             "NGINX_MAX_BODY_MB": str(self.max_body_mb),
+            # The site's own format (upstream and node per request) into the same file as the
+            # harness's, which starts with the same fields.
+            "NGINX_ACCESS_LOG": str(self.work_dir / "access.log"),
         }
 
     def start(self, attempts: int = 3) -> Nginx:

@@ -80,14 +80,33 @@ fn fold_a_long_log(conn: &Connection, path: &Path) {
     }
 }
 
+static SHARED_STORAGE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Cluster mode: the data folder is on shared storage, where WAL's shared-memory index (the
+/// `-shm` file, mapped into memory) is not safe, so [`use_wal`] keeps stored collections in
+/// the rollback journal instead. `locking_mode = EXCLUSIVE` (WAL without `-shm`) does not
+/// fit: within one node a collection is not opened one connection at a time (admin stats read
+/// it beside an open sync's connection). Set once at start.
+pub fn set_shared_storage(shared: bool) {
+    SHARED_STORAGE.store(shared, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn shared_storage() -> bool {
+    SHARED_STORAGE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Puts a stored collection in WAL mode (a setting kept in the file), if it is not already:
 /// a commit then appends the changed pages to the log and fsyncs it once, where the rollback
 /// journal wrote every page twice and fsynced three times. Needs no other connection to have
 /// the file open in the rare case where it switches.
+///
+/// On shared storage (cluster mode, [`set_shared_storage`]) the collection is put in the
+/// rollback journal (`DELETE`) instead, also one a single process left in WAL mode.
 pub fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let wanted = if shared_storage() { "delete" } else { "wal" };
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    if !mode.eq_ignore_ascii_case(wanted) {
+        conn.query_row(&format!("PRAGMA journal_mode = {wanted}"), [], |_| Ok(()))?;
     }
     Ok(())
 }

@@ -45,11 +45,20 @@ impl DataDir {
     }
 
     /// Whether the data folder is there and writable, for `/health`.
+    /// Writes, fsyncs and removes a probe file in `users/`: on shared storage, a mount that
+    /// went away or turned read-only fails here.
     pub fn is_writable(&self) -> bool {
-        tempfile::Builder::new()
+        use std::io::Write;
+        let probe = tempfile::Builder::new()
             .prefix(".health-")
-            .tempfile_in(self.root.join("users"))
-            .is_ok()
+            .tempfile_in(self.root.join("users"));
+        let Ok(mut probe) = probe else {
+            return false;
+        };
+        let written = probe
+            .write_all(b"ok")
+            .and_then(|()| probe.as_file().sync_all());
+        written.is_ok() && probe.close().is_ok()
     }
 }
 

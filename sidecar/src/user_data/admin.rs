@@ -33,6 +33,9 @@ impl Users {
 impl UserData {
     /// What the server holds for the user, and whether a sync is open (or the user is busy).
     pub async fn stats(&self) -> UserDataResult<(UserDataStats, bool)> {
+        if self.registry.cluster().is_some() {
+            return self.stats_in_cluster().await;
+        }
         let files = self.files.clone();
         let stats = super::blocking(move || user_stats(&files)).await?;
         let sync_in_progress = match self.registry.try_lock(self.user_id) {
@@ -40,6 +43,21 @@ impl UserData {
             None => true,
         };
         Ok((stats, sync_in_progress))
+    }
+
+    /// Cluster mode: the files are read under the user's lock, since another node may be
+    /// writing them. A sync open on this node is read beside, as in single-process mode; one
+    /// open on another node is waited for as an import waits, up to `RETRY_AFTER`, and then
+    /// the answer is `Syncing` (503 with Retry-After).
+    async fn stats_in_cluster(&self) -> UserDataResult<(UserDataStats, bool)> {
+        let mut slot = self.registry.lock(self.user_id).await;
+        let deadline = tokio::time::Instant::now() + super::RETRY_AFTER;
+        slot.hold_cluster(super::Acquire::Until(deadline)).await?;
+        let sync_in_progress = slot.session.is_some();
+        let files = self.files.clone();
+        let stats = super::blocking(move || user_stats(&files)).await;
+        slot.unlock().await;
+        Ok((stats?, sync_in_progress))
     }
 
     /// Wipes the user's data (see `reset_user_data`); a real reset first ends an open sync.
@@ -66,11 +84,12 @@ impl UserData {
         UserDataError: From<E>,
     {
         let mut slot = self.registry.lock(self.user_id).await;
+        slot.hold_cluster(super::Acquire::Supersede).await?;
         super::end_session(&mut slot, "user deleted").await?;
         let forgotten = forget_keys.await?;
         let files = self.files.clone();
         let folder_removed = super::blocking(move || remove_user_folder(&files)).await?;
-        drop(slot);
+        slot.unlock().await;
         Ok((folder_removed, forgotten))
     }
 }

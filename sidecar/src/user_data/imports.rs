@@ -4,15 +4,13 @@
 
 use tokio::time::Instant;
 
+use super::cluster::Acquire;
 use super::{UserData, UserDataError, UserDataResult, blocking};
 use crate::import::ledger::Ledger;
 use crate::import::{ImportError, ImportLimits, ImportSummary, apply_package};
 
 /// What an import answers: the summary of the merge, also when it is replayed.
 pub type ImportReply = ImportSummary;
-
-/// How long an import that gave up waiting tells its caller to wait before retrying, seconds.
-const RETRY_AFTER_SECS: u64 = 5;
 
 enum Outcome {
     Applied(ImportSummary),
@@ -35,15 +33,19 @@ impl UserData {
     ) -> UserDataResult<ImportReply> {
         crate::fault::point("import:spooled");
         let wait = std::time::Duration::from_secs(self.settings.import_wait_secs);
-        let Some(slot) = self
+        let deadline = Instant::now() + wait;
+        let Some(mut slot) = self
             .registry
-            .lock_between_syncs(self.user_id, Instant::now() + wait)
+            .lock_between_syncs(self.user_id, deadline)
             .await
         else {
             return Err(UserDataError::Syncing {
-                retry_after: std::time::Duration::from_secs(RETRY_AFTER_SECS),
+                retry_after: super::RETRY_AFTER,
             });
         };
+        // Cluster mode: a sync open on another node is waited for in the same way, up to the
+        // same deadline, woken by its end (PostgreSQL's lock queue).
+        slot.hold_cluster(Acquire::Until(deadline)).await?;
         let limits = ImportLimits {
             max_collection_bytes: self.settings.max_uncompressed_bytes(),
         };
@@ -52,7 +54,7 @@ impl UserData {
             Ok::<_, UserDataError>(merge_once(&files, key, &package, &sha256, limits))
         })
         .await?;
-        drop(slot);
+        slot.unlock().await;
 
         let user_id = self.user_id;
         match outcome {

@@ -14,10 +14,10 @@ use crate::sync_log::{ClientTag, Counts, Kind, SyncLine};
 const MAX_CHANGES_PER_CALL: usize = 1000;
 
 impl UserData {
-    /// The server's media USN, for `begin`. Reads only, so it takes no lock.
+    /// The server's media USN, for `begin`. Reads only, so it takes no lock (but in cluster
+    /// mode).
     pub async fn media_usn(&self) -> UserDataResult<i64> {
-        let files = self.files.clone();
-        blocking(move || crate::media::last_usn(&files)).await
+        self.beside_the_lock(crate::media::last_usn).await
     }
 
     /// Changes after the client's last media USN, oldest first.
@@ -36,8 +36,8 @@ impl UserData {
 
     /// Opens (creating or repairing) the media store, before an upload is received.
     pub async fn prepare_media(&self) -> UserDataResult<()> {
-        let files = self.files.clone();
-        blocking(move || MediaDb::open(&files).map(|_| ())).await
+        self.beside_the_lock(|files| MediaDb::open(files).map(|_| ()))
+            .await
     }
 
     /// `uploadChanges`: applies a zip of added, changed and deleted files. The zip is checked

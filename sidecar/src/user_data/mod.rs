@@ -7,6 +7,7 @@
 //! the user's lock, whose registry is private to this module.
 
 pub mod admin;
+pub mod cluster;
 mod imports;
 mod media;
 mod registry;
@@ -21,6 +22,7 @@ use crate::media::download_zip::DownloadError;
 use crate::media::upload_zip::UploadError;
 use crate::normal_sync::SyncOpError;
 use crate::storage::{DataDir, UserFiles};
+use cluster::{Acquire, AcquireError, ClusterLocks};
 use registry::{Registry, UserGuard};
 
 pub use imports::ImportReply;
@@ -61,6 +63,20 @@ impl From<tokio::task::JoinError> for UserDataError {
 
 crate::error::internal_from!(UserDataError: std::io::Error, sqlx::Error, rusqlite::Error);
 
+/// How long a caller that gave up waiting for a busy user is told to wait before retrying.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+impl From<AcquireError> for UserDataError {
+    fn from(err: AcquireError) -> Self {
+        match err {
+            AcquireError::TimedOut => Self::Syncing {
+                retry_after: RETRY_AFTER,
+            },
+            AcquireError::Database(err) => Self::Internal(err.context("taking the user's lock")),
+        }
+    }
+}
+
 pub type UserDataResult<T> = Result<T, UserDataError>;
 
 /// A file received before the user's lock was taken, or the note that it was over its cap.
@@ -79,12 +95,44 @@ pub struct Users {
 }
 
 impl Users {
-    pub fn new(data: DataDir, settings: Arc<Settings>) -> Self {
+    /// `cluster` is the lock pool of cluster mode, `None` for a single process.
+    pub fn new(data: DataDir, settings: Arc<Settings>, cluster: Option<ClusterLocks>) -> Self {
         Self {
             data,
-            registry: Arc::new(Registry::default()),
+            registry: Arc::new(Registry::new(cluster.map(Arc::new))),
             settings,
         }
+    }
+
+    /// Cluster mode: answers other nodes' requests to end a user's open sync here
+    /// (`cluster.rs`). Does nothing in single-process mode.
+    pub fn spawn_cluster_listener(&self) {
+        let Some(cluster) = self.registry.cluster() else {
+            return;
+        };
+        let registry = self.registry.clone();
+        cluster.spawn_listener(move |user_id, heard| {
+            let registry = registry.clone();
+            async move {
+                if !registry.knows(user_id) {
+                    return;
+                }
+                let mut slot = registry.lock(user_id).await;
+                // The request is about the lock held when it was heard; one taken since is
+                // newer than the other node's operation, which has had its turn by then.
+                let requested = slot.session.is_some()
+                    && slot
+                        .cluster_lock_acquired()
+                        .is_some_and(|acquired| acquired <= heard);
+                if requested
+                    && let Err(err) =
+                        end_session(&mut slot, "replaced by a start on another node").await
+                {
+                    tracing::warn!(user_id, error = %err, "ending a sync for another node failed");
+                }
+                slot.unlock().await;
+            }
+        });
     }
 
     /// The data of one Django user, by id.
@@ -140,13 +188,37 @@ impl UserData {
         F: FnOnce(&UserFiles) -> Result<T, E> + Send + 'static,
     {
         let mut slot = self.registry.lock(self.user_id).await;
+        slot.hold_cluster(match open_sync {
+            OpenSync::End(_) => Acquire::Supersede,
+            OpenSync::Keep => Acquire::Wait,
+        })
+        .await?;
         if let OpenSync::End(reason) = open_sync {
             end_session(&mut slot, reason).await?;
         }
         let files = self.files.clone();
         let result = blocking(move || work(&files)).await;
-        drop(slot);
+        slot.unlock().await;
         result
+    }
+}
+
+impl UserData {
+    /// Work that runs without the user's lock in single-process mode, where SQLite's own
+    /// locking lets it run beside the lock's holder (reading the media USN, opening the media
+    /// store before an upload is received). In cluster mode it runs under the lock, leaving
+    /// an open sync alone: no SQLite file may be open on two nodes at once.
+    async fn beside_the_lock<T, E, F>(&self, work: F) -> UserDataResult<T>
+    where
+        T: Send + 'static,
+        E: Into<UserDataError> + Send + 'static,
+        F: FnOnce(&UserFiles) -> Result<T, E> + Send + 'static,
+    {
+        if self.registry.cluster().is_some() {
+            return self.exclusive(OpenSync::Keep, work).await;
+        }
+        let files = self.files.clone();
+        blocking(move || work(&files)).await
     }
 }
 

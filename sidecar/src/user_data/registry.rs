@@ -7,6 +7,11 @@
 //! Each slot also has a bell that rings whenever the lock is released with no normal sync
 //! open, so work that must not run during a sync (an import) sleeps until a sync ends instead
 //! of polling.
+//!
+//! In cluster mode the lock has a second half, the user's PostgreSQL advisory lock
+//! (`cluster.rs`), taken with [`UserGuard::hold_cluster`] by the operations that touch the
+//! user's files. It is kept in the slot while a normal sync is open and released with the
+//! local lock otherwise.
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
@@ -15,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard};
 use tokio::time::Instant;
 
+use super::cluster::{Acquire, AcquireError, ClusterLocks, HeldLock};
 use crate::normal_sync::NormalSyncSession;
 
 /// What one user's requests share while they hold the user's lock.
@@ -22,6 +28,25 @@ use crate::normal_sync::NormalSyncSession;
 pub struct UserSlot {
     /// The active normal sync, if any (kept here between HTTP requests).
     pub session: Option<NormalSyncSession>,
+    /// Cluster mode: the user's PostgreSQL lock, while this node holds it.
+    cluster_lock: Option<HeldLock>,
+}
+
+impl UserSlot {
+    /// Takes the PostgreSQL lock out of the slot to release it. Everything the slot keeps
+    /// open on the user's files must be closed first, since another node may open them as
+    /// soon as the lock is released.
+    fn take_cluster_lock(&mut self) -> Option<HeldLock> {
+        self.cluster_lock.as_ref()?;
+        self.close_files_before_cluster_unlock();
+        self.cluster_lock.take()
+    }
+
+    /// The spot where files the slot caches between requests are closed before another node
+    /// may open them (the lock's release). Nothing is cached in the slot yet but the open
+    /// sync's connection, which is never released with it: a cached collection connection
+    /// (`close_collection()`) must be closed here.
+    fn close_files_before_cluster_unlock(&mut self) {}
 }
 
 #[derive(Default)]
@@ -35,6 +60,57 @@ struct Entry {
 pub struct UserGuard {
     guard: Option<OwnedMutexGuard<UserSlot>>,
     entry: Arc<Entry>,
+    user_id: i64,
+    cluster: Option<Arc<ClusterLocks>>,
+}
+
+impl UserGuard {
+    /// In cluster mode, makes sure this node holds the user's PostgreSQL lock, waiting as
+    /// `how` says; in single-process mode, does nothing.
+    pub async fn hold_cluster(&mut self, how: Acquire) -> Result<(), AcquireError> {
+        let Some(cluster) = self.cluster.clone() else {
+            return Ok(());
+        };
+        let user_id = self.user_id;
+        let slot = self.guard.as_mut().expect("held until drop");
+        if slot.cluster_lock.is_none() {
+            slot.cluster_lock = Some(cluster.acquire(user_id, how).await?);
+        }
+        Ok(())
+    }
+
+    /// When this node took the user's PostgreSQL lock, if it holds it.
+    pub fn cluster_lock_acquired(&self) -> Option<std::time::Instant> {
+        let slot = self.guard.as_ref().expect("held until drop");
+        slot.cluster_lock.as_ref().map(HeldLock::acquired)
+    }
+
+    /// Whether this node still holds the user's PostgreSQL lock (always, in single-process
+    /// mode). Called by an open sync before each of its calls.
+    pub async fn still_holds_cluster(&mut self) -> bool {
+        if self.cluster.is_none() {
+            return true;
+        }
+        let slot = self.guard.as_mut().expect("held until drop");
+        match slot.cluster_lock.as_mut() {
+            Some(held) => held.is_alive().await,
+            None => false,
+        }
+    }
+
+    /// Releases the lock, the PostgreSQL half first (unless a sync stays open), so that the
+    /// next local request finds it free. Dropping the guard does the same, with the
+    /// PostgreSQL unlock finishing in the background.
+    pub async fn unlock(mut self) {
+        let held = self
+            .guard
+            .as_mut()
+            .filter(|slot| slot.session.is_none())
+            .and_then(|slot| slot.take_cluster_lock());
+        if let Some(held) = held {
+            held.release().await;
+        }
+    }
 }
 
 impl Deref for UserGuard {
@@ -57,6 +133,20 @@ impl Drop for UserGuard {
             .guard
             .as_ref()
             .is_some_and(|slot| slot.session.is_none());
+        let held = if between_syncs {
+            self.guard
+                .as_mut()
+                .and_then(|slot| slot.take_cluster_lock())
+        } else {
+            None
+        };
+        if let Some(held) = held {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(held.release())),
+                // Dropping closes its connection, which releases the lock as well.
+                Err(_) => drop(held),
+            }
+        }
         // Unlock first, so that a woken waiter finds the lock free.
         drop(self.guard.take());
         if between_syncs {
@@ -68,9 +158,31 @@ impl Drop for UserGuard {
 #[derive(Default)]
 pub struct Registry {
     users: Mutex<HashMap<i64, Arc<Entry>>>,
+    /// Cluster mode's lock pool; `None` in single-process mode.
+    cluster: Option<Arc<ClusterLocks>>,
 }
 
 impl Registry {
+    pub fn new(cluster: Option<Arc<ClusterLocks>>) -> Self {
+        Self {
+            users: Mutex::default(),
+            cluster,
+        }
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<ClusterLocks>> {
+        self.cluster.as_ref()
+    }
+
+    /// Whether the user has a slot on this node (without creating one).
+    pub fn knows(&self, user_id: i64) -> bool {
+        let users = self
+            .users
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        users.contains_key(&user_id)
+    }
+
     fn entry(&self, user_id: i64) -> Arc<Entry> {
         let mut users = self
             .users
@@ -86,6 +198,8 @@ impl Registry {
         UserGuard {
             guard: Some(guard),
             entry,
+            user_id,
+            cluster: self.cluster.clone(),
         }
     }
 
@@ -96,6 +210,8 @@ impl Registry {
         Some(UserGuard {
             guard: Some(guard),
             entry,
+            user_id,
+            cluster: self.cluster.clone(),
         })
     }
 

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::cluster::Acquire;
 use super::{
     OpenSync, Received, UserData, UserDataError, UserDataResult, Users, blocking, end_session,
 };
@@ -98,6 +99,8 @@ impl UserData {
         client: ClientTag,
     ) -> UserDataResult<Graves> {
         let mut slot = self.registry.lock(self.user_id).await;
+        // Cluster mode: a sync open on another node is ended there first.
+        slot.hold_cluster(Acquire::Supersede).await?;
         end_session(&mut slot, "replaced by a new start").await?;
         let files = self.files.clone();
         let user_id = self.user_id;
@@ -125,8 +128,15 @@ impl UserData {
             let files = self.files.clone();
             blocking(move || replace_damaged_collection(&files, &reason)).await?;
         }
-        let (session, graves) = opened?;
+        let (session, graves) = match opened {
+            Ok(opened) => opened,
+            Err(err) => {
+                slot.unlock().await;
+                return Err(err.into());
+            }
+        };
         crate::metrics::session_started();
+        // The session keeps the cluster lock (if any) in the slot until it ends.
         slot.session = Some(session);
         Ok(graves)
     }
@@ -287,7 +297,10 @@ impl UserData {
     /// `abort`: rolls back the open sync, if any, whatever its session key.
     pub async fn abort(&self) -> UserDataResult<()> {
         let mut slot = self.registry.lock(self.user_id).await;
-        end_session(&mut slot, "aborted by client").await
+        slot.hold_cluster(Acquire::Supersede).await?;
+        end_session(&mut slot, "aborted by client").await?;
+        slot.unlock().await;
+        Ok(())
     }
 
     /// Runs one stateful sync call on the user's open session, on a blocking thread.
@@ -307,6 +320,16 @@ impl UserData {
             .as_ref()
             .is_some_and(|session| session.session_key == session_key);
         if !matches {
+            return Err(UserDataError::NoSession);
+        }
+        if !slot.still_holds_cluster().await {
+            // Cut off from PostgreSQL: another node may own the user by now.
+            tracing::warn!(
+                user_id,
+                "lost the user's cluster lock; rolling back the sync"
+            );
+            end_session(&mut slot, "lost the cluster lock").await?;
+            slot.unlock().await;
             return Err(UserDataError::NoSession);
         }
         let mut session = slot.session.take().expect("checked above");
@@ -332,6 +355,7 @@ impl UserData {
                 // Either committed already (finish) or to be discarded (failed sanity check);
                 // a rollback after a commit is a harmless no-op.
                 rollback(session).await?;
+                slot.unlock().await;
                 Ok(value)
             }
             Err(err) => {
@@ -350,6 +374,7 @@ impl UserData {
                     let files = self.files.clone();
                     blocking(move || replace_damaged_collection(&files, &reason)).await?;
                 }
+                slot.unlock().await;
                 Err(err.into())
             }
         }
@@ -483,9 +508,21 @@ impl Users {
                         .session
                         .as_ref()
                         .is_some_and(|session| session.last_activity.elapsed() > timeout);
-                    if idle && let Err(err) = end_session(&mut slot, "idle timeout").await {
-                        tracing::warn!(user_id, error = %err, "expiring an idle sync failed");
+                    let reason = if idle {
+                        Some("idle timeout")
+                    } else if slot.session.is_some() && !slot.still_holds_cluster().await {
+                        // Cluster mode, cut off from PostgreSQL: another node may take the
+                        // user now, so the file is let go without waiting for the client.
+                        Some("lost the cluster lock")
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = reason
+                        && let Err(err) = end_session(&mut slot, reason).await
+                    {
+                        tracing::warn!(user_id, error = %err, "expiring a sync failed");
                     }
+                    slot.unlock().await;
                 }
             }
         });

@@ -43,6 +43,8 @@ pub struct TestApp {
     pub internal: String,
     pub token: String,
     pub dir: tempfile::TempDir,
+    /// The data folder (`dir/data`, or the shared one of a cluster node).
+    pub data_dir: PathBuf,
     pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -88,6 +90,42 @@ impl TestApp {
             "--internal-addr=127.0.0.1:0".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
+        Self::launch(dir, data_dir, token, args).await
+    }
+
+    /// Starts a cluster-mode node on Django's database `database_url` (PostgreSQL) and the
+    /// shared `data_dir`.
+    pub async fn start_node(database_url: &str, data_dir: &std::path::Path, node: &str) -> Self {
+        Self::start_node_with(database_url, data_dir, node, &[]).await
+    }
+
+    /// [`Self::start_node`] with extra command-line settings.
+    pub async fn start_node_with(
+        database_url: &str,
+        data_dir: &std::path::Path,
+        node: &str,
+        extra: &[&str],
+    ) -> Self {
+        let token = "test-internal-token".to_string();
+        let mut args = vec![
+            "test".to_string(),
+            format!("--database-url={database_url}"),
+            format!("--data-dir={}", data_dir.display()),
+            format!("--internal-token={token}"),
+            format!("--node-id={node}"),
+            "--public-addr=127.0.0.1:0".into(),
+            "--internal-addr=127.0.0.1:0".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::launch(tempfile::tempdir().unwrap(), data_dir.into(), token, args).await
+    }
+
+    async fn launch(
+        dir: tempfile::TempDir,
+        data_dir: PathBuf,
+        token: String,
+        args: Vec<String>,
+    ) -> Self {
         let settings = TestCli::parse_from(args).settings;
         let state = server::build_state(settings).await.expect("server state");
         let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -108,6 +146,7 @@ impl TestApp {
             internal: internal_base,
             token,
             dir,
+            data_dir,
             http: reqwest::Client::new(),
             shutdown: Some(sender),
         }
@@ -130,7 +169,7 @@ impl TestApp {
     }
 
     pub fn user_dir(&self, user_id: i64) -> PathBuf {
-        self.dir.path().join("data/users").join(user_id.to_string())
+        self.data_dir.join("users").join(user_id.to_string())
     }
 
     /// Sends a raw v11 request: `header` is the `anki-sync` value (None: no header), `body`
