@@ -162,11 +162,11 @@ pub fn cluster_node(
     node_id: Option<&str>,
     database_url: Option<&str>,
 ) -> Result<Option<String>, String> {
-    let Some(node) = node_id else {
+    // An empty value counts as unset, as compose and .env files write an unset variable.
+    let Some(node) = node_id.filter(|node| !node.is_empty()) else {
         return Ok(None);
     };
-    let valid = !node.is_empty()
-        && node.len() <= 64
+    let valid = node.len() <= 64
         && node
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
@@ -271,6 +271,7 @@ mod tests {
             Ok(None)
         );
         assert_eq!(cluster_node(None, None), Ok(None));
+        assert_eq!(cluster_node(Some(""), None), Ok(None), "empty is unset");
     }
 
     #[test]
@@ -292,7 +293,7 @@ mod tests {
             cluster_node(Some("b.2"), Some("postgresql://db/app")),
             Ok(Some("b.2".to_string()))
         );
-        for bad in ["", "a b", "x\r\ny", &"n".repeat(65)] {
+        for bad in ["a b", "x\r\ny", &"n".repeat(65)] {
             assert!(
                 cluster_node(Some(bad), Some("postgres://db/app")).is_err(),
                 "{bad:?}"
