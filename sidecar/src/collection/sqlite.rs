@@ -16,6 +16,33 @@ pub fn register_unicase(conn: &Connection) -> rusqlite::Result<()> {
     })
 }
 
+/// Queries through the connection's statement cache: a statement run again on the same
+/// connection is not compiled again. Collection connections are kept open between requests
+/// (`collection::cached`), so the hot statements of `meta` and a sync compile once per
+/// connection.
+pub trait CachedQuery {
+    fn cached_row<T, P, F>(&self, sql: &str, params: P, map: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+
+    fn cached_execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+}
+
+impl CachedQuery for Connection {
+    fn cached_row<T, P, F>(&self, sql: &str, params: P, map: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, map)
+    }
+
+    fn cached_execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+}
+
 /// How many pages a stored collection's write-ahead log may reach before opening the
 /// collection folds it back into the file and empties it (a checkpoint: two fsyncs and the
 /// pages written a second time). A review sync appends about 15 pages, so this folds about

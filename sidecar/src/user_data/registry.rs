@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard};
 use tokio::time::Instant;
 
+use crate::collection::cached::CachedCollection;
 use crate::normal_sync::NormalSyncSession;
 
 /// What one user's requests share while they hold the user's lock.
@@ -22,6 +23,38 @@ use crate::normal_sync::NormalSyncSession;
 pub struct UserSlot {
     /// The active normal sync, if any (kept here between HTTP requests).
     pub session: Option<NormalSyncSession>,
+    /// The user's collection connection kept open between requests and syncs, when no sync
+    /// holds it (`collection::cached`).
+    collection: Option<CachedCollection>,
+}
+
+impl UserSlot {
+    /// Takes the kept collection connection out of the slot, to use it on a blocking thread;
+    /// [`UserSlot::keep_collection`] puts it back.
+    pub fn cached_collection(&mut self) -> Option<CachedCollection> {
+        self.collection.take()
+    }
+
+    /// Keeps `collection` open for the user's next request, if it may be kept; otherwise it is
+    /// closed.
+    pub fn keep_collection(&mut self, mut collection: CachedCollection) {
+        if collection.keepable() && collection.put_away() {
+            self.collection = Some(collection);
+        }
+    }
+
+    /// Closes the kept collection connection. Whatever replaces, deletes, moves or writes the
+    /// collection file by other means calls it first, under the user's lock; so does whatever
+    /// hands the user to another process. An open normal sync holds its own connection: end
+    /// it first (`user_data::end_session`).
+    pub fn close_collection(&mut self) {
+        self.collection = None;
+    }
+
+    /// How long the kept connection has gone unused, if there is one.
+    pub fn collection_idle_for(&self) -> Option<std::time::Duration> {
+        self.collection.as_ref().map(CachedCollection::idle_for)
+    }
 }
 
 #[derive(Default)]
@@ -220,7 +253,7 @@ mod tests {
         NormalSyncSession {
             user_id: 0,
             session_key: "k".into(),
-            conn: rusqlite::Connection::open_in_memory().unwrap(),
+            conn: crate::collection::cached::CachedCollection::in_memory(),
             server_usn: 0,
             client_usn: 0,
             client_is_newer: false,

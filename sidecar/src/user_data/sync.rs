@@ -5,9 +5,11 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    OpenSync, Received, UserData, UserDataError, UserDataResult, Users, blocking, end_session,
+    OpenSync, Received, UserData, UserDataError, UserDataResult, Users, blocking, end_now,
+    end_session,
 };
 use crate::clock::now_millis;
+use crate::collection::cached::{CachedCollection, IDLE_CLOSE};
 use crate::import::ledger::mark_delivered;
 use crate::import::{ImportLimits, reapply_pending};
 use crate::normal_sync::changes::{ChangesContext, apply_changes};
@@ -24,7 +26,7 @@ use crate::storage::full_sync::{
     snapshot_for_download,
 };
 use crate::storage::recovery::{
-    collection_status_or_recover, is_corruption, is_damage, replace_damaged_collection,
+    collection_status_or_recover_on, is_corruption, is_damage, replace_damaged_collection,
 };
 use crate::storage::scheduler::SchedulerFeatures;
 use crate::storage::status::ensure_collection;
@@ -44,6 +46,12 @@ pub struct CollectionState {
     pub features: SchedulerFeatures,
 }
 
+/// How a stateful call left the sync: still open, or ended with the connection to keep.
+enum Outcome<T> {
+    Kept(NormalSyncSession, T),
+    Ended(Option<CachedCollection>, OpResult<T>),
+}
+
 /// Whether a call leaves the session open for the next one.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum AfterCall {
@@ -57,15 +65,31 @@ impl UserData {
     /// server, it ends any sync in progress: a client only sends it when starting a new
     /// operation, and a half-finished sync must never linger.
     pub async fn meta(&self) -> UserDataResult<CollectionState> {
-        let (status, media_usn) = self
-            .exclusive(OpenSync::End("meta"), |files| {
-                // A missing, empty or damaged collection or media.db is replaced here: the
-                // client stops at a failing meta, so nothing else would ever repair it.
-                let status = collection_status_or_recover(files)?;
-                let media_usn = crate::media::last_usn(files)?;
-                anyhow::Ok((status, media_usn))
-            })
-            .await?;
+        let mut slot = self.registry.lock(self.user_id).await;
+        let session = slot.session.take();
+        let kept = slot.cached_collection();
+        let files = self.files.clone();
+        // One blocking hop: the open sync's rollback, then the status on the kept connection
+        // (the sync's own connection, once rolled back), which goes back to the slot.
+        let (read, conn) = blocking(move || {
+            let kept = session
+                .and_then(|session| end_now(session, "meta"))
+                .or(kept);
+            // A missing, empty or damaged collection or media.db is replaced here: the
+            // client stops at a failing meta, so nothing else would ever repair it.
+            let (status, conn) = match collection_status_or_recover_on(&files, kept) {
+                Ok(read) => read,
+                Err(err) => return Ok::<_, UserDataError>((Err(err), None)),
+            };
+            let read = crate::media::last_usn(&files).map(|media_usn| (status, media_usn));
+            Ok((read, Some(conn)))
+        })
+        .await?;
+        if let Some(conn) = conn {
+            slot.keep_collection(conn);
+        }
+        drop(slot);
+        let (status, media_usn) = read?;
         let now_ms = now_millis();
         let schema_ms = if status.file_size > self.settings.max_uncompressed_bytes() {
             // Too big for a normal sync's limits: force one-way syncs, as the official server
@@ -98,33 +122,36 @@ impl UserData {
         client: ClientTag,
     ) -> UserDataResult<Graves> {
         let mut slot = self.registry.lock(self.user_id).await;
-        end_session(&mut slot, "replaced by a new start").await?;
+        let previous = slot.session.take();
+        let kept = slot.cached_collection();
         let files = self.files.clone();
         let user_id = self.user_id;
+        // One blocking hop: the previous sync's rollback, and the new transaction on the
+        // user's kept connection.
         let opened = blocking(move || {
+            let kept = previous
+                .and_then(|session| end_now(session, "replaced by a new start"))
+                .or(kept);
             let opened = ensure_collection(&files)
-                .map_err(SyncOpError::from)
                 .and_then(|()| {
-                    NormalSyncSession::open(
-                        &files.collection(),
-                        user_id,
-                        session_key,
-                        request,
-                        client,
-                    )
+                    CachedCollection::reuse_or_open(kept, &files.collection())
+                        .map_err(anyhow::Error::from)
+                })
+                .map_err(SyncOpError::from)
+                .and_then(|conn| {
+                    NormalSyncSession::open(conn, user_id, session_key, request, client)
                 });
-            Ok::<_, UserDataError>(opened)
+            if let Err(SyncOpError::Internal(err)) = &opened
+                && is_damage(err)
+            {
+                // A damaged collection is replaced (its connection was closed with the
+                // error); the next meta shows the client a new one, and it full-syncs
+                // instead of failing here for ever.
+                replace_damaged_collection(&files, &format!("{err:#}"))?;
+            }
+            anyhow::Ok(opened)
         })
         .await?;
-        if let Err(SyncOpError::Internal(err)) = &opened
-            && is_damage(err)
-        {
-            // A damaged collection is replaced; the next meta shows the client a new one, and
-            // it full-syncs instead of failing here for ever.
-            let reason = format!("{err:#}");
-            let files = self.files.clone();
-            blocking(move || replace_damaged_collection(&files, &reason)).await?;
-        }
         let (session, graves) = opened?;
         crate::metrics::session_started();
         slot.session = Some(session);
@@ -310,47 +337,49 @@ impl UserData {
             return Err(UserDataError::NoSession);
         }
         let mut session = slot.session.take().expect("checked above");
-        let (session, result) = blocking(move || {
+        let files = self.files.clone();
+        // One blocking hop: the call, and the end of the sync when it ends it.
+        let outcome = blocking(move || {
             let result = operation(&mut session);
-            Ok::<_, UserDataError>((session, result))
+            let ended = match result {
+                Ok((value, AfterCall::KeepSession)) => return Ok(Outcome::Kept(session, value)),
+                // Either committed already (finish) or to be discarded (failed sanity check);
+                // a rollback after a commit is a harmless no-op.
+                Ok((value, AfterCall::EndSession)) => {
+                    return Ok(Outcome::Ended(session.rollback(), Ok(value)));
+                }
+                Err(err) => err,
+            };
+            let reason = match &ended {
+                SyncOpError::Invalid(message) => message.clone(),
+                SyncOpError::Internal(err) => format!("{err:#}"),
+            };
+            tracing::info!(user_id, reason = %reason, "sync call failed; rolling back");
+            session.log_outcome("failed");
+            let conn = session.rollback();
+            if let SyncOpError::Internal(cause) = &ended
+                && is_corruption(cause)
+            {
+                // Damage that meta's checks did not reach: replace the collection now, or
+                // every later sync would fail here the same way. Its connection goes first.
+                drop(conn);
+                replace_damaged_collection(&files, &reason)?;
+                return Ok(Outcome::Ended(None, Err(ended)));
+            }
+            anyhow::Ok(Outcome::Ended(conn, Err(ended)))
         })
         .await?;
-        let rollback = |session: NormalSyncSession| {
-            blocking(move || {
-                session.rollback();
-                Ok::<_, UserDataError>(())
-            })
-        };
-        match result {
-            Ok((value, AfterCall::KeepSession)) => {
-                let mut session = session;
+        match outcome {
+            Outcome::Kept(mut session, value) => {
                 session.last_activity = Instant::now();
                 slot.session = Some(session);
                 Ok(value)
             }
-            Ok((value, AfterCall::EndSession)) => {
-                // Either committed already (finish) or to be discarded (failed sanity check);
-                // a rollback after a commit is a harmless no-op.
-                rollback(session).await?;
-                Ok(value)
-            }
-            Err(err) => {
-                let reason = match &err {
-                    SyncOpError::Invalid(message) => message.clone(),
-                    SyncOpError::Internal(err) => format!("{err:#}"),
-                };
-                tracing::info!(user_id, reason = %reason, "sync call failed; rolling back");
-                session.log_outcome("failed");
-                rollback(session).await?;
-                if let SyncOpError::Internal(cause) = &err
-                    && is_corruption(cause)
-                {
-                    // Damage that meta's checks did not reach: replace the collection now, or
-                    // every later sync would fail here the same way.
-                    let files = self.files.clone();
-                    blocking(move || replace_damaged_collection(&files, &reason)).await?;
+            Outcome::Ended(conn, result) => {
+                if let Some(conn) = conn {
+                    slot.keep_collection(conn);
                 }
-                Err(err.into())
+                result.map_err(Into::into)
             }
         }
     }
@@ -465,7 +494,8 @@ impl UserData {
 
 impl Users {
     /// Rolls back syncs whose client went silent for `timeout`, so a vanished device cannot
-    /// keep a user's changes in limbo (docs/design.md#schema-11-on-the-server).
+    /// keep a user's changes in limbo (docs/design.md#schema-11-on-the-server), and closes
+    /// collection connections kept unused for `collection::cached::IDLE_CLOSE`.
     pub fn spawn_idle_expiry(&self, timeout: Duration) {
         let timeout = timeout.max(Duration::from_secs(1));
         let period = (timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
@@ -485,6 +515,16 @@ impl Users {
                         .is_some_and(|session| session.last_activity.elapsed() > timeout);
                     if idle && let Err(err) = end_session(&mut slot, "idle timeout").await {
                         tracing::warn!(user_id, error = %err, "expiring an idle sync failed");
+                    }
+                    // A kept collection connection unused for a while is closed, so that
+                    // handles and memory go back with the users who stopped syncing.
+                    if slot
+                        .collection_idle_for()
+                        .is_some_and(|idle| idle > IDLE_CLOSE)
+                    {
+                        let closing = slot.cached_collection();
+                        drop(slot);
+                        let _ = tokio::task::spawn_blocking(move || drop(closing)).await;
                     }
                 }
             }
