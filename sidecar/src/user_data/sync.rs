@@ -46,11 +46,9 @@ pub struct CollectionState {
     pub features: SchedulerFeatures,
 }
 
-/// How a stateful call left the sync: still open, or ended with the connection to keep.
-enum Outcome<T> {
-    Kept(NormalSyncSession, T),
-    Ended(Option<CachedCollection>, OpResult<T>),
-}
+/// How a stateful call left the sync: still open (`Ok`, the session), or ended (`Err`, with
+/// its connection if it may be kept).
+type LeftOpen = Result<NormalSyncSession, Option<CachedCollection>>;
 
 /// Whether a call leaves the session open for the next one.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -342,11 +340,11 @@ impl UserData {
         let outcome = blocking(move || {
             let result = operation(&mut session);
             let ended = match result {
-                Ok((value, AfterCall::KeepSession)) => return Ok(Outcome::Kept(session, value)),
+                Ok((value, AfterCall::KeepSession)) => return Ok((Ok(session), Ok(value))),
                 // Either committed already (finish) or to be discarded (failed sanity check);
                 // a rollback after a commit is a harmless no-op.
                 Ok((value, AfterCall::EndSession)) => {
-                    return Ok(Outcome::Ended(session.rollback(), Ok(value)));
+                    return Ok((Err(session.rollback()), Ok(value)));
                 }
                 Err(err) => err,
             };
@@ -364,24 +362,21 @@ impl UserData {
                 // every later sync would fail here the same way. Its connection goes first.
                 drop(conn);
                 replace_damaged_collection(&files, &reason)?;
-                return Ok(Outcome::Ended(None, Err(ended)));
+                return Ok((Err(None), Err(ended)));
             }
-            anyhow::Ok(Outcome::Ended(conn, Err(ended)))
+            anyhow::Ok::<(LeftOpen, OpResult<T>)>((Err(conn), Err(ended)))
         })
         .await?;
-        match outcome {
-            Outcome::Kept(mut session, value) => {
+        let (left, result) = outcome;
+        match left {
+            Ok(mut session) => {
                 session.last_activity = Instant::now();
                 slot.session = Some(session);
-                Ok(value)
             }
-            Outcome::Ended(conn, result) => {
-                if let Some(conn) = conn {
-                    slot.keep_collection(conn);
-                }
-                result.map_err(Into::into)
-            }
+            Err(Some(conn)) => slot.keep_collection(conn),
+            Err(None) => {}
         }
+        result.map_err(Into::into)
     }
 
     /// A full upload: installs the received collection in place of the user's, and merges
