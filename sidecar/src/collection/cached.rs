@@ -154,18 +154,17 @@ impl CachedCollection {
         self.counted && self.conn.is_autocommit()
     }
 
-    /// Puts it away after a request: notes the time, for the idle housekeeping, and the
-    /// file's state after this connection's own writes, against which the next use checks.
-    /// False if the file is gone: the connection must then be closed.
-    pub fn put_away(&mut self) -> bool {
-        self.last_used = Instant::now();
-        match FileId::of(&self.path) {
-            Some(file) => {
-                self.file = file;
-                true
-            }
-            None => false,
+    /// Puts it away after a request, on the thread that used it: `None` (and closed) if it may
+    /// not be kept ([`Self::keepable`]) or its file is gone. Notes the time, for the idle
+    /// housekeeping, and the file's state after this connection's own writes, against which
+    /// the next use checks; one put in a slot without this is reopened at its next use.
+    pub fn put_away(mut self) -> Option<Self> {
+        if !self.keepable() {
+            return None;
         }
+        self.last_used = Instant::now();
+        self.file = FileId::of(&self.path)?;
+        Some(self)
     }
 
     pub fn idle_for(&self) -> Duration {
@@ -282,16 +281,16 @@ mod tests {
     #[test]
     fn a_file_written_by_other_means_is_opened_afresh() {
         let (_root, path) = collection();
-        let mut kept = CachedCollection::open(&path).unwrap();
+        let kept = CachedCollection::open(&path).unwrap();
         mark(&kept);
         kept.conn()
             .execute("UPDATE col SET usn = usn + 1", [])
             .unwrap();
         // Its own writes do not make it stale.
-        assert!(kept.put_away());
-        let mut kept = CachedCollection::reuse_or_open(Some(kept), &path).unwrap();
+        let kept = kept.put_away();
+        let kept = CachedCollection::reuse_or_open(kept, &path).unwrap();
         assert!(is_marked(&kept), "its own writes must not close it");
-        assert!(kept.put_away());
+        let kept = kept.put_away().expect("kept");
         std::thread::sleep(std::time::Duration::from_millis(5));
         // Bytes written into the file in place, not through SQLite.
         let mut bytes = std::fs::read(&path).unwrap();

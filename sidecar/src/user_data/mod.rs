@@ -194,10 +194,10 @@ where
 }
 
 /// Ends an open normal sync on this thread: logs its outcome and rolls it back. Returns its
-/// connection to be kept, if the rollback left it clean.
+/// connection, put away to be kept, if the rollback left it clean.
 fn end_now(session: NormalSyncSession, reason: &str) -> Option<CachedCollection> {
     session.log_outcome(reason);
-    session.rollback()
+    session.rollback().and_then(CachedCollection::put_away)
 }
 
 /// Ends the user's open normal sync, if any, rolling it back off the async executor; its

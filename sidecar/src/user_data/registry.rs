@@ -36,9 +36,10 @@ impl UserSlot {
     }
 
     /// Keeps `collection` open for the user's next request, if it may be kept; otherwise it is
-    /// closed.
-    pub fn keep_collection(&mut self, mut collection: CachedCollection) {
-        if collection.keepable() && collection.put_away() {
+    /// closed. Callers put it away first on the blocking thread that used it
+    /// (`CachedCollection::put_away`), so that closing and the file check stay off the executor.
+    pub fn keep_collection(&mut self, collection: CachedCollection) {
+        if collection.keepable() {
             self.collection = Some(collection);
         }
     }

@@ -80,7 +80,7 @@ impl UserData {
                 Err(err) => return Ok::<_, UserDataError>((Err(err), None)),
             };
             let read = crate::media::last_usn(&files).map(|media_usn| (status, media_usn));
-            Ok((read, Some(conn)))
+            Ok((read, conn.put_away()))
         })
         .await?;
         if let Some(conn) = conn {
@@ -344,7 +344,8 @@ impl UserData {
                 // Either committed already (finish) or to be discarded (failed sanity check);
                 // a rollback after a commit is a harmless no-op.
                 Ok((value, AfterCall::EndSession)) => {
-                    return Ok((Err(session.rollback()), Ok(value)));
+                    let conn = session.rollback().and_then(CachedCollection::put_away);
+                    return Ok((Err(conn), Ok(value)));
                 }
                 Err(err) => err,
             };
@@ -354,7 +355,7 @@ impl UserData {
             };
             tracing::info!(user_id, reason = %reason, "sync call failed; rolling back");
             session.log_outcome("failed");
-            let conn = session.rollback();
+            let conn = session.rollback().and_then(CachedCollection::put_away);
             if let SyncOpError::Internal(cause) = &ended
                 && is_corruption(cause)
             {
