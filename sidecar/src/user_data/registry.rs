@@ -249,6 +249,30 @@ mod tests {
         assert!(registry.lock_between_syncs(6, deadline).await.is_none());
     }
 
+    #[tokio::test]
+    async fn the_slot_keeps_a_collection_connection_until_it_is_closed() {
+        let root = tempfile::tempdir().unwrap();
+        let files = crate::storage::DataDir::new(root.path().to_path_buf())
+            .unwrap()
+            .user(1);
+        crate::storage::status::ensure_collection(&files).unwrap();
+        let registry = Registry::default();
+        let mut slot = registry.lock(1).await;
+        assert!(slot.cached_collection().is_none());
+        let conn = CachedCollection::open(&files.collection())
+            .unwrap()
+            .put_away()
+            .expect("within the cap");
+        slot.keep_collection(conn);
+        drop(slot);
+        // Kept across the release of the lock, for the user's next request.
+        let mut slot = registry.lock(1).await;
+        assert!(slot.collection_idle_for().is_some());
+        slot.close_collection();
+        assert!(slot.collection_idle_for().is_none());
+        assert!(slot.cached_collection().is_none());
+    }
+
     fn test_session() -> NormalSyncSession {
         let now = std::time::Instant::now();
         NormalSyncSession {

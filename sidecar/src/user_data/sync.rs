@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::registry::UserGuard;
 use super::{
     OpenSync, Received, UserData, UserDataError, UserDataResult, Users, blocking, end_now,
     end_session,
@@ -502,28 +503,79 @@ impl Users {
                 ticker.tick().await;
                 for user_id in registry.known_users() {
                     // A held lock means the user is busy right now, so not idle.
-                    let Some(mut slot) = registry.try_lock(user_id) else {
-                        continue;
-                    };
-                    let idle = slot
-                        .session
-                        .as_ref()
-                        .is_some_and(|session| session.last_activity.elapsed() > timeout);
-                    if idle && let Err(err) = end_session(&mut slot, "idle timeout").await {
-                        tracing::warn!(user_id, error = %err, "expiring an idle sync failed");
-                    }
-                    // A kept collection connection unused for a while is closed, so that
-                    // handles and memory go back with the users who stopped syncing.
-                    if slot
-                        .collection_idle_for()
-                        .is_some_and(|idle| idle > IDLE_CLOSE)
-                    {
-                        let closing = slot.cached_collection();
-                        drop(slot);
-                        let _ = tokio::task::spawn_blocking(move || drop(closing)).await;
+                    if let Some(slot) = registry.try_lock(user_id) {
+                        tidy_user(slot, user_id, timeout, IDLE_CLOSE).await;
                     }
                 }
             }
         });
+    }
+}
+
+/// One user's housekeeping, under the user's lock: rolls back a sync idle for longer than
+/// `sync_timeout`, and closes the kept collection connection once unused for longer than
+/// `close_after`, so that handles and memory go back with the users who stopped syncing.
+async fn tidy_user(
+    mut slot: UserGuard,
+    user_id: i64,
+    sync_timeout: Duration,
+    close_after: Duration,
+) {
+    let idle = slot
+        .session
+        .as_ref()
+        .is_some_and(|session| session.last_activity.elapsed() > sync_timeout);
+    if idle && let Err(err) = end_session(&mut slot, "idle timeout").await {
+        tracing::warn!(user_id, error = %err, "expiring an idle sync failed");
+    }
+    if slot
+        .collection_idle_for()
+        .is_some_and(|idle| idle > close_after)
+    {
+        let closing = slot.cached_collection();
+        drop(slot);
+        let _ = tokio::task::spawn_blocking(move || drop(closing)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::DataDir;
+    use crate::storage::status::ensure_collection;
+    use crate::user_data::registry::Registry;
+
+    #[tokio::test]
+    async fn housekeeping_closes_a_kept_connection_once_unused_long_enough() {
+        let root = tempfile::tempdir().unwrap();
+        let files = DataDir::new(root.path().to_path_buf()).unwrap().user(1);
+        ensure_collection(&files).unwrap();
+        let registry = Registry::default();
+        let keep = |mut slot: UserGuard| {
+            let conn = CachedCollection::open(&files.collection())
+                .unwrap()
+                .put_away()
+                .expect("within the cap");
+            slot.keep_collection(conn);
+        };
+        keep(registry.lock(1).await);
+        // Not unused for long enough: kept.
+        tidy_user(
+            registry.lock(1).await,
+            1,
+            Duration::from_secs(300),
+            IDLE_CLOSE,
+        )
+        .await;
+        assert!(registry.lock(1).await.collection_idle_for().is_some());
+        // Past the limit: closed.
+        tidy_user(
+            registry.lock(1).await,
+            1,
+            Duration::from_secs(300),
+            Duration::ZERO,
+        )
+        .await;
+        assert!(registry.lock(1).await.collection_idle_for().is_none());
     }
 }
