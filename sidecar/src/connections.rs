@@ -27,8 +27,10 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tower::Service;
 
-/// File descriptors kept free for the database, collections, media and temporary files.
-const RESERVED_FDS: u64 = 128;
+/// File descriptors kept free for the database, collections, media and temporary files: 128,
+/// plus three (the file, its log and its index) for each collection connection kept open
+/// between requests (`collection::cached::MAX_OPEN`).
+const RESERVED_FDS: u64 = 128 + 3 * crate::collection::cached::MAX_OPEN as u64;
 
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {

@@ -5,6 +5,7 @@
 //! The conversion of an uploaded file (`convert`) is the exception: it reads `col` of files
 //! that are not yet known to be schema 11.
 
+use super::sqlite::CachedQuery;
 use rusqlite::Connection;
 
 use super::query::from_row;
@@ -73,31 +74,31 @@ impl ColRow<'_> {
     /// The collection's update sequence number: the usn every change of this sync gets.
     pub fn usn(self) -> rusqlite::Result<i32> {
         self.conn
-            .query_row("SELECT usn FROM col WHERE id = 1", [], |row| row.get(0))
+            .cached_row("SELECT usn FROM col WHERE id = 1", [], |row| row.get(0))
     }
 
     /// `crt`: the collection's creation time, in seconds; scheduling days count from it.
     pub fn creation_time(self) -> rusqlite::Result<i64> {
         self.conn
-            .query_row("SELECT crt FROM col WHERE id = 1", [], |row| row.get(0))
+            .cached_row("SELECT crt FROM col WHERE id = 1", [], |row| row.get(0))
     }
 
     pub fn set_creation_time(self, crt: i64) -> rusqlite::Result<()> {
         self.conn
-            .execute("UPDATE col SET crt = ?1 WHERE id = 1", [crt])?;
+            .cached_execute("UPDATE col SET crt = ?1 WHERE id = 1", [crt])?;
         Ok(())
     }
 
     /// Sets `mod`, in milliseconds.
     pub fn set_modified(self, now_ms: i64) -> rusqlite::Result<()> {
         self.conn
-            .execute("UPDATE col SET mod = ?1 WHERE id = 1", [now_ms])?;
+            .cached_execute("UPDATE col SET mod = ?1 WHERE id = 1", [now_ms])?;
         Ok(())
     }
 
     /// The end of a normal sync: `ls` and `mod` become now, `usn` becomes `next_usn`.
     pub fn record_sync(self, now_ms: i64, next_usn: i32) -> rusqlite::Result<()> {
-        self.conn.execute(
+        self.conn.cached_execute(
             "UPDATE col SET ls = ?1, mod = ?1, usn = ?2 WHERE id = 1",
             (now_ms, next_usn),
         )?;
@@ -107,7 +108,7 @@ impl ColRow<'_> {
     /// Before a full download: advances `usn` by one and sets `mod`, as the official server
     /// does.
     pub fn bump_usn_and_modified(self, now_ms: i64) -> rusqlite::Result<()> {
-        self.conn.execute(
+        self.conn.cached_execute(
             "UPDATE col SET usn = usn + 1, mod = ?1 WHERE id = 1",
             [now_ms],
         )?;
@@ -116,7 +117,7 @@ impl ColRow<'_> {
 
     pub fn sync_times(self) -> rusqlite::Result<SyncTimes> {
         let sql = "SELECT usn, mod, ls FROM col WHERE id = 1";
-        self.conn.query_row(
+        self.conn.cached_row(
             sql,
             [],
             from_row!(SyncTimes: usn, modified_ms, last_sync_ms),
@@ -126,18 +127,18 @@ impl ColRow<'_> {
     pub fn meta_times(self) -> rusqlite::Result<MetaTimes> {
         let sql = "SELECT mod, scm, usn FROM col WHERE id = 1";
         self.conn
-            .query_row(sql, [], from_row!(MetaTimes: modified_ms, schema_ms, usn))
+            .cached_row(sql, [], from_row!(MetaTimes: modified_ms, schema_ms, usn))
     }
 
     /// `conf` as stored text.
     pub fn conf_text(self) -> rusqlite::Result<String> {
         self.conn
-            .query_row("SELECT conf FROM col WHERE id = 1", [], |row| row.get(0))
+            .cached_row("SELECT conf FROM col WHERE id = 1", [], |row| row.get(0))
     }
 
     pub fn object_columns(self) -> rusqlite::Result<ObjectColumns> {
         let sql = "SELECT models, decks, dconf, conf, tags FROM col WHERE id = 1";
-        self.conn.query_row(
+        self.conn.cached_row(
             sql,
             [],
             from_row!(ObjectColumns: models, decks, dconf, conf, tags),
@@ -145,7 +146,7 @@ impl ColRow<'_> {
     }
 
     pub fn set_object_columns(self, columns: &ObjectColumns) -> rusqlite::Result<()> {
-        self.conn.execute(
+        self.conn.cached_execute(
             "UPDATE col SET models = ?1, decks = ?2, dconf = ?3, conf = ?4, tags = ?5 WHERE id = 1",
             [
                 &columns.models,
@@ -171,7 +172,7 @@ impl ColRow<'_> {
             .enumerate()
             .map(|(i, (column, _))| format!("{} = ?{}", column.name(), i + 1))
             .collect();
-        self.conn.execute(
+        self.conn.cached_execute(
             &format!("UPDATE col SET {} WHERE id = 1", assignments.join(", ")),
             rusqlite::params_from_iter(columns.iter().map(|(_, text)| text)),
         )?;

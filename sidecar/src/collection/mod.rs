@@ -1,6 +1,7 @@
 //! The collection file's formats: opening it, the schema-11 layout the server keeps, the
 //! schema-18 protobuf blobs, and the conversion from uploaded schemas to 11.
 
+pub mod cached;
 pub mod col_row;
 pub mod convert;
 pub mod graves;

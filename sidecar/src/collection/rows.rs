@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use super::sqlite::CachedQuery;
 use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
 
 use super::query::from_row;
@@ -87,7 +88,7 @@ impl Table {
 
 /// Ids of the rows with `usn >= min_usn`, in id order.
 pub fn ids_since(conn: &Connection, table: Table, min_usn: i32) -> rusqlite::Result<Vec<i64>> {
-    let mut statement = conn.prepare(&format!(
+    let mut statement = conn.prepare_cached(&format!(
         "SELECT id FROM {} WHERE usn >= ?1 ORDER BY id",
         table.name()
     ))?;
@@ -96,12 +97,12 @@ pub fn ids_since(conn: &Connection, table: Table, min_usn: i32) -> rusqlite::Res
 
 /// Ids of all rows, in no order.
 pub fn all_ids(conn: &Connection, table: Table) -> rusqlite::Result<HashSet<i64>> {
-    let mut statement = conn.prepare(&format!("SELECT id FROM {}", table.name()))?;
+    let mut statement = conn.prepare_cached(&format!("SELECT id FROM {}", table.name()))?;
     statement.query_map([], |row| row.get(0))?.collect()
 }
 
 pub fn count(conn: &Connection, table: Table) -> rusqlite::Result<i64> {
-    conn.query_row(
+    conn.cached_row(
         &format!("SELECT COUNT(*) FROM {}", table.name()),
         [],
         |row| row.get(0),
@@ -111,7 +112,7 @@ pub fn count(conn: &Connection, table: Table) -> rusqlite::Result<i64> {
 /// Whether the collection has any card.
 pub fn has_cards(conn: &Connection) -> rusqlite::Result<bool> {
     Ok(conn
-        .query_row("SELECT 1 FROM cards LIMIT 1", [], |row| {
+        .cached_row("SELECT 1 FROM cards LIMIT 1", [], |row| {
             row.get::<_, i64>(0)
         })
         .optional()?

@@ -16,13 +16,41 @@ pub fn register_unicase(conn: &Connection) -> rusqlite::Result<()> {
     })
 }
 
+/// Queries through the connection's statement cache: a statement run again on the same
+/// connection is not compiled again. Collection connections are kept open between requests
+/// (`collection::cached`), so the hot statements of `meta` and a sync compile once per
+/// connection.
+pub trait CachedQuery {
+    fn cached_row<T, P, F>(&self, sql: &str, params: P, map: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+
+    fn cached_execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+}
+
+impl CachedQuery for Connection {
+    fn cached_row<T, P, F>(&self, sql: &str, params: P, map: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, map)
+    }
+
+    fn cached_execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+}
+
 /// How many pages a stored collection's write-ahead log may reach before opening the
 /// collection folds it back into the file and empties it (a checkpoint: two fsyncs and the
 /// pages written a second time). A review sync appends about 15 pages, so this folds about
 /// every fourth sync.
 ///
-/// Why at opening, and why small: the sidecar opens a collection for each request, and the
-/// first connection to open a WAL file rebuilds the log's index by reading the whole log (SQLite
+/// Why at opening, and why small: the sidecar opens a collection whenever it has no connection
+/// to it kept open (`collection::cached`: after full syncs, imports, resets, an idle minute,
+/// or past the cap of kept connections), and the first connection to open a WAL file rebuilds the log's index by reading the whole log (SQLite
 /// discards the shared index when no connection has the file open). That rebuild also forgets
 /// which pages were already checkpointed, so SQLite's own automatic checkpoint, which leaves
 /// the log in place, would copy the whole log into the file again at every commit. Emptying
@@ -36,9 +64,10 @@ pub const WAL_FOLD_PAGES: u64 = 64;
 ///
 /// For a file in WAL mode: commits are fsynced before they return (`synchronous = FULL`), and
 /// closing the connection does not checkpoint the log into the file, which would cost the
-/// fsyncs and double writes WAL saves, since the sidecar closes its connection after every
-/// request; opening folds a log longer than [`WAL_FOLD_PAGES`] instead. The `-wal` and `-shm` files therefore stay next to the collection between
-/// requests; whatever replaces, moves or deletes the file must deal with them
+/// fsyncs and double writes WAL saves at every close; opening folds a log longer than
+/// [`WAL_FOLD_PAGES`] instead, and a kept connection folds it after a commit
+/// (`collection::cached`). The `-wal` and `-shm` files therefore stay next to the collection
+/// between requests; whatever replaces, moves or deletes the file must deal with them
 /// (`storage::fold_wal_and_remove_journals`).
 pub fn open_collection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(

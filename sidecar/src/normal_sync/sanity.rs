@@ -6,12 +6,13 @@ use serde_json::{Value, json};
 use super::OpResult;
 use super::wire::SanityCheckResponse;
 use crate::collection::json::{ColObjects, JsonObject, object_usn};
+use crate::collection::sqlite::CachedQuery;
 
 /// The server's counts in the client's layout, or None when a row still has `usn = -1`
 /// (which would mean an object was stored unsynced).
 pub fn server_counts(conn: &Connection) -> OpResult<Option<Value>> {
     for table in ["cards", "notes", "revlog", "graves"] {
-        let unsynced: i64 = conn.query_row(
+        let unsynced: i64 = conn.cached_row(
             &format!("SELECT COUNT(*) FROM {table} WHERE usn = -1"),
             [],
             |row| row.get(0),
@@ -35,7 +36,7 @@ pub fn server_counts(conn: &Connection) -> OpResult<Option<Value>> {
     }
     let count = |table: &str| -> OpResult<i64> {
         Ok(
-            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+            conn.cached_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
                 row.get(0)
             })?,
         )

@@ -5,21 +5,21 @@
 //! `start`, and a crash leaves the last committed state because SQLite's journal undoes the
 //! uncommitted transaction on the next open.
 
-use std::path::Path;
 use std::time::Instant;
 
 use super::chunks::PendingRows;
 use super::graves::{apply_graves, ensure_graves_indexes, pending_graves, read_graves};
 use super::wire::{Graves, StartRequest};
 use super::{OpResult, SyncCounters};
+use crate::collection::cached::CachedCollection;
 use crate::collection::col_row::col;
-use crate::collection::sqlite::open_collection;
 
 pub struct NormalSyncSession {
     pub user_id: i64,
     pub session_key: String,
-    /// Connection with `BEGIN` executed; committed only by `finish`.
-    pub conn: rusqlite::Connection,
+    /// The user's collection connection with `BEGIN` executed; committed only by `finish`.
+    /// The session holds it until the sync ends, then gives it back (see [`Self::rollback`]).
+    pub conn: CachedCollection,
     /// The server's `col.usn` at `start` (S). Everything stored during the sync gets it.
     pub server_usn: i32,
     /// The client's `minUsn` (M): server objects with `usn >= M` are sent and count as pending.
@@ -35,18 +35,20 @@ pub struct NormalSyncSession {
 }
 
 impl NormalSyncSession {
-    /// `start`: opens the collection at `collection`, begins the transaction the whole sync
+    /// `start`: on the user's open collection `conn`, begins the transaction the whole sync
     /// runs in, reads the server's USN and pending graves, and applies the graves a legacy
-    /// client sends along. Returns the session and the server's graves for the client.
+    /// client sends along. Returns the session and the server's graves for the client. On an
+    /// error the connection is dropped, which rolls back whatever was begun.
     pub fn open(
-        collection: &Path,
+        conn: CachedCollection,
         user_id: i64,
         session_key: String,
         request: StartRequest,
         client: crate::sync_log::ClientTag,
     ) -> OpResult<(Self, Graves)> {
-        let conn = open_collection(collection).map_err(anyhow::Error::from)?;
-        ensure_graves_indexes(&conn);
+        if !conn.checked {
+            ensure_graves_indexes(&conn);
+        }
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let server_usn = col(&conn).usn()?;
         // The server's pending graves are read before legacy client graves are applied.
@@ -77,15 +79,22 @@ impl NormalSyncSession {
         Ok((session, graves))
     }
 
-    /// Discards every change of this sync.
-    pub fn rollback(self) {
+    /// Discards every change of this sync (nothing, after `finish` committed), and gives back
+    /// the connection once it is outside any transaction, to be kept for the user's next
+    /// request. `None` if the rollback failed: the connection is then closed, which rolls back.
+    pub fn rollback(self) -> Option<CachedCollection> {
         if self.conn.is_autocommit() {
             // Already committed by `finish`.
-            return;
+            return Some(self.conn);
         }
-        if let Err(err) = self.conn.execute_batch("ROLLBACK") {
-            // Closing the connection rolls back anyway; this only loses the log line's cause.
-            tracing::warn!(error = %err, "explicit rollback failed; closing rolls back");
+        match self.conn.execute_batch("ROLLBACK") {
+            Ok(()) if self.conn.is_autocommit() => Some(self.conn),
+            Ok(()) => None,
+            Err(err) => {
+                // Closing the connection rolls back anyway; this only loses the log line's cause.
+                tracing::warn!(error = %err, "explicit rollback failed; closing rolls back");
+                None
+            }
         }
     }
 

@@ -22,9 +22,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use rusqlite::ErrorCode;
 
-use super::status::{CollectionStatus, ensure_collection, read_status};
+use super::status::{CollectionStatus, ensure_collection, read_status_on};
 use super::{UserFiles, remove_stale_journals};
 use crate::clock::now_millis;
+use crate::collection::cached::CachedCollection;
 
 /// Which per-user file was recovered, for the log and the metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,12 +151,28 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
 /// so every client must full-sync; the server being empty makes the client offer to upload.
 /// Imports not yet delivered are merged into that upload again (the import ledger).
 pub fn collection_status_or_recover(files: &UserFiles) -> anyhow::Result<CollectionStatus> {
+    collection_status_or_recover_on(files, None).map(|(status, _)| status)
+}
+
+/// [`collection_status_or_recover`] on the user's kept connection `kept` if it still serves
+/// the file, else on a new one; returns the connection that read the status, to be kept.
+/// A damaged file's connection is closed before the file is moved aside.
+pub fn collection_status_or_recover_on(
+    files: &UserFiles,
+    kept: Option<CachedCollection>,
+) -> anyhow::Result<(CollectionStatus, CachedCollection)> {
     ensure_collection(files)?;
-    match read_status(files) {
-        Ok(status) => Ok(status),
-        Err(err) if is_damage(&err) || is_empty_file(&files.collection()) => {
+    let path = files.collection();
+    let read = |kept: Option<CachedCollection>| -> anyhow::Result<_> {
+        let mut conn = CachedCollection::reuse_or_open(kept, &path)?;
+        let status = read_status_on(files, &mut conn)?;
+        Ok((status, conn))
+    };
+    match read(kept) {
+        Ok(read) => Ok(read),
+        Err(err) if is_damage(&err) || is_empty_file(&path) => {
             replace_damaged_collection(files, &format!("{err:#}"))?;
-            read_status(files)
+            read(None)
         }
         Err(err) => Err(err),
     }

@@ -5,6 +5,7 @@ use anyhow::Context;
 use super::scheduler::{SchedulerFeatures, features_of};
 use super::{UserFiles, rollover_crt};
 use crate::clock::now_millis;
+use crate::collection::cached::CachedCollection;
 use crate::collection::col_row::{MetaTimes, col};
 use crate::collection::{schema11, sqlite};
 
@@ -44,15 +45,27 @@ pub fn ensure_collection(files: &UserFiles) -> anyhow::Result<()> {
 
 pub fn read_status(files: &UserFiles) -> anyhow::Result<CollectionStatus> {
     let path = files.collection();
-    let conn = sqlite::open_collection(&path).context("opening the collection")?;
-    let status = read_status_from(&conn, std::fs::metadata(&path)?.len())?;
-    // Uploaded collections and those stored before WAL was used switch here, at the first
-    // `meta` after they were installed (no sync is open then).
-    sqlite::use_wal(&conn).context("switching the collection to WAL")?;
-    // New and uploaded collections get the server's graves indexes when they are written;
-    // older files get them here, once, so that `start` finds them and an interrupted sync
-    // leaves the file exactly as it was.
-    crate::collection::graves::ensure_graves_indexes(&conn);
+    let mut conn = CachedCollection::open(&path).context("opening the collection")?;
+    read_status_on(files, &mut conn)
+}
+
+/// [`read_status`] on the user's open collection `conn`. The file's one-time checks run at the
+/// first use of each connection.
+pub fn read_status_on(
+    files: &UserFiles,
+    conn: &mut CachedCollection,
+) -> anyhow::Result<CollectionStatus> {
+    let status = read_status_from(conn, std::fs::metadata(files.collection())?.len())?;
+    if !conn.checked {
+        // Uploaded collections and those stored before WAL was used switch here, at the first
+        // `meta` after they were installed (no sync is open then).
+        sqlite::use_wal(conn).context("switching the collection to WAL")?;
+        // New and uploaded collections get the server's graves indexes when they are written;
+        // older files get them here, once, so that `start` finds them and an interrupted sync
+        // leaves the file exactly as it was.
+        crate::collection::graves::ensure_graves_indexes(conn);
+        conn.checked = true;
+    }
     Ok(status)
 }
 

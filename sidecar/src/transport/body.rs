@@ -238,6 +238,88 @@ async fn collect_compressed(
     Ok(data)
 }
 
+/// A compressed v11 body at most this long whose frame's window is at most
+/// [`SMALL_WINDOW`] is decoded in one piece with this thread's decompression context.
+const SMALL_COMPRESSED: usize = 16 * 1024;
+/// The largest window (as [`frame_window`] counts it) a small body may ask for: what a
+/// streaming encoder at level 3 declares when it does not know the size (2 MiB). Bounds the
+/// memory a thread's context keeps; bodies are decoded on the async workers, so there are as
+/// many contexts as workers.
+const SMALL_WINDOW: u64 = (2 << 20) + 128 * 1024;
+/// How much a small body may decode to in one piece; more goes the streamed way.
+const SMALL_OUTPUT: usize = 256 * 1024;
+
+/// Decodes a small v11 body in one piece, without yielding, with a decompression context kept
+/// per thread: creating a zstd context costs more than decoding the few hundred bytes of a
+/// typical sync call. The caps hold as on the streamed path: the window is checked before
+/// decoding, the output may not pass `SMALL_OUTPUT` (nor the decompressed cap), and the JSON
+/// items are counted. `None` when the body is not small, or decodes to more than
+/// `SMALL_OUTPUT`: the streamed path then handles it from the start.
+fn decompress_small(compressed: &[u8], limits: &BodyLimits) -> Option<ApiResult<(Vec<u8>, u64)>> {
+    thread_local! {
+        static CONTEXT: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    if compressed.len() > SMALL_COMPRESSED || frame_window(compressed)? > SMALL_WINDOW {
+        return None;
+    }
+    let cap = (limits.max_uncompressed as usize).min(SMALL_OUTPUT);
+    let decoded = CONTEXT.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let context = match slot.as_mut() {
+            Some(context) => context,
+            None => slot.insert(zstd::zstd_safe::DCtx::try_create()?),
+        };
+        let mut decoder =
+            zstd::stream::read::Decoder::with_context(compressed, context).single_frame();
+        if decoder.window_log_max(MAX_WINDOW_LOG).is_err() {
+            return None;
+        }
+        let mut out = Vec::new();
+        let read = (&mut decoder)
+            .take(cap as u64 + 1)
+            .read_to_end(&mut out)
+            .map(|_| out);
+        Some(read)
+    })?;
+    let out = match decoded {
+        Ok(out) => out,
+        Err(err) => return Some(Err(not_decodable(Wire::V11, err))),
+    };
+    if out.len() > cap {
+        // Bigger than a small body may be: the streamed path decides, with its charges.
+        return None;
+    }
+    let mut items = JsonItems::default();
+    if let Some(max_items) = limits.max_items {
+        items.feed(&out);
+        if items.count > max_items {
+            return Some(Err(ApiError::PayloadTooLarge(format!(
+                "request body holds more than {max_items} JSON items"
+            ))));
+        }
+    }
+    Some(Ok((out, items.count)))
+}
+
+/// Decodes a body held in memory: a small v11 one in one piece ([`decompress_small`]), any
+/// other in pieces ([`decompress_counted`]).
+async fn decompress_body(
+    wire: Wire,
+    compressed: &[u8],
+    limits: &BodyLimits,
+    reservation: &mut Reservation,
+) -> ApiResult<(Vec<u8>, u64)> {
+    if wire == Wire::V11
+        && let Some(decoded) = decompress_small(compressed, limits)
+    {
+        let (out, items) = decoded?;
+        reservation.charge(out.capacity() as u64).await?;
+        return Ok((out, items));
+    }
+    decompress_counted(wire, compressed, limits, reservation).await
+}
+
 /// Decompresses in pieces, stopping at the decompressed cap and, for JSON, at the item cap,
 /// and charging every piece to the budget before keeping it.
 async fn decompress_counted(
@@ -313,7 +395,7 @@ pub async fn read_bytes(body: Body, limits: &BodyLimits) -> ApiResult<Vec<u8>> {
     let wire = current_wire();
     let mut reservation = Reservation::new(limits, Instant::now() + limits.timeout);
     let compressed = collect_compressed(body, limits, &mut reservation).await?;
-    let (bytes, _) = decompress_counted(wire, &compressed, limits, &mut reservation).await?;
+    let (bytes, _) = decompress_body(wire, &compressed, limits, &mut reservation).await?;
     Ok(bytes)
 }
 
@@ -327,7 +409,7 @@ pub async fn read_json<T: DeserializeOwned + Send + 'static>(
     let wire = current_wire();
     let mut reservation = Reservation::new(&limits, Instant::now() + limits.timeout);
     let compressed = collect_compressed(body, &limits, &mut reservation).await?;
-    let (bytes, items) = decompress_counted(wire, &compressed, &limits, &mut reservation).await?;
+    let (bytes, items) = decompress_body(wire, &compressed, &limits, &mut reservation).await?;
     drop(compressed);
     // Parsing copies strings (through a scratch buffer when they hold escapes).
     let parse_cost = (bytes.len() as u64)
@@ -433,6 +515,57 @@ mod tests {
             max_items: Some(max_items),
             ..BodyLimits::sizes(1 << 20, 64 << 20)
         }
+    }
+
+    #[test]
+    fn a_small_body_is_decoded_in_one_piece_as_the_streamed_way_does() {
+        let json = br#"{"minUsn": 0, "lnewer": true, "graves": null}"#;
+        for frame in [
+            zstd::bulk::compress(&json[..], 1).unwrap(),
+            zstd::encode_all(&json[..], 3).unwrap(),
+        ] {
+            let (out, items) = decompress_small(&frame, &json_limits(100))
+                .expect("a small body")
+                .unwrap();
+            assert_eq!(out, json);
+            assert_eq!(items, 6);
+        }
+        // Twice on the same thread: the kept context starts each body afresh.
+        let first = zstd::encode_all(&b"{\"a\": 1}"[..], 1).unwrap();
+        let cut = &first[..first.len() - 3];
+        assert!(decompress_small(cut, &json_limits(100)).unwrap().is_err());
+        let (out, _) = decompress_small(&first, &json_limits(100))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, b"{\"a\": 1}");
+    }
+
+    #[test]
+    fn a_small_body_keeps_the_caps() {
+        // Past the item cap: refused in one piece.
+        let items = zstd::encode_all(&b"[1,2,3,4,5,6]"[..], 1).unwrap();
+        let err = decompress_small(&items, &json_limits(3))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.status(), 413);
+        // Past the small output: left to the streamed path, which applies the real caps.
+        let bomb = zstd::encode_all(&vec![b'a'; 1 << 20][..], 1).unwrap();
+        assert!(bomb.len() <= SMALL_COMPRESSED);
+        assert!(decompress_small(&bomb, &json_limits(u64::MAX)).is_none());
+        // A frame asking for a big window is not decoded with a kept context.
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(23).unwrap();
+        encoder.write_all(b"{}").unwrap();
+        assert!(decompress_small(&encoder.finish().unwrap(), &limits()).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_small_body_past_the_decompressed_cap_is_refused() {
+        let compressed = zstd::encode_all(&vec![b'a'; 10_000][..], 1).unwrap();
+        let err = read_bytes(Body::from(compressed), &limits())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 413);
     }
 
     #[test]

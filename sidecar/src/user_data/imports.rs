@@ -49,8 +49,12 @@ impl UserData {
         let limits = ImportLimits {
             max_collection_bytes: self.settings.max_uncompressed_bytes(),
         };
+        // The merge writes the collection through its own connection: the kept one is
+        // closed first, so that it never serves what it read before the import.
+        let kept = slot.cached_collection();
         let files = self.files.clone();
         let outcome = blocking(move || {
+            drop(kept);
             Ok::<_, UserDataError>(merge_once(&files, key, &package, &sha256, limits))
         })
         .await?;

@@ -16,11 +16,12 @@ mod sync;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::collection::cached::CachedCollection;
 use crate::config::Settings;
 use crate::import::ImportError;
 use crate::media::download_zip::DownloadError;
 use crate::media::upload_zip::UploadError;
-use crate::normal_sync::SyncOpError;
+use crate::normal_sync::{NormalSyncSession, SyncOpError};
 use crate::storage::{DataDir, UserFiles};
 use cluster::{Acquire, AcquireError, ClusterLocks};
 use registry::{Registry, UserGuard};
@@ -180,7 +181,12 @@ impl UserData {
     }
 
     /// Takes the user's lock, deals with an open sync as `open_sync` says, runs `work` on a
-    /// blocking thread with the user's files, and releases the lock.
+    /// blocking thread with the user's files, and releases the lock, in one blocking hop.
+    ///
+    /// Ending the sync (`OpenSync::End`) also closes the user's kept collection connection
+    /// before `work` runs: such work replaces, deletes or rewrites the collection file by
+    /// other means (full upload and download, reset). `OpenSync::Keep` leaves it open: that
+    /// work reads or writes other files (media) or only reads (a reset's dry run).
     async fn exclusive<T, E, F>(&self, open_sync: OpenSync, work: F) -> UserDataResult<T>
     where
         T: Send + 'static,
@@ -193,11 +199,22 @@ impl UserData {
             OpenSync::Keep => Acquire::Wait,
         })
         .await?;
-        if let OpenSync::End(reason) = open_sync {
-            end_session(&mut slot, reason).await?;
-        }
+        let (session, kept) = match open_sync {
+            OpenSync::End(reason) => (
+                slot.session.take().map(|session| (session, reason)),
+                slot.cached_collection(),
+            ),
+            OpenSync::Keep => (None, None),
+        };
         let files = self.files.clone();
-        let result = blocking(move || work(&files)).await;
+        let result = blocking(move || {
+            if let Some((session, reason)) = session {
+                drop(end_now(session, reason));
+            }
+            drop(kept);
+            work(&files)
+        })
+        .await;
         slot.unlock().await;
         result
     }
@@ -232,15 +249,21 @@ where
     tokio::task::spawn_blocking(work).await?.map_err(Into::into)
 }
 
-/// Ends the user's open normal sync, if any, rolling it back off the async executor.
+/// Ends an open normal sync on this thread: logs its outcome and rolls it back. Returns its
+/// connection, put away to be kept, if the rollback left it clean.
+fn end_now(session: NormalSyncSession, reason: &str) -> Option<CachedCollection> {
+    session.log_outcome(reason);
+    session.rollback().and_then(CachedCollection::put_away)
+}
+
+/// Ends the user's open normal sync, if any, rolling it back off the async executor; its
+/// connection goes back to the slot.
 async fn end_session(slot: &mut UserGuard, reason: &'static str) -> UserDataResult<()> {
     if let Some(session) = slot.session.take() {
-        session.log_outcome(reason);
-        blocking(move || {
-            session.rollback();
-            Ok::<_, UserDataError>(())
-        })
-        .await?;
+        let conn = blocking(move || Ok::<_, UserDataError>(end_now(session, reason))).await?;
+        if let Some(conn) = conn {
+            slot.keep_collection(conn);
+        }
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard};
 use tokio::time::Instant;
 
 use super::cluster::{Acquire, AcquireError, ClusterLocks, HeldLock};
+use crate::collection::cached::CachedCollection;
 use crate::normal_sync::NormalSyncSession;
 
 /// What one user's requests share while they hold the user's lock.
@@ -30,6 +31,9 @@ pub struct UserSlot {
     pub session: Option<NormalSyncSession>,
     /// Cluster mode: the user's PostgreSQL lock, while this node holds it.
     cluster_lock: Option<HeldLock>,
+    /// The user's collection connection kept open between requests and syncs, when no sync
+    /// holds it (`collection::cached`).
+    collection: Option<CachedCollection>,
 }
 
 impl UserSlot {
@@ -42,11 +46,39 @@ impl UserSlot {
         self.cluster_lock.take()
     }
 
-    /// The spot where files the slot caches between requests are closed before another node
-    /// may open them (the lock's release). Nothing is cached in the slot yet but the open
-    /// sync's connection, which is never released with it: a cached collection connection
-    /// (`close_collection()`) must be closed here.
-    fn close_files_before_cluster_unlock(&mut self) {}
+    /// Closes the files the slot keeps open between requests before another node may open
+    /// them (the lock's release). The open sync's connection is never released with it.
+    fn close_files_before_cluster_unlock(&mut self) {
+        self.close_collection();
+    }
+
+    /// Takes the kept collection connection out of the slot, to use it on a blocking thread;
+    /// [`UserSlot::keep_collection`] puts it back.
+    pub fn cached_collection(&mut self) -> Option<CachedCollection> {
+        self.collection.take()
+    }
+
+    /// Keeps `collection` open for the user's next request, if it may be kept; otherwise it is
+    /// closed. Callers put it away first on the blocking thread that used it
+    /// (`CachedCollection::put_away`), so that closing and the file check stay off the executor.
+    pub fn keep_collection(&mut self, collection: CachedCollection) {
+        if collection.keepable() {
+            self.collection = Some(collection);
+        }
+    }
+
+    /// Closes the kept collection connection. Whatever replaces, deletes, moves or writes the
+    /// collection file by other means calls it first, under the user's lock; so does whatever
+    /// hands the user to another process. An open normal sync holds its own connection: end
+    /// it first (`user_data::end_session`).
+    pub fn close_collection(&mut self) {
+        self.collection = None;
+    }
+
+    /// How long the kept connection has gone unused, if there is one.
+    pub fn collection_idle_for(&self) -> Option<std::time::Duration> {
+        self.collection.as_ref().map(CachedCollection::idle_for)
+    }
 }
 
 #[derive(Default)]
@@ -331,12 +363,36 @@ mod tests {
         assert!(registry.lock_between_syncs(6, deadline).await.is_none());
     }
 
+    #[tokio::test]
+    async fn the_slot_keeps_a_collection_connection_until_it_is_closed() {
+        let root = tempfile::tempdir().unwrap();
+        let files = crate::storage::DataDir::new(root.path().to_path_buf())
+            .unwrap()
+            .user(1);
+        crate::storage::status::ensure_collection(&files).unwrap();
+        let registry = Registry::default();
+        let mut slot = registry.lock(1).await;
+        assert!(slot.cached_collection().is_none());
+        let conn = CachedCollection::open(&files.collection())
+            .unwrap()
+            .put_away()
+            .expect("within the cap");
+        slot.keep_collection(conn);
+        drop(slot);
+        // Kept across the release of the lock, for the user's next request.
+        let mut slot = registry.lock(1).await;
+        assert!(slot.collection_idle_for().is_some());
+        slot.close_collection();
+        assert!(slot.collection_idle_for().is_none());
+        assert!(slot.cached_collection().is_none());
+    }
+
     fn test_session() -> NormalSyncSession {
         let now = std::time::Instant::now();
         NormalSyncSession {
             user_id: 0,
             session_key: "k".into(),
-            conn: rusqlite::Connection::open_in_memory().unwrap(),
+            conn: crate::collection::cached::CachedCollection::in_memory(),
             server_usn: 0,
             client_usn: 0,
             client_is_newer: false,

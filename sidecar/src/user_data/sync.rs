@@ -5,10 +5,13 @@
 use std::time::{Duration, Instant};
 
 use super::cluster::Acquire;
+use super::registry::UserGuard;
 use super::{
-    OpenSync, Received, UserData, UserDataError, UserDataResult, Users, blocking, end_session,
+    OpenSync, Received, UserData, UserDataError, UserDataResult, Users, blocking, end_now,
+    end_session,
 };
 use crate::clock::now_millis;
+use crate::collection::cached::{CachedCollection, IDLE_CLOSE};
 use crate::import::ledger::mark_delivered;
 use crate::import::{ImportLimits, reapply_pending};
 use crate::normal_sync::changes::{ChangesContext, apply_changes};
@@ -25,7 +28,7 @@ use crate::storage::full_sync::{
     snapshot_for_download,
 };
 use crate::storage::recovery::{
-    collection_status_or_recover, is_corruption, is_damage, replace_damaged_collection,
+    collection_status_or_recover_on, is_corruption, is_damage, replace_damaged_collection,
 };
 use crate::storage::scheduler::SchedulerFeatures;
 use crate::storage::status::ensure_collection;
@@ -45,6 +48,10 @@ pub struct CollectionState {
     pub features: SchedulerFeatures,
 }
 
+/// How a stateful call left the sync: still open (`Ok`, the session), or ended (`Err`, with
+/// its connection if it may be kept).
+type LeftOpen = Result<NormalSyncSession, Option<CachedCollection>>;
+
 /// Whether a call leaves the session open for the next one.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum AfterCall {
@@ -58,15 +65,31 @@ impl UserData {
     /// server, it ends any sync in progress: a client only sends it when starting a new
     /// operation, and a half-finished sync must never linger.
     pub async fn meta(&self) -> UserDataResult<CollectionState> {
-        let (status, media_usn) = self
-            .exclusive(OpenSync::End("meta"), |files| {
-                // A missing, empty or damaged collection or media.db is replaced here: the
-                // client stops at a failing meta, so nothing else would ever repair it.
-                let status = collection_status_or_recover(files)?;
-                let media_usn = crate::media::last_usn(files)?;
-                anyhow::Ok((status, media_usn))
-            })
-            .await?;
+        let mut slot = self.registry.lock(self.user_id).await;
+        let session = slot.session.take();
+        let kept = slot.cached_collection();
+        let files = self.files.clone();
+        // One blocking hop: the open sync's rollback, then the status on the kept connection
+        // (the sync's own connection, once rolled back), which goes back to the slot.
+        let (read, conn) = blocking(move || {
+            let kept = session
+                .and_then(|session| end_now(session, "meta"))
+                .or(kept);
+            // A missing, empty or damaged collection or media.db is replaced here: the
+            // client stops at a failing meta, so nothing else would ever repair it.
+            let (status, conn) = match collection_status_or_recover_on(&files, kept) {
+                Ok(read) => read,
+                Err(err) => return Ok::<_, UserDataError>((Err(err), None)),
+            };
+            let read = crate::media::last_usn(&files).map(|media_usn| (status, media_usn));
+            Ok((read, conn.put_away()))
+        })
+        .await?;
+        if let Some(conn) = conn {
+            slot.keep_collection(conn);
+        }
+        drop(slot);
+        let (status, media_usn) = read?;
         let now_ms = now_millis();
         let schema_ms = if status.file_size > self.settings.max_uncompressed_bytes() {
             // Too big for a normal sync's limits: force one-way syncs, as the official server
@@ -101,40 +124,37 @@ impl UserData {
         let mut slot = self.registry.lock(self.user_id).await;
         // Cluster mode: a sync open on another node is ended there first.
         slot.hold_cluster(Acquire::Supersede).await?;
-        end_session(&mut slot, "replaced by a new start").await?;
+        let previous = slot.session.take();
+        let kept = slot.cached_collection();
         let files = self.files.clone();
         let user_id = self.user_id;
+        // One blocking hop: the previous sync's rollback, and the new transaction on the
+        // user's kept connection.
         let opened = blocking(move || {
+            let kept = previous
+                .and_then(|session| end_now(session, "replaced by a new start"))
+                .or(kept);
             let opened = ensure_collection(&files)
-                .map_err(SyncOpError::from)
                 .and_then(|()| {
-                    NormalSyncSession::open(
-                        &files.collection(),
-                        user_id,
-                        session_key,
-                        request,
-                        client,
-                    )
+                    CachedCollection::reuse_or_open(kept, &files.collection())
+                        .map_err(anyhow::Error::from)
+                })
+                .map_err(SyncOpError::from)
+                .and_then(|conn| {
+                    NormalSyncSession::open(conn, user_id, session_key, request, client)
                 });
-            Ok::<_, UserDataError>(opened)
+            if let Err(SyncOpError::Internal(err)) = &opened
+                && is_damage(err)
+            {
+                // A damaged collection is replaced (its connection was closed with the
+                // error); the next meta shows the client a new one, and it full-syncs
+                // instead of failing here for ever.
+                replace_damaged_collection(&files, &format!("{err:#}"))?;
+            }
+            anyhow::Ok(opened)
         })
         .await?;
-        if let Err(SyncOpError::Internal(err)) = &opened
-            && is_damage(err)
-        {
-            // A damaged collection is replaced; the next meta shows the client a new one, and
-            // it full-syncs instead of failing here for ever.
-            let reason = format!("{err:#}");
-            let files = self.files.clone();
-            blocking(move || replace_damaged_collection(&files, &reason)).await?;
-        }
-        let (session, graves) = match opened {
-            Ok(opened) => opened,
-            Err(err) => {
-                slot.unlock().await;
-                return Err(err.into());
-            }
-        };
+        let (session, graves) = opened?;
         crate::metrics::session_started();
         // The session keeps the cluster lock (if any) in the slot until it ends.
         slot.session = Some(session);
@@ -333,51 +353,51 @@ impl UserData {
             return Err(UserDataError::NoSession);
         }
         let mut session = slot.session.take().expect("checked above");
-        let (session, result) = blocking(move || {
+        let files = self.files.clone();
+        // One blocking hop: the call, and the end of the sync when it ends it.
+        let outcome = blocking(move || {
             let result = operation(&mut session);
-            Ok::<_, UserDataError>((session, result))
-        })
-        .await?;
-        let rollback = |session: NormalSyncSession| {
-            blocking(move || {
-                session.rollback();
-                Ok::<_, UserDataError>(())
-            })
-        };
-        match result {
-            Ok((value, AfterCall::KeepSession)) => {
-                let mut session = session;
-                session.last_activity = Instant::now();
-                slot.session = Some(session);
-                Ok(value)
-            }
-            Ok((value, AfterCall::EndSession)) => {
+            let ended = match result {
+                Ok((value, AfterCall::KeepSession)) => return Ok((Ok(session), Ok(value))),
                 // Either committed already (finish) or to be discarded (failed sanity check);
                 // a rollback after a commit is a harmless no-op.
-                rollback(session).await?;
-                slot.unlock().await;
-                Ok(value)
-            }
-            Err(err) => {
-                let reason = match &err {
-                    SyncOpError::Invalid(message) => message.clone(),
-                    SyncOpError::Internal(err) => format!("{err:#}"),
-                };
-                tracing::info!(user_id, reason = %reason, "sync call failed; rolling back");
-                session.log_outcome("failed");
-                rollback(session).await?;
-                if let SyncOpError::Internal(cause) = &err
-                    && is_corruption(cause)
-                {
-                    // Damage that meta's checks did not reach: replace the collection now, or
-                    // every later sync would fail here the same way.
-                    let files = self.files.clone();
-                    blocking(move || replace_damaged_collection(&files, &reason)).await?;
+                Ok((value, AfterCall::EndSession)) => {
+                    let conn = session.rollback().and_then(CachedCollection::put_away);
+                    return Ok((Err(conn), Ok(value)));
                 }
-                slot.unlock().await;
-                Err(err.into())
+                Err(err) => err,
+            };
+            let reason = match &ended {
+                SyncOpError::Invalid(message) => message.clone(),
+                SyncOpError::Internal(err) => format!("{err:#}"),
+            };
+            tracing::info!(user_id, reason = %reason, "sync call failed; rolling back");
+            session.log_outcome("failed");
+            let conn = session.rollback().and_then(CachedCollection::put_away);
+            if let SyncOpError::Internal(cause) = &ended
+                && is_corruption(cause)
+            {
+                // Damage that meta's checks did not reach: replace the collection now, or
+                // every later sync would fail here the same way. Its connection goes first.
+                drop(conn);
+                replace_damaged_collection(&files, &reason)?;
+                return Ok((Err(None), Err(ended)));
             }
+            anyhow::Ok::<(LeftOpen, OpResult<T>)>((Err(conn), Err(ended)))
+        })
+        .await?;
+        let (left, result) = outcome;
+        match left {
+            Ok(mut session) => {
+                session.last_activity = Instant::now();
+                slot.session = Some(session);
+            }
+            Err(Some(conn)) => slot.keep_collection(conn),
+            Err(None) => {}
         }
+        // Releases the cluster lock too when the sync ended (an open one keeps it).
+        slot.unlock().await;
+        result.map_err(Into::into)
     }
 
     /// A full upload: installs the received collection in place of the user's, and merges
@@ -490,7 +510,8 @@ impl UserData {
 
 impl Users {
     /// Rolls back syncs whose client went silent for `timeout`, so a vanished device cannot
-    /// keep a user's changes in limbo (docs/design.md#schema-11-on-the-server).
+    /// keep a user's changes in limbo (docs/design.md#schema-11-on-the-server), and closes
+    /// collection connections kept unused for `collection::cached::IDLE_CLOSE`.
     pub fn spawn_idle_expiry(&self, timeout: Duration) {
         let timeout = timeout.max(Duration::from_secs(1));
         let period = (timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
@@ -501,30 +522,91 @@ impl Users {
                 ticker.tick().await;
                 for user_id in registry.known_users() {
                     // A held lock means the user is busy right now, so not idle.
-                    let Some(mut slot) = registry.try_lock(user_id) else {
-                        continue;
-                    };
-                    let idle = slot
-                        .session
-                        .as_ref()
-                        .is_some_and(|session| session.last_activity.elapsed() > timeout);
-                    let reason = if idle {
-                        Some("idle timeout")
-                    } else if slot.session.is_some() && !slot.still_holds_cluster().await {
-                        // Cluster mode, cut off from PostgreSQL: another node may take the
-                        // user now, so the file is let go without waiting for the client.
-                        Some("lost the cluster lock")
-                    } else {
-                        None
-                    };
-                    if let Some(reason) = reason
-                        && let Err(err) = end_session(&mut slot, reason).await
-                    {
-                        tracing::warn!(user_id, error = %err, "expiring a sync failed");
+                    if let Some(slot) = registry.try_lock(user_id) {
+                        tidy_user(slot, user_id, timeout, IDLE_CLOSE).await;
                     }
-                    slot.unlock().await;
                 }
             }
         });
+    }
+}
+
+/// One user's housekeeping, under the user's lock: rolls back a sync idle for longer than
+/// `sync_timeout`, and closes the kept collection connection once unused for longer than
+/// `close_after`, so that handles and memory go back with the users who stopped syncing.
+async fn tidy_user(
+    mut slot: UserGuard,
+    user_id: i64,
+    sync_timeout: Duration,
+    close_after: Duration,
+) {
+    let idle = slot
+        .session
+        .as_ref()
+        .is_some_and(|session| session.last_activity.elapsed() > sync_timeout);
+    let reason = if idle {
+        Some("idle timeout")
+    } else if slot.session.is_some() && !slot.still_holds_cluster().await {
+        // Cluster mode, cut off from PostgreSQL: another node may take the user now, so the
+        // file is let go without waiting for the client.
+        Some("lost the cluster lock")
+    } else {
+        None
+    };
+    if let Some(reason) = reason
+        && let Err(err) = end_session(&mut slot, reason).await
+    {
+        tracing::warn!(user_id, error = %err, "expiring a sync failed");
+    }
+    let closing = slot
+        .collection_idle_for()
+        .is_some_and(|idle| idle > close_after)
+        .then(|| slot.cached_collection())
+        .flatten();
+    slot.unlock().await;
+    if let Some(closing) = closing {
+        let _ = tokio::task::spawn_blocking(move || drop(closing)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::DataDir;
+    use crate::storage::status::ensure_collection;
+    use crate::user_data::registry::Registry;
+
+    #[tokio::test]
+    async fn housekeeping_closes_a_kept_connection_once_unused_long_enough() {
+        let root = tempfile::tempdir().unwrap();
+        let files = DataDir::new(root.path().to_path_buf()).unwrap().user(1);
+        ensure_collection(&files).unwrap();
+        let registry = Registry::default();
+        let keep = |mut slot: UserGuard| {
+            let conn = CachedCollection::open(&files.collection())
+                .unwrap()
+                .put_away()
+                .expect("within the cap");
+            slot.keep_collection(conn);
+        };
+        keep(registry.lock(1).await);
+        // Not unused for long enough: kept.
+        tidy_user(
+            registry.lock(1).await,
+            1,
+            Duration::from_secs(300),
+            IDLE_CLOSE,
+        )
+        .await;
+        assert!(registry.lock(1).await.collection_idle_for().is_some());
+        // Past the limit: closed.
+        tidy_user(
+            registry.lock(1).await,
+            1,
+            Duration::from_secs(300),
+            Duration::ZERO,
+        )
+        .await;
+        assert!(registry.lock(1).await.collection_idle_for().is_none());
     }
 }

@@ -1,0 +1,320 @@
+//! One user's collection connection, kept open between requests and between syncs.
+//!
+//! Opening a collection costs more than a small request's own work: SQLite parses the schema
+//! at the first statement, every statement is compiled again (the statement cache belongs to
+//! the connection), and with WAL the first opener rebuilds the log's index and dirties the
+//! `-shm` file. So `meta` and `start` take the connection kept in the user's slot
+//! (`user_data::registry::UserSlot`), the normal sync holds it from `start` to `finish` or
+//! its rollback, and gives it back afterwards.
+//!
+//! Bounded: at most [`MAX_OPEN`] are kept across all users (past that, a request opens and
+//! closes its own, as before), and one unused for [`IDLE_CLOSE`] is closed by the idle
+//! housekeeping (`user_data::Users::spawn_idle_expiry`).
+//!
+//! Never stale: every path that replaces, deletes, moves aside or writes the file outside
+//! this connection (full upload and download, reset, removal, import, recovery) closes it
+//! first, under the user's lock (`UserSlot::close_collection`). As a second guard, a kept
+//! connection is used only while the path still names the file it was opened on (same device
+//! and inode); otherwise it is closed and the file opened afresh.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use super::sqlite::open_collection;
+
+/// How many collection connections are kept open at most, across all users. Each holds a
+/// file handle for the collection and one for its log, the parsed schema, compiled statements
+/// and up to [`PAGE_CACHE_KIB`] of pages.
+pub const MAX_OPEN: usize = 64;
+
+/// A kept connection unused for this long is closed by the idle housekeeping.
+pub const IDLE_CLOSE: Duration = Duration::from_secs(60);
+
+/// The page cache of a kept connection, KiB (SQLite's default is 2,000). A small sync touches a
+/// few dozen pages; the rest come from the operating system's cache.
+const PAGE_CACHE_KIB: i64 = 1024;
+
+/// How many compiled statements a connection keeps (rusqlite's default is 16; a normal sync
+/// uses about 30 distinct ones).
+const STATEMENT_CACHE: usize = 64;
+
+/// How many pages the log may hold before a commit on a kept connection folds it into the
+/// file (SQLite's automatic checkpoint, run after the commit that passes it). The same size at
+/// which opening a collection folds it ([`super::sqlite::WAL_FOLD_PAGES`]).
+const AUTOCHECKPOINT_PAGES: u64 = super::sqlite::WAL_FOLD_PAGES;
+
+/// Kept connections across all users, for [`MAX_OPEN`].
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// How many connections are kept open right now, across all users.
+pub fn open_count() -> usize {
+    OPEN.load(Ordering::Relaxed)
+}
+
+/// Takes one of `max` places in `open`, if one is free.
+fn claim(open: &AtomicUsize, max: usize) -> bool {
+    open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        (n < max).then_some(n + 1)
+    })
+    .is_ok()
+}
+
+/// Which file a connection was opened on, and its state when the connection was last put
+/// away: a file replaced (another inode) or written by other means (another size or change
+/// time) since then is not what the connection's page cache holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    changed: (i64, i64),
+    modified: (i64, i64),
+}
+
+impl FileId {
+    fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+        })
+    }
+}
+
+/// An open collection connection, outside any transaction when it is kept in a slot.
+pub struct CachedCollection {
+    conn: Connection,
+    path: PathBuf,
+    file: FileId,
+    last_used: Instant,
+    /// Counted in [`OPEN`] (false for one opened past the cap: it is closed after its request).
+    counted: bool,
+    /// The one-time checks of `storage::status` (WAL mode, the graves indexes) were done on
+    /// this connection.
+    pub checked: bool,
+}
+
+impl CachedCollection {
+    /// Opens the collection at `path` (it must exist), tuned to be kept.
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        let conn = open_collection(path)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        conn.execute_batch(&format!(
+            "PRAGMA cache_size = -{PAGE_CACHE_KIB}; PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};"
+        ))?;
+        // Read after opening: a file replaced in between is then caught at the next use.
+        let file = FileId::of(path).ok_or_else(|| {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some("the collection vanished while it was opened".into()),
+            )
+        })?;
+        let counted = claim(&OPEN, MAX_OPEN);
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+            file,
+            last_used: Instant::now(),
+            counted,
+            checked: false,
+        })
+    }
+
+    /// `kept` if it still serves the file at `path`, else a new connection to that file.
+    pub fn reuse_or_open(kept: Option<Self>, path: &Path) -> rusqlite::Result<Self> {
+        if let Some(kept) = kept {
+            if kept.serves(path) {
+                return Ok(kept);
+            }
+            tracing::debug!(path = %path.display(), "kept collection connection was stale");
+        }
+        Self::open(path)
+    }
+
+    /// Whether the file at `path` is still the one this connection has open, unchanged since
+    /// it was put away, with no transaction left on it.
+    fn serves(&self, path: &Path) -> bool {
+        self.conn.is_autocommit() && self.path == path && FileId::of(path) == Some(self.file)
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Whether it may be kept in a slot after its request (it was opened within the cap and
+    /// has no transaction open).
+    pub fn keepable(&self) -> bool {
+        self.counted && self.conn.is_autocommit()
+    }
+
+    /// Puts it away after a request, on the thread that used it: `None` (and closed) if it may
+    /// not be kept ([`Self::keepable`]) or its file is gone. Notes the time, for the idle
+    /// housekeeping, and the file's state after this connection's own writes, against which
+    /// the next use checks; one put in a slot without this is reopened at its next use.
+    pub fn put_away(mut self) -> Option<Self> {
+        if !self.keepable() {
+            return None;
+        }
+        self.last_used = Instant::now();
+        self.file = FileId::of(&self.path)?;
+        Some(self)
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        self.last_used.elapsed()
+    }
+}
+
+impl std::ops::Deref for CachedCollection {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+#[cfg(test)]
+impl CachedCollection {
+    /// An in-memory database standing in for a collection, never kept.
+    pub fn in_memory() -> Self {
+        Self {
+            conn: Connection::open_in_memory().expect("an in-memory database opens"),
+            path: PathBuf::new(),
+            file: FileId {
+                dev: 0,
+                ino: 0,
+                size: 0,
+                changed: (0, 0),
+                modified: (0, 0),
+            },
+            last_used: Instant::now(),
+            counted: false,
+            checked: false,
+        }
+    }
+}
+
+impl Drop for CachedCollection {
+    fn drop(&mut self) {
+        if self.counted {
+            OPEN.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::DataDir;
+    use crate::storage::status::ensure_collection;
+
+    fn collection() -> (tempfile::TempDir, std::path::PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let files = DataDir::new(root.path().to_path_buf()).unwrap().user(1);
+        ensure_collection(&files).unwrap();
+        (root, files.collection())
+    }
+
+    /// Marks a connection: temporary tables belong to the connection that made them.
+    fn mark(kept: &CachedCollection) {
+        kept.conn()
+            .execute_batch("CREATE TEMP TABLE marker (x)")
+            .unwrap();
+    }
+
+    fn is_marked(kept: &CachedCollection) -> bool {
+        kept.conn()
+            .query_row(
+                "SELECT COUNT(*) FROM temp.sqlite_master WHERE name = 'marker'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .unwrap()
+            == 1
+    }
+
+    #[test]
+    fn a_connection_to_the_same_file_is_reused() {
+        let (_root, path) = collection();
+        let first = CachedCollection::open(&path).unwrap();
+        mark(&first);
+        let again = CachedCollection::reuse_or_open(Some(first), &path).unwrap();
+        assert!(is_marked(&again), "the same connection must be reused");
+    }
+
+    #[test]
+    fn places_are_limited() {
+        let open = AtomicUsize::new(0);
+        assert!(claim(&open, 2));
+        assert!(claim(&open, 2));
+        assert!(!claim(&open, 2), "a third connection must not be kept");
+        assert_eq!(open.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_file_replaced_behind_the_connection_is_opened_afresh() {
+        let (_root, path) = collection();
+        let kept = CachedCollection::open(&path).unwrap();
+        // Another collection renamed over the path, as a full upload does.
+        let other = path.with_extension("other");
+        std::fs::copy(&path, &other).unwrap();
+        {
+            let conn = rusqlite::Connection::open(&other).unwrap();
+            conn.execute("UPDATE col SET usn = 77", []).unwrap();
+        }
+        std::fs::rename(&other, &path).unwrap();
+        let fresh = CachedCollection::reuse_or_open(Some(kept), &path).unwrap();
+        let usn: i64 = fresh
+            .conn()
+            .query_row("SELECT usn FROM col", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(usn, 77, "the new file must be read, not the old one");
+    }
+
+    #[test]
+    fn a_file_written_by_other_means_is_opened_afresh() {
+        let (_root, path) = collection();
+        let kept = CachedCollection::open(&path).unwrap();
+        mark(&kept);
+        kept.conn()
+            .execute("UPDATE col SET usn = usn + 1", [])
+            .unwrap();
+        // Its own writes do not make it stale.
+        let kept = kept.put_away();
+        let kept = CachedCollection::reuse_or_open(kept, &path).unwrap();
+        assert!(is_marked(&kept), "its own writes must not close it");
+        let kept = kept.put_away().expect("kept");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        // Bytes written into the file in place, not through SQLite.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[0; 4096]);
+        std::fs::write(&path, bytes).unwrap();
+        let fresh = CachedCollection::reuse_or_open(Some(kept), &path).unwrap();
+        assert!(
+            !is_marked(&fresh),
+            "a file changed in place must be opened again"
+        );
+    }
+
+    #[test]
+    fn a_connection_inside_a_transaction_is_neither_reused_nor_kept() {
+        let (_root, path) = collection();
+        let kept = CachedCollection::open(&path).unwrap();
+        mark(&kept);
+        kept.conn().execute_batch("BEGIN").unwrap();
+        assert!(!kept.keepable());
+        let fresh = CachedCollection::reuse_or_open(Some(kept), &path).unwrap();
+        assert!(fresh.conn().is_autocommit());
+        assert!(
+            !is_marked(&fresh),
+            "a connection in a transaction must not be reused"
+        );
+    }
+}
