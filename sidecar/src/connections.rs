@@ -27,10 +27,13 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tower::Service;
 
-/// File descriptors kept free for the database, collections, media and temporary files: 128,
-/// plus three (the file, its log and its index) for each collection connection kept open
-/// between requests (`collection::cached::MAX_OPEN`).
-const RESERVED_FDS: u64 = 128 + 3 * crate::collection::cached::MAX_OPEN as u64;
+/// File descriptors kept free for the database, the collections and media files of running
+/// requests, and temporary files.
+const RESERVED_FDS: u64 = 128;
+
+/// Descriptors one collection connection kept between requests holds: the file, its log and
+/// its index.
+const FDS_PER_KEPT: u64 = 3;
 
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
@@ -90,22 +93,48 @@ fn open_files_limit() -> Option<u64> {
 }
 
 /// The connection cap per listener, lowered so that `listeners` listeners at their cap still
-/// leave `RESERVED_FDS` descriptors free.
+/// leave `RESERVED_FDS` descriptors free plus those of the collection connections kept between
+/// requests. Those get at most a quarter of what is left after the reserve (and at most
+/// `collection::cached::MAX_OPEN`), so a low open-files limit lowers their cap rather than
+/// starving the listeners.
 pub fn fit_to_open_files(max_connections: usize, listeners: u64) -> usize {
     let Some(open_files) = open_files_limit() else {
         return max_connections;
     };
-    let room = open_files.saturating_sub(RESERVED_FDS) / listeners.max(1);
-    let fitted = (max_connections as u64).min(room).max(1) as usize;
+    let budget = FdBudget::of(open_files, listeners);
+    crate::collection::cached::limit_kept(budget.kept);
+    let fitted = (max_connections as u64).min(budget.per_listener).max(1) as usize;
     if fitted < max_connections {
         tracing::warn!(
             open_files,
             configured = max_connections,
             used = fitted,
+            kept_collections = budget.kept,
             "SIDECAR_MAX_CONNECTIONS lowered to fit under the open-files limit"
         );
     }
     fitted
+}
+
+/// How an open-files limit is shared out.
+#[derive(Debug, PartialEq, Eq)]
+struct FdBudget {
+    /// Collection connections that may be kept open between requests.
+    kept: usize,
+    /// Connections each listener may hold open.
+    per_listener: u64,
+}
+
+impl FdBudget {
+    fn of(open_files: u64, listeners: u64) -> Self {
+        let room = open_files.saturating_sub(RESERVED_FDS);
+        let kept = (room / 4 / FDS_PER_KEPT).min(crate::collection::cached::MAX_OPEN as u64);
+        let per_listener = room.saturating_sub(kept * FDS_PER_KEPT) / listeners.max(1);
+        Self {
+            kept: kept as usize,
+            per_listener,
+        }
+    }
 }
 
 /// Serves `router` on `listener` until `stop` turns true, then lets open requests finish.
@@ -317,5 +346,33 @@ impl AsyncWrite for CountingIo {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FdBudget;
+
+    /// A low limit (256 in the idle-socket test) must leave the listeners most of it: with
+    /// 64 kept connections reserved up front, 256 descriptors left room for one connection.
+    #[test]
+    fn a_low_open_files_limit_lowers_the_kept_connections_not_the_listeners() {
+        let budget = FdBudget::of(256, 2);
+        assert_eq!(budget.kept, 10);
+        assert_eq!(budget.per_listener, 49);
+    }
+
+    #[test]
+    fn a_common_limit_keeps_the_full_cap_of_kept_connections() {
+        let budget = FdBudget::of(1024, 2);
+        assert_eq!(budget.kept, crate::collection::cached::MAX_OPEN);
+        assert_eq!(budget.per_listener, (1024 - 128 - 3 * 64) / 2);
+    }
+
+    #[test]
+    fn a_limit_below_the_reserve_still_allows_one_connection_and_keeps_nothing() {
+        let budget = FdBudget::of(100, 2);
+        assert_eq!(budget.kept, 0);
+        assert_eq!(budget.per_listener, 0);
     }
 }

@@ -7,8 +7,8 @@
 //! (`user_data::registry::UserSlot`), the normal sync holds it from `start` to `finish` or
 //! its rollback, and gives it back afterwards.
 //!
-//! Bounded: at most [`MAX_OPEN`] are kept across all users (past that, a request opens and
-//! closes its own, as before), and one unused for [`IDLE_CLOSE`] is closed by the idle
+//! Bounded: at most [`MAX_OPEN`] are kept across all users, fewer under a low open-files
+//! limit ([`limit_kept`]); past that, a request opens and closes its own, as before. One unused for [`IDLE_CLOSE`] is closed by the idle
 //! housekeeping (`user_data::Users::spawn_idle_expiry`).
 //!
 //! Never stale: every path that replaces, deletes, moves aside or writes the file outside
@@ -49,6 +49,16 @@ const AUTOCHECKPOINT_PAGES: u64 = super::sqlite::WAL_FOLD_PAGES;
 
 /// Kept connections across all users, for [`MAX_OPEN`].
 static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// The cap in force: [`MAX_OPEN`], or less when the open-files limit is low
+/// (`connections::fit_to_open_files`).
+static MAX_KEPT: AtomicUsize = AtomicUsize::new(MAX_OPEN);
+
+/// Lowers the cap of kept connections to `max` (never above [`MAX_OPEN`]); a connection opened
+/// past it is closed after its request.
+pub fn limit_kept(max: usize) {
+    MAX_KEPT.store(max.min(MAX_OPEN), Ordering::Relaxed);
+}
 
 /// How many connections are kept open right now, across all users.
 pub fn open_count() -> usize {
@@ -116,7 +126,7 @@ impl CachedCollection {
                 Some("the collection vanished while it was opened".into()),
             )
         })?;
-        let counted = claim(&OPEN, MAX_OPEN);
+        let counted = claim(&OPEN, MAX_KEPT.load(Ordering::Relaxed));
         Ok(Self {
             conn,
             path: path.to_path_buf(),
