@@ -474,6 +474,7 @@ pub trait SessionCall: Send + 'static {
     fn run(self, session: &mut NormalSyncSession) -> OpResult<(Self::Answer, AfterCall)>;
 }
 
+/// `TooLarge` when `count` of `what` passes `limit`.
 fn at_most(count: usize, limit: usize, what: &str) -> UserDataResult<()> {
     if count > limit {
         return Err(UserDataError::TooLarge(format!(
