@@ -213,24 +213,18 @@ mod tests {
                 usn: 7
             }
         );
+        let assert_sync_times = |usn, modified_ms, last_sync_ms| {
+            let expected = SyncTimes {
+                usn,
+                modified_ms,
+                last_sync_ms,
+            };
+            assert_eq!(row.sync_times().unwrap(), expected);
+        };
         row.record_sync(500, 8).unwrap();
-        assert_eq!(
-            row.sync_times().unwrap(),
-            SyncTimes {
-                usn: 8,
-                modified_ms: 500,
-                last_sync_ms: 500
-            }
-        );
+        assert_sync_times(8, 500, 500);
         row.bump_usn_and_modified(600).unwrap();
-        assert_eq!(
-            row.sync_times().unwrap(),
-            SyncTimes {
-                usn: 9,
-                modified_ms: 600,
-                last_sync_ms: 500
-            }
-        );
+        assert_sync_times(9, 600, 500);
         let mut columns = row.object_columns().unwrap();
         assert_eq!(row.conf_text().unwrap(), "{}");
         columns.conf = r#"{"a":1}"#.into();

@@ -48,23 +48,44 @@ pub enum IntakeError {
     TooShort,
     #[error("not an SQLite file")]
     NotSqlite,
-    #[error("cannot open: {0}")]
-    Open(rusqlite::Error),
-    #[error("integrity check failed: {0}")]
-    IntegrityQuery(rusqlite::Error),
+    /// SQLite itself failed at `step`.
+    #[error("{}: {error}", step.failure())]
+    Sqlite { step: Step, error: rusqlite::Error },
     /// What the integrity check reported instead of `ok`.
     #[error("integrity check: {0}")]
     Integrity(String),
-    #[error("cleaning: {0}")]
-    Cleaning(rusqlite::Error),
-    #[error("no col table: {0}")]
-    NoColTable(rusqlite::Error),
     #[error("col has {0} rows")]
     ColRows(i64),
     #[error("unsupported schema version {0}")]
     UnsupportedVersion(i64),
     #[error("conversion failed: {0}")]
     Conversion(ConvertError),
+}
+
+/// The steps of the check that run SQL, for [`IntakeError::Sqlite`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Open,
+    IntegrityQuery,
+    /// Dropping triggers, views and unknown tables or indexes.
+    Cleaning,
+    CountColRows,
+}
+
+impl Step {
+    fn failure(self) -> &'static str {
+        match self {
+            Self::Open => "cannot open",
+            Self::IntegrityQuery => "integrity check failed",
+            Self::Cleaning => "cleaning",
+            Self::CountColRows => "no col table",
+        }
+    }
+
+    /// The error of this step.
+    fn failed(self) -> impl FnOnce(rusqlite::Error) -> IntakeError {
+        move |error| IntakeError::Sqlite { step: self, error }
+    }
 }
 
 /// Checks the collection file at `path` and converts it to schema 11 in place. Returns the
@@ -77,20 +98,20 @@ pub fn check_and_convert(path: &Path, source: Source) -> Result<Connection, Inta
     if &magic != SQLITE_MAGIC {
         return Err(IntakeError::NotSqlite);
     }
-    let conn = sqlite::open_collection(path).map_err(IntakeError::Open)?;
+    let conn = sqlite::open_collection(path).map_err(Step::Open.failed())?;
     let integrity: String = conn
         .query_row(source.integrity_pragma(), [], |row| row.get(0))
-        .map_err(IntakeError::IntegrityQuery)?;
+        .map_err(Step::IntegrityQuery.failed())?;
     if integrity != "ok" {
         return Err(IntakeError::Integrity(integrity));
     }
     // Before anything writes to the file, so that no planted trigger fires.
     let mut dropped =
-        schema_guard::drop_triggers_and_views(&conn).map_err(IntakeError::Cleaning)?;
+        schema_guard::drop_triggers_and_views(&conn).map_err(Step::Cleaning.failed())?;
     if source == Source::Upload {
         let col_rows: i64 = conn
             .query_row("SELECT COUNT(*) FROM col", [], |row| row.get(0))
-            .map_err(IntakeError::NoColTable)?;
+            .map_err(Step::CountColRows.failed())?;
         if col_rows != 1 {
             return Err(IntakeError::ColRows(col_rows));
         }
@@ -100,7 +121,7 @@ pub fn check_and_convert(path: &Path, source: Source) -> Result<Connection, Inta
         other => IntakeError::Conversion(other),
     })?;
     dropped.extend(
-        schema_guard::drop_unknown_tables_and_indexes(&conn).map_err(IntakeError::Cleaning)?,
+        schema_guard::drop_unknown_tables_and_indexes(&conn).map_err(Step::Cleaning.failed())?,
     );
     if !dropped.is_empty() {
         tracing::warn!(
@@ -132,6 +153,25 @@ mod tests {
                 Err(IntakeError::NotSqlite)
             ));
         }
+    }
+
+    #[test]
+    fn an_sqlite_failure_names_its_step() {
+        let mut bytes = SQLITE_MAGIC.to_vec();
+        bytes.extend([0xff; 4096]);
+        let (_dir, garbage) = temp_file("garbage", &bytes);
+        let err = check_and_convert(&garbage, Source::Package).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IntakeError::Sqlite {
+                    step: Step::Open,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("cannot open: "), "{err}");
     }
 
     #[test]

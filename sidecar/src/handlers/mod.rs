@@ -38,6 +38,15 @@ pub struct EmptyInput {
     _pad: Option<serde_json::Value>,
 }
 
+/// A router of `POST` calls from one list of `"/method" => module` entries; each module's
+/// handler bears its name (`meta::meta`).
+macro_rules! post_calls {
+    ($($path:literal => $module:ident),* $(,)?) => {
+        axum::Router::new()$(.route($path, axum::routing::post($module::$module)))*
+    };
+}
+pub(crate) use post_calls;
+
 /// The fallback of a protocol's router: the official server answers unknown methods with 400,
 /// and the client treats it as such.
 pub fn unknown_method(

@@ -253,25 +253,29 @@ fn copy_capped(
 /// Checks the extracted file is an intact collection of a supported schema, and rewrites it
 /// to schema 11, the form the merge reads.
 fn check_and_convert(path: &Path) -> Result<(), ImportError> {
-    use intake::IntakeError;
+    use intake::{IntakeError, Step};
     let conn =
         intake::check_and_convert(path, intake::Source::Package).map_err(|err| match err {
             IntakeError::TooShort => bad("the package's collection is too short to be SQLite"),
             IntakeError::NotSqlite => bad("the package's collection is not an SQLite file"),
-            IntakeError::Open(err) => {
-                bad(format!("the package's collection cannot be opened: {err}"))
-            }
-            IntakeError::IntegrityQuery(err) => {
-                bad(format!("the package's collection is corrupt: {err}"))
-            }
+            IntakeError::Sqlite {
+                step: Step::Open,
+                error,
+            } => bad(format!(
+                "the package's collection cannot be opened: {error}"
+            )),
+            IntakeError::Sqlite {
+                step: Step::IntegrityQuery,
+                error,
+            } => bad(format!("the package's collection is corrupt: {error}")),
             IntakeError::Integrity(report) => {
                 bad(format!("the package's collection is corrupt: {report}"))
             }
             IntakeError::UnsupportedVersion(version) => bad(format!(
                 "the package's collection has schema version {version}; 11 and 14-18 are supported"
             )),
-            IntakeError::Cleaning(err) | IntakeError::NoColTable(err) => {
-                bad(format!("the package's collection is not usable: {err}"))
+            IntakeError::Sqlite { error, .. } => {
+                bad(format!("the package's collection is not usable: {error}"))
             }
             IntakeError::Conversion(err) => {
                 bad(format!("the package's collection is not usable: {err}"))

@@ -337,26 +337,28 @@ mod tests {
     }
 
     /// Checks one integer column: both ends of its range pass and read back unchanged, one
-    /// past each end is refused, and booleans, strings, null, arrays and big u64 are refused.
+    /// past each end is refused, and booleans, strings, null, arrays and big u64 are refused;
+    /// floats are refused (`Strict`) or truncated, within the range (`IntOrFloat`).
     fn check_int_column<T: std::fmt::Debug>(
         base: fn() -> Vec<Value>,
         parse: fn(&[Value]) -> OpResult<T>,
-        read: fn(&T) -> i64,
+        read: fn(&T, usize) -> i64,
         index: usize,
-        (min, max): (i64, i64),
+        (how, (min, max)): (Num, (i64, i64)),
     ) {
+        let parse_with = |value: Value| parse(&with(base(), index, value));
         for edge in [min, max] {
-            let row = with(base(), index, json!(edge));
-            let parsed = parse(&row).unwrap_or_else(|err| panic!("col {index} = {edge}: {err}"));
-            assert_eq!(read(&parsed), edge, "column {index}");
+            let parsed =
+                parse_with(json!(edge)).unwrap_or_else(|err| panic!("col {index} = {edge}: {err}"));
+            assert_eq!(read(&parsed, index), edge, "column {index}");
         }
         if min > i64::MIN {
-            refused(parse(&with(base(), index, json!(min - 1))));
+            refused(parse_with(json!(min - 1)));
         }
         if max < i64::MAX {
-            refused(parse(&with(base(), index, json!(max + 1))));
+            refused(parse_with(json!(max + 1)));
         } else {
-            refused(parse(&with(base(), index, json!(u64::MAX))));
+            refused(parse_with(json!(u64::MAX)));
         }
         for bad in [
             json!(true),
@@ -366,37 +368,23 @@ mod tests {
             json!([1]),
             json!({"a": 1}),
         ] {
-            let message = refused(parse(&with(base(), index, bad.clone())));
+            let message = refused(parse_with(bad));
             assert!(message.contains(&format!("column {index}")), "{message}");
         }
-    }
-
-    fn check_strict_int<T: std::fmt::Debug>(
-        base: fn() -> Vec<Value>,
-        parse: fn(&[Value]) -> OpResult<T>,
-        read: fn(&T) -> i64,
-        index: usize,
-        range: (i64, i64),
-    ) {
-        check_int_column(base, parse, read, index, range);
-        refused(parse(&with(base(), index, json!(1.0))));
-        refused(parse(&with(base(), index, json!(1.5))));
-    }
-
-    fn check_float_int<T: std::fmt::Debug>(
-        base: fn() -> Vec<Value>,
-        parse: fn(&[Value]) -> OpResult<T>,
-        read: fn(&T) -> i64,
-        index: usize,
-        range: (i64, i64),
-    ) {
-        check_int_column(base, parse, read, index, range);
-        let parsed = parse(&with(base(), index, json!(7.9))).unwrap();
-        assert_eq!(read(&parsed), 7, "floats truncate");
-        if range.1 < i64::MAX {
-            refused(parse(&with(base(), index, json!(range.1 as f64 + 1.0))));
+        match how {
+            Num::Strict => {
+                refused(parse_with(json!(1.0)));
+                refused(parse_with(json!(1.5)));
+            }
+            Num::IntOrFloat => {
+                let parsed = parse_with(json!(7.9)).unwrap();
+                assert_eq!(read(&parsed, index), 7, "floats truncate");
+                if max < i64::MAX {
+                    refused(parse_with(json!(max as f64 + 1.0)));
+                }
+                refused(parse_with(json!(1e300)));
+            }
         }
-        refused(parse(&with(base(), index, json!(1e300))));
     }
 
     fn check_text<T: std::fmt::Debug>(
@@ -423,27 +411,69 @@ mod tests {
         refused(parse(&[]));
     }
 
+    /// How the client reads a column, as the tests check it.
+    #[derive(Clone, Copy)]
+    enum Expect {
+        /// A JSON integer in the range, nothing else.
+        Int((i64, i64)),
+        /// A JSON integer or a float truncated towards zero, in the range.
+        Float((i64, i64)),
+        Text,
+        /// Checked by a test of its own.
+        Own,
+    }
+    use Expect::{Float, Int, Own, Text};
+
+    /// Checks the row's arity and each column against `expected`; `read` gives back an integer
+    /// column of a parsed row by its index.
+    fn check_columns<T: std::fmt::Debug>(
+        base: fn() -> Vec<Value>,
+        parse: fn(&[Value]) -> OpResult<T>,
+        read: fn(&T, usize) -> i64,
+        expected: &[Expect],
+    ) {
+        assert_eq!(expected.len(), base().len());
+        check_arity(base, parse);
+        for (index, expect) in expected.iter().enumerate() {
+            match *expect {
+                Int(range) => check_int_column(base, parse, read, index, (Num::Strict, range)),
+                Float(range) => {
+                    check_int_column(base, parse, read, index, (Num::IntOrFloat, range))
+                }
+                Text => check_text(base, parse, index),
+                Own => {}
+            }
+        }
+    }
+
     #[test]
     fn card_columns_follow_the_client_types() {
-        let p = CardRow::parse;
-        check_arity(card, p);
-        check_strict_int(card, p, |r| r.id, 0, I64);
-        check_strict_int(card, p, |r| r.nid, 1, I64);
-        check_strict_int(card, p, |r| r.did, 2, I64);
-        check_strict_int(card, p, |r| r.ord, 3, U16);
-        check_float_int(card, p, |r| r.modified, 4, I64);
-        check_strict_int(card, p, |r| r.usn, 5, I32);
-        check_strict_int(card, p, |r| r.kind, 6, CARD_TYPE);
-        check_strict_int(card, p, |r| r.queue, 7, CARD_QUEUE);
-        check_float_int(card, p, |r| r.due, 8, I32);
-        check_strict_int(card, p, |r| r.factor, 10, U16);
-        check_strict_int(card, p, |r| r.reps, 11, U32);
-        check_strict_int(card, p, |r| r.lapses, 12, U32);
-        check_strict_int(card, p, |r| r.left, 13, U32);
-        check_float_int(card, p, |r| r.odue, 14, I32);
-        check_strict_int(card, p, |r| r.odid, 15, I64);
-        check_strict_int(card, p, |r| r.flags, 16, U8);
-        check_text(card, p, 17);
+        let expected = [
+            Int(I64),
+            Int(I64),
+            Int(I64),
+            Int(U16),
+            Float(I64),
+            Int(I32),
+            Int(CARD_TYPE),
+            Int(CARD_QUEUE),
+            Float(I32),
+            Own, // ivl: clamped
+            Int(U16),
+            Int(U32),
+            Int(U32),
+            Int(U32),
+            Float(I32),
+            Int(I64),
+            Int(U8),
+            Text,
+        ];
+        check_columns(
+            card,
+            CardRow::parse,
+            |r, i| r.integer_columns()[i],
+            &expected,
+        );
     }
 
     #[test]
@@ -478,18 +508,28 @@ mod tests {
     #[test]
     fn note_columns_follow_the_client_types() {
         let p = NoteRow::parse;
-        check_arity(note, p);
-        check_strict_int(note, p, |r| r.id, 0, I64);
-        check_text(note, p, 1);
-        check_strict_int(note, p, |r| r.mid, 2, I64);
-        check_strict_int(note, p, |r| r.modified, 3, I64);
-        check_strict_int(note, p, |r| r.usn, 4, I32);
-        check_text(note, p, 5);
-        check_text(note, p, 6);
-        check_text(note, p, 7);
-        check_text(note, p, 8);
-        check_strict_int(note, p, |r| r.flags, 9, U32);
-        check_text(note, p, 10);
+        let expected = [
+            Int(I64),
+            Text,
+            Int(I64),
+            Int(I64),
+            Int(I32),
+            Text,
+            Text,
+            Text,
+            Text,
+            Int(U32),
+            Text,
+        ];
+        let read = |r: &NoteRow, index| match index {
+            0 => r.id,
+            2 => r.mid,
+            3 => r.modified,
+            4 => r.usn,
+            9 => r.flags,
+            _ => unreachable!("column {index} is not an integer"),
+        };
+        check_columns(note, p, read, &expected);
         let parsed = p(&note()).unwrap();
         assert_eq!(parsed.guid, "guid");
         assert_eq!(parsed.tags, " tag ");
@@ -499,13 +539,18 @@ mod tests {
     #[test]
     fn revlog_columns_follow_the_client_types() {
         let p = RevlogRow::parse;
-        check_arity(revlog, p);
-        check_strict_int(revlog, p, |r| r.id, 0, I64);
-        check_strict_int(revlog, p, |r| r.cid, 1, I64);
-        check_strict_int(revlog, p, |r| r.usn, 2, I32);
-        check_strict_int(revlog, p, |r| r.ease, 3, U8);
-        check_float_int(revlog, p, |r| r.ivl, 4, I32);
-        check_float_int(revlog, p, |r| r.last_ivl, 5, I32);
+        let expected = [
+            Int(I64),
+            Int(I64),
+            Int(I32),
+            Int(U8),
+            Float(I32),
+            Float(I32),
+            Own, // factor, clamped: below
+            Own, // time, clamped: below
+            Own, // kind: revlog_kind_is_an_integer_and_unknown_kinds_read_as_learning
+        ];
+        check_columns(revlog, p, |r, i| r.columns()[i], &expected);
         for index in [6, 7] {
             let read = |value: Value| p(&with(revlog(), index, value)).map(|r| (r.factor, r.time));
             let max = i64::from(u32::MAX);

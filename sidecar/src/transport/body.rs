@@ -517,6 +517,14 @@ mod tests {
         }
     }
 
+    /// `data` as one zstd frame that declares a window of `2^window_log` bytes.
+    fn frame_with_window(window_log: u32, data: &[u8]) -> Vec<u8> {
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(window_log).unwrap();
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
     #[test]
     fn a_small_body_is_decoded_in_one_piece_as_the_streamed_way_does() {
         let json = br#"{"minUsn": 0, "lnewer": true, "graves": null}"#;
@@ -553,19 +561,7 @@ mod tests {
         assert!(bomb.len() <= SMALL_COMPRESSED);
         assert!(decompress_small(&bomb, &json_limits(u64::MAX)).is_none());
         // A frame asking for a big window is not decoded with a kept context.
-        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
-        encoder.window_log(23).unwrap();
-        encoder.write_all(b"{}").unwrap();
-        assert!(decompress_small(&encoder.finish().unwrap(), &limits()).is_none());
-    }
-
-    #[tokio::test]
-    async fn a_small_body_past_the_decompressed_cap_is_refused() {
-        let compressed = zstd::encode_all(&vec![b'a'; 10_000][..], 1).unwrap();
-        let err = read_bytes(Body::from(compressed), &limits())
-            .await
-            .unwrap_err();
-        assert_eq!(err.status(), 413);
+        assert!(decompress_small(&frame_with_window(23, b"{}"), &limits()).is_none());
     }
 
     #[test]
@@ -599,10 +595,7 @@ mod tests {
         // Streaming compression declares a window instead (2 MiB at level 3).
         let streamed = zstd::encode_all(&b"{}"[..], 3).unwrap();
         assert_eq!(frame_window(&streamed), Some((2 << 20) + 128 * 1024));
-        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
-        encoder.window_log(23).unwrap();
-        encoder.write_all(b"{}").unwrap();
-        let big = encoder.finish().unwrap();
+        let big = frame_with_window(23, b"{}");
         assert_eq!(frame_window(&big), Some((8 << 20) + 128 * 1024));
         assert_eq!(frame_window(b"not zstd"), None);
         assert_eq!(frame_window(&[]), None);
@@ -610,10 +603,7 @@ mod tests {
 
     #[test]
     fn refuses_frames_that_ask_for_a_huge_window() {
-        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
-        encoder.window_log(27).unwrap();
-        encoder.write_all(br#"{"v":11}"#).unwrap();
-        let frame = encoder.finish().unwrap();
+        let frame = frame_with_window(27, br#"{"v":11}"#);
         let err = decompress_capped(&frame, &limits()).unwrap_err();
         assert_eq!(err.status(), 400);
     }
@@ -627,12 +617,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn streaming_decompression_stops_at_the_cap() {
-        let compressed = zstd::encode_all(&vec![b'a'; 10_000][..], 0).unwrap();
-        let err = read_bytes(Body::from(compressed), &limits())
-            .await
-            .unwrap_err();
-        assert_eq!(err.status(), 413);
+    async fn decompression_stops_at_the_cap_on_either_path() {
+        let plain = vec![b'a'; 10_000];
+        // Tried in one piece, which hands it on to the streamed path once past the cap.
+        let small = zstd::encode_all(&plain[..], 1).unwrap();
+        assert!(small.len() <= SMALL_COMPRESSED && frame_window(&small) <= Some(SMALL_WINDOW));
+        // A window past the small bodies' one: decoded in pieces from the start.
+        let streamed = frame_with_window(23, &plain);
+        assert!(frame_window(&streamed) > Some(SMALL_WINDOW));
+        for compressed in [small, streamed] {
+            let err = read_bytes(Body::from(compressed), &limits())
+                .await
+                .unwrap_err();
+            assert_eq!(err.status(), 413);
+        }
     }
 
     #[test]

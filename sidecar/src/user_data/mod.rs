@@ -27,7 +27,7 @@ use cluster::{Acquire, AcquireError, ClusterLocks};
 use registry::{Registry, UserGuard};
 
 pub use imports::ImportReply;
-pub use sync::CollectionState;
+pub use sync::{CollectionState, NextChunk, SessionCall};
 
 /// What went wrong in an operation on a user's data. `crate::error` gives each its status.
 #[derive(Debug, thiserror::Error)]

@@ -14,13 +14,14 @@ use crate::clock::now_millis;
 use crate::collection::cached::{CachedCollection, IDLE_CLOSE};
 use crate::import::ledger::mark_delivered;
 use crate::import::{ImportLimits, reapply_pending};
+use crate::limits::Limits;
 use crate::normal_sync::changes::{ChangesContext, apply_changes};
 use crate::normal_sync::chunks::{ApplyContext, PendingRows, apply_chunk, next_chunk};
 use crate::normal_sync::graves::{apply_graves, read_graves};
 use crate::normal_sync::sanity::sanity_check;
 use crate::normal_sync::wire::{
-    ApplyChangesRequest, ApplyChunkRequest, ApplyGravesRequest, Graves, SanityCheckRequest,
-    StartRequest,
+    ApplyChangesRequest, ApplyChunkRequest, ApplyGravesRequest, Chunk, Graves, SanityCheckRequest,
+    SanityCheckResponse, StartRequest, UnchunkedChanges,
 };
 use crate::normal_sync::{NormalSyncSession, OpResult, SyncOpError};
 use crate::storage::full_sync::{
@@ -54,7 +55,7 @@ type LeftOpen = Result<NormalSyncSession, Option<CachedCollection>>;
 
 /// Whether a call leaves the session open for the next one.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum AfterCall {
+pub enum AfterCall {
     KeepSession,
     /// `finish` committed, or a failed sanity check must discard everything.
     EndSession,
@@ -176,125 +177,16 @@ impl UserData {
         }
     }
 
-    /// `applyGraves`: the client's deletions.
-    pub async fn apply_graves(
+    /// One stateful call of the normal sync (`applyGraves` to `sanityCheck2`) on the open
+    /// session `session_key`, once its request is within the limits.
+    pub async fn in_session<C: SessionCall>(
         &self,
         session_key: &str,
-        request: ApplyGravesRequest,
-    ) -> UserDataResult<()> {
-        let ids = request.chunk.len();
-        let max_ids = self.settings.limits.max_grave_ids;
-        if ids > max_ids {
-            return Err(UserDataError::TooLarge(format!(
-                "{ids} ids in one applyGraves; the limit is {max_ids}"
-            )));
-        }
-        self.run_in_session(session_key, move |session| {
-            let graves = read_graves(&request.chunk)?;
-            apply_graves(&session.conn, &graves, session.server_usn)?;
-            session.counters.graves_received += graves.len();
-            Ok(((), AfterCall::KeepSession))
-        })
-        .await
-    }
-
-    /// `applyChanges`: notetypes, decks, deck configs, tags and config, both ways.
-    pub async fn apply_changes(
-        &self,
-        session_key: &str,
-        request: ApplyChangesRequest,
-    ) -> UserDataResult<crate::normal_sync::wire::UnchunkedChanges> {
-        self.run_in_session(session_key, move |session| {
-            let context = ChangesContext {
-                server_usn: session.server_usn,
-                client_usn: session.client_usn,
-                client_is_newer: session.client_is_newer,
-            };
-            let incoming = request.changes;
-            let received = incoming.models.len()
-                + incoming.decks.0.len()
-                + incoming.decks.1.len()
-                + incoming.tags.len();
-            let answer = apply_changes(&session.conn, &context, incoming)?;
-            session.counters.objects_received += received;
-            session.counters.objects_sent += answer.models.len()
-                + answer.decks.0.len()
-                + answer.decks.1.len()
-                + answer.tags.len();
-            Ok((answer, AfterCall::KeepSession))
-        })
-        .await
-    }
-
-    /// `chunk`: the next batch of the server's pending rows.
-    pub async fn chunk(
-        &self,
-        session_key: &str,
-    ) -> UserDataResult<crate::normal_sync::wire::Chunk> {
-        self.run_in_session(session_key, |session| {
-            if session.pending.is_none() {
-                session.pending = Some(PendingRows::gather(&session.conn, session.client_usn)?);
-            }
-            let pending = session.pending.as_mut().expect("gathered above");
-            let chunk = next_chunk(&session.conn, pending, &mut session.counters)?;
-            Ok((chunk, AfterCall::KeepSession))
-        })
-        .await
-    }
-
-    /// `applyChunk`: merges a batch of the client's rows.
-    pub async fn apply_chunk(
-        &self,
-        session_key: &str,
-        request: ApplyChunkRequest,
-    ) -> UserDataResult<()> {
-        let rows =
-            request.chunk.revlog.len() + request.chunk.cards.len() + request.chunk.notes.len();
-        let max_rows = self.settings.limits.max_chunk_rows;
-        if rows > max_rows {
-            return Err(UserDataError::TooLarge(format!(
-                "{rows} rows in one chunk; the limit is {max_rows}"
-            )));
-        }
-        self.run_in_session(session_key, move |session| {
-            let context = ApplyContext {
-                server_usn: session.server_usn,
-                client_usn: session.client_usn,
-            };
-            apply_chunk(
-                &session.conn,
-                &context,
-                &request.chunk,
-                &mut session.counters,
-            )?;
-            crate::fault::point("sync:chunk-applied");
-            Ok(((), AfterCall::KeepSession))
-        })
-        .await
-    }
-
-    /// `sanityCheck2`: compares counts; a mismatch discards the whole sync.
-    pub async fn sanity_check(
-        &self,
-        session_key: &str,
-        request: SanityCheckRequest,
-    ) -> UserDataResult<crate::normal_sync::wire::SanityCheckResponse> {
-        self.run_in_session(session_key, move |session| {
-            let answer = sanity_check(&session.conn, &request.client)?;
-            if answer.status == "ok" {
-                Ok((answer, AfterCall::KeepSession))
-            } else {
-                tracing::warn!(
-                    user_id = session.user_id,
-                    client = ?answer.c,
-                    server = ?answer.s,
-                    "sanity check failed; rolling back the sync"
-                );
-                session.log_outcome("sanity check failed");
-                Ok((answer, AfterCall::EndSession))
-            }
-        })
-        .await
+        call: C,
+    ) -> UserDataResult<C::Answer> {
+        call.check_limits(&self.settings.limits)?;
+        self.run_in_session(session_key, move |session| call.run(session))
+            .await
     }
 
     /// `finish`: commits the sync; returns the new `mod`, ms.
@@ -566,6 +458,128 @@ async fn tidy_user(
     slot.unlock().await;
     if let Some(closing) = closing {
         let _ = tokio::task::spawn_blocking(move || drop(closing)).await;
+    }
+}
+
+/// A stateful call of the normal sync, by its request: what it does on the open session.
+pub trait SessionCall: Send + 'static {
+    type Answer: Send + 'static;
+
+    /// Refuses a request past the configured limits, before the session is looked at.
+    fn check_limits(&self, _limits: &Limits) -> UserDataResult<()> {
+        Ok(())
+    }
+
+    /// Runs on a blocking thread; says whether the session stays open.
+    fn run(self, session: &mut NormalSyncSession) -> OpResult<(Self::Answer, AfterCall)>;
+}
+
+/// `TooLarge` when `count` of `what` passes `limit`.
+fn at_most(count: usize, limit: usize, what: &str) -> UserDataResult<()> {
+    if count > limit {
+        return Err(UserDataError::TooLarge(format!(
+            "{count} {what}; the limit is {limit}"
+        )));
+    }
+    Ok(())
+}
+
+/// `applyGraves`: the client's deletions.
+impl SessionCall for ApplyGravesRequest {
+    type Answer = ();
+
+    fn check_limits(&self, limits: &Limits) -> UserDataResult<()> {
+        at_most(
+            self.chunk.len(),
+            limits.max_grave_ids,
+            "ids in one applyGraves",
+        )
+    }
+
+    fn run(self, session: &mut NormalSyncSession) -> OpResult<((), AfterCall)> {
+        let graves = read_graves(&self.chunk)?;
+        apply_graves(&session.conn, &graves, session.server_usn)?;
+        session.counters.graves_received += graves.len();
+        Ok(((), AfterCall::KeepSession))
+    }
+}
+
+/// `applyChanges`: notetypes, decks, deck configs, tags and config, both ways.
+impl SessionCall for ApplyChangesRequest {
+    type Answer = UnchunkedChanges;
+
+    fn run(self, session: &mut NormalSyncSession) -> OpResult<(UnchunkedChanges, AfterCall)> {
+        let context = ChangesContext {
+            server_usn: session.server_usn,
+            client_usn: session.client_usn,
+            client_is_newer: session.client_is_newer,
+        };
+        let incoming = self.changes;
+        let received = incoming.models.len()
+            + incoming.decks.0.len()
+            + incoming.decks.1.len()
+            + incoming.tags.len();
+        let answer = apply_changes(&session.conn, &context, incoming)?;
+        session.counters.objects_received += received;
+        session.counters.objects_sent +=
+            answer.models.len() + answer.decks.0.len() + answer.decks.1.len() + answer.tags.len();
+        Ok((answer, AfterCall::KeepSession))
+    }
+}
+
+/// `chunk`: the next batch of the server's pending rows.
+pub struct NextChunk;
+
+impl SessionCall for NextChunk {
+    type Answer = Chunk;
+
+    fn run(self, session: &mut NormalSyncSession) -> OpResult<(Chunk, AfterCall)> {
+        if session.pending.is_none() {
+            session.pending = Some(PendingRows::gather(&session.conn, session.client_usn)?);
+        }
+        let pending = session.pending.as_mut().expect("gathered above");
+        let chunk = next_chunk(&session.conn, pending, &mut session.counters)?;
+        Ok((chunk, AfterCall::KeepSession))
+    }
+}
+
+/// `applyChunk`: merges a batch of the client's rows.
+impl SessionCall for ApplyChunkRequest {
+    type Answer = ();
+
+    fn check_limits(&self, limits: &Limits) -> UserDataResult<()> {
+        let rows = self.chunk.revlog.len() + self.chunk.cards.len() + self.chunk.notes.len();
+        at_most(rows, limits.max_chunk_rows, "rows in one chunk")
+    }
+
+    fn run(self, session: &mut NormalSyncSession) -> OpResult<((), AfterCall)> {
+        let context = ApplyContext {
+            server_usn: session.server_usn,
+            client_usn: session.client_usn,
+        };
+        apply_chunk(&session.conn, &context, &self.chunk, &mut session.counters)?;
+        crate::fault::point("sync:chunk-applied");
+        Ok(((), AfterCall::KeepSession))
+    }
+}
+
+/// `sanityCheck2`: compares counts; a mismatch discards the whole sync.
+impl SessionCall for SanityCheckRequest {
+    type Answer = SanityCheckResponse;
+
+    fn run(self, session: &mut NormalSyncSession) -> OpResult<(SanityCheckResponse, AfterCall)> {
+        let answer = sanity_check(&session.conn, &self.client)?;
+        if answer.status == "ok" {
+            return Ok((answer, AfterCall::KeepSession));
+        }
+        tracing::warn!(
+            user_id = session.user_id,
+            client = ?answer.c,
+            server = ?answer.s,
+            "sanity check failed; rolling back the sync"
+        );
+        session.log_outcome("sanity check failed");
+        Ok((answer, AfterCall::EndSession))
     }
 }
 

@@ -142,7 +142,6 @@ mod tests {
 
     #[test]
     fn deck_quirks_follow_anki() {
-        let conn = schema18_tables();
         let common = DeckCommon {
             study_collapsed: true,
             last_day_studied: 42,
@@ -180,17 +179,13 @@ mod tests {
                 ..Default::default()
             })),
         };
-        for (id, name, kind) in [
-            (10, "Top\u{1f}Sub\u{1f}Leaf", &normal),
-            (11, "Cram", &filtered),
-        ] {
-            conn.execute(
-                "INSERT INTO decks VALUES (?1, ?2, 100, 7, ?3, ?4)",
-                params![id, name, common.encode_to_vec(), kind.encode_to_vec()],
-            )
-            .unwrap();
-        }
-        let decks = decks_from_tables(&conn).unwrap();
+        let decks = converted(
+            &common,
+            &[
+                (10, "Top\u{1f}Sub\u{1f}Leaf", &normal),
+                (11, "Cram", &filtered),
+            ],
+        );
         let normal = &decks["10"];
         assert_eq!(normal["name"], "Top::Sub::Leaf");
         assert_eq!(normal["newToday"], json!([42, 3]));
@@ -227,5 +222,18 @@ mod tests {
         );
         assert!(filtered.get("md").is_none());
         assert_eq!(filtered["myKey"], 1);
+    }
+
+    /// The schema-11 `decks` of schema-18 deck rows `(id, name, kind)` sharing `common`.
+    fn converted(common: &DeckCommon, rows: &[(i64, &str, &DeckKindContainer)]) -> JsonObject {
+        let conn = schema18_tables();
+        for (id, name, kind) in rows {
+            conn.execute(
+                "INSERT INTO decks VALUES (?1, ?2, 100, 7, ?3, ?4)",
+                params![id, name, common.encode_to_vec(), kind.encode_to_vec()],
+            )
+            .unwrap();
+        }
+        decks_from_tables(&conn).unwrap()
     }
 }

@@ -16,15 +16,16 @@ use crate::state::AppState;
 use crate::transport::SyncResponse;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        // Legacy clients send `GET /msync/begin?k=…&v=…`; the legacy transport turns it into
-        // the same call.
-        .route("/begin", post(begin::begin).get(begin::begin))
-        .route("/mediaChanges", post(media_changes::media_changes))
-        .route("/uploadChanges", post(upload_changes::upload_changes))
-        .route("/downloadFiles", post(download_files::download_files))
-        .route("/mediaSanity", post(media_sanity::media_sanity))
-        .fallback(super::unknown_method("media sync"))
+    super::post_calls![
+        "/mediaChanges" => media_changes,
+        "/uploadChanges" => upload_changes,
+        "/downloadFiles" => download_files,
+        "/mediaSanity" => media_sanity,
+    ]
+    // Legacy clients send `GET /msync/begin?k=…&v=…`; the legacy transport turns it into
+    // the same call.
+    .route("/begin", post(begin::begin).get(begin::begin))
+    .fallback(super::unknown_method("media sync"))
 }
 
 #[derive(Serialize)]

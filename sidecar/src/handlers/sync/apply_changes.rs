@@ -6,9 +6,5 @@ use crate::normal_sync::wire::ApplyChangesRequest;
 use crate::transport::SyncResponse;
 
 pub async fn apply_changes(call: InSession<ApplyChangesRequest>) -> ApiResult<SyncResponse> {
-    json_answer(
-        call.user
-            .apply_changes(&call.header.session_key, call.input),
-    )
-    .await
+    json_answer(call.user.in_session(&call.header.session_key, call.input)).await
 }

@@ -6,5 +6,5 @@ use crate::normal_sync::wire::ApplyGravesRequest;
 use crate::transport::SyncResponse;
 
 pub async fn apply_graves(call: InSession<ApplyGravesRequest>) -> ApiResult<SyncResponse> {
-    json_answer(call.user.apply_graves(&call.header.session_key, call.input)).await
+    json_answer(call.user.in_session(&call.header.session_key, call.input)).await
 }

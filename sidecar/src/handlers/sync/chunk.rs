@@ -3,7 +3,8 @@
 use crate::error::ApiResult;
 use crate::handlers::{EmptyInput, InSession, json_answer};
 use crate::transport::SyncResponse;
+use crate::user_data::NextChunk;
 
 pub async fn chunk(call: InSession<EmptyInput>) -> ApiResult<SyncResponse> {
-    json_answer(call.user.chunk(&call.header.session_key)).await
+    json_answer(call.user.in_session(&call.header.session_key, NextChunk)).await
 }

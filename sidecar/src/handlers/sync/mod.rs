@@ -16,23 +16,23 @@ pub mod start;
 pub mod upload;
 
 use axum::Router;
-use axum::routing::post;
 
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/hostKey", post(host_key::host_key))
-        .route("/meta", post(meta::meta))
-        .route("/upload", post(upload::upload))
-        .route("/download", post(download::download))
-        .route("/start", post(start::start))
-        .route("/applyGraves", post(apply_graves::apply_graves))
-        .route("/applyChanges", post(apply_changes::apply_changes))
-        .route("/chunk", post(chunk::chunk))
-        .route("/applyChunk", post(apply_chunk::apply_chunk))
-        .route("/sanityCheck2", post(sanity_check::sanity_check))
-        .route("/finish", post(finish::finish))
-        .route("/abort", post(abort::abort))
-        .fallback(super::unknown_method("sync"))
+    super::post_calls![
+        "/hostKey" => host_key,
+        "/meta" => meta,
+        "/upload" => upload,
+        "/download" => download,
+        "/start" => start,
+        "/applyGraves" => apply_graves,
+        "/applyChanges" => apply_changes,
+        "/chunk" => chunk,
+        "/applyChunk" => apply_chunk,
+        "/sanityCheck2" => sanity_check,
+        "/finish" => finish,
+        "/abort" => abort,
+    ]
+    .fallback(super::unknown_method("sync"))
 }

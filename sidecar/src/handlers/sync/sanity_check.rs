@@ -6,5 +6,5 @@ use crate::normal_sync::wire::SanityCheckRequest;
 use crate::transport::SyncResponse;
 
 pub async fn sanity_check(call: InSession<SanityCheckRequest>) -> ApiResult<SyncResponse> {
-    json_answer(call.user.sanity_check(&call.header.session_key, call.input)).await
+    json_answer(call.user.in_session(&call.header.session_key, call.input)).await
 }
