@@ -16,7 +16,7 @@ use anki_sidecar::error::ApiError;
 use anki_sidecar::import::ImportError;
 use anki_sidecar::import::package::Package;
 use anki_sidecar::media::upload_zip::{UploadError, read_upload};
-use anki_sidecar::normal_sync::rows::{CardRow, NoteRow, RevlogRow};
+use anki_sidecar::normal_sync::rows::{CardRow, NoteRow, RevlogRow, WireRow};
 use anki_sidecar::normal_sync::wire::{
     ApplyChangesRequest, ApplyChunkRequest, ApplyGravesRequest, StartRequest,
 };

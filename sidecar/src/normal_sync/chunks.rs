@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use rusqlite::Connection;
 
-use super::rows::{CardRow, NoteRow, RevlogRow};
+use super::rows::{CardRow, NoteRow, RevlogRow, WireRow};
 use super::wire::Chunk;
 use super::{OpResult, SyncCounters, SyncOpError};
 use crate::collection::json::{ColObjects, as_i64_lenient};
@@ -98,21 +98,9 @@ pub fn apply_chunk(
     chunk: &Chunk,
     counters: &mut SyncCounters,
 ) -> OpResult<()> {
-    let revlog: Vec<RevlogRow> = chunk
-        .revlog
-        .iter()
-        .map(|r| RevlogRow::parse(r))
-        .collect::<OpResult<_>>()?;
-    let cards: Vec<CardRow> = chunk
-        .cards
-        .iter()
-        .map(|r| CardRow::parse(r))
-        .collect::<OpResult<_>>()?;
-    let notes: Vec<NoteRow> = chunk
-        .notes
-        .iter()
-        .map(|r| NoteRow::parse(r))
-        .collect::<OpResult<_>>()?;
+    let revlog: Vec<RevlogRow> = WireRow::parse_all(&chunk.revlog)?;
+    let cards: Vec<CardRow> = WireRow::parse_all(&chunk.cards)?;
+    let notes: Vec<NoteRow> = WireRow::parse_all(&chunk.notes)?;
     let usn = context.server_usn;
 
     for row in &revlog {

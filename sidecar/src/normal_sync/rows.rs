@@ -59,13 +59,18 @@ fn integer(value: &Value, how: Num) -> Option<i64> {
 }
 
 /// One row being read, for column access with messages that name the row and column.
-struct Row<'a> {
+pub struct Row<'a> {
     kind: &'static str,
     values: &'a [Value],
+    names: &'static [&'static str],
 }
 
 impl<'a> Row<'a> {
-    fn new(kind: &'static str, values: &'a [Value], names: &[&str]) -> OpResult<Self> {
+    fn new(
+        kind: &'static str,
+        values: &'a [Value],
+        names: &'static [&'static str],
+    ) -> OpResult<Self> {
         if values.len() != names.len() {
             return Err(SyncOpError::invalid(format!(
                 "{kind} row has {} columns, expected {}",
@@ -73,18 +78,23 @@ impl<'a> Row<'a> {
                 names.len()
             )));
         }
-        Ok(Self { kind, values })
+        Ok(Self {
+            kind,
+            values,
+            names,
+        })
     }
 
-    fn error(&self, index: usize, name: &str, expected: &str) -> SyncOpError {
+    fn error(&self, index: usize, expected: &str) -> SyncOpError {
         let shown = shorten(&self.values[index]);
+        let name = self.names[index];
         SyncOpError::invalid(format!(
             "{} row: column {index} ({name}) is {shown}, expected {expected}",
             self.kind
         ))
     }
 
-    fn int(&self, index: usize, name: &str, how: Num, (min, max): (i64, i64)) -> OpResult<i64> {
+    fn int(&self, index: usize, how: Num, (min, max): (i64, i64)) -> OpResult<i64> {
         integer(&self.values[index], how)
             .filter(|value| (min..=max).contains(value))
             .ok_or_else(|| {
@@ -92,21 +102,65 @@ impl<'a> Row<'a> {
                     Num::Strict => "an integer",
                     Num::IntOrFloat => "a number",
                 };
-                self.error(index, name, &format!("{kind} in {min}..={max}"))
+                self.error(index, &format!("{kind} in {min}..={max}"))
             })
     }
 
     /// An unsigned column that the client clamps to 0 when negative.
-    fn clamped_u32(&self, index: usize, name: &str) -> OpResult<i64> {
+    fn clamped_u32(&self, index: usize) -> OpResult<i64> {
         // Negative values are stored as the client would keep them: as 0.
-        let value = self.int(index, name, Num::IntOrFloat, (i64::MIN, U32.1));
+        let value = self.int(index, Num::IntOrFloat, (i64::MIN, U32.1));
         value.map(|value| value.max(0))
     }
 
-    fn text(&self, index: usize, name: &str) -> OpResult<&'a str> {
+    fn text(&self, index: usize) -> OpResult<&'a str> {
         self.values[index]
             .as_str()
-            .ok_or_else(|| self.error(index, name, "a string"))
+            .ok_or_else(|| self.error(index, "a string"))
+    }
+}
+
+/// Reads a wire row into a struct, one column per field in the order of the row's column
+/// names, so that no index or name is written twice. Each field names its rule: `int(how,
+/// range)`, `clamped` (an unsigned column the client clamps at 0) or `text`. The fields are
+/// written as a table, several to a line, in the order of the columns.
+macro_rules! read_columns {
+    ($row:ident => $ty:ident { $($field:ident: $rule:ident $(($how:ident, $range:ident))?);+ $(;)? }) => {{
+        let mut index = 0;
+        $ty {
+            $($field: {
+                index += 1;
+                read_columns!(@rule $row, index - 1, $rule $(($how, $range))?)?
+            },)+
+        }
+    }};
+    (@rule $row:ident, $index:expr, int($how:ident, $range:ident)) => {
+        $row.int($index, Num::$how, $range)
+    };
+    (@rule $row:ident, $index:expr, clamped) => {
+        $row.clamped_u32($index)
+    };
+    (@rule $row:ident, $index:expr, text) => {
+        $row.text($index).map(str::to_owned)
+    };
+}
+
+/// A row type of `chunk` and `applyChunk`: its name in messages, its columns, and how it is
+/// read once the column count is checked.
+pub trait WireRow: Sized {
+    const KIND: &'static str;
+    const COLUMNS: &'static [&'static str];
+
+    fn read(row: &Row<'_>) -> OpResult<Self>;
+
+    /// The row a client sent, checked column by column (docs/sync-rows.md).
+    fn parse(values: &[Value]) -> OpResult<Self> {
+        Self::read(&Row::new(Self::KIND, values, Self::COLUMNS)?)
+    }
+
+    /// Every row of one kind in a chunk; the first bad one refuses them all.
+    fn parse_all(rows: &[Vec<Value>]) -> OpResult<Vec<Self>> {
+        rows.iter().map(|values| Self::parse(values)).collect()
     }
 }
 
@@ -123,43 +177,34 @@ pub(super) fn shorten(value: &Value) -> String {
     format!("{}…", &text[..end])
 }
 
-const REVLOG_COLUMNS: [&str; 9] = [
-    "id", "cid", "usn", "ease", "ivl", "lastIvl", "factor", "time", "type",
-];
-
 impl RevlogRow {
     /// The entry as `chunk` sends it.
     pub fn to_wire(&self) -> Vec<Value> {
         self.columns().into_iter().map(Value::from).collect()
     }
+}
 
-    pub fn parse(values: &[Value]) -> OpResult<Self> {
-        let row = Row::new("revlog", values, &REVLOG_COLUMNS)?;
-        let c = &REVLOG_COLUMNS;
-        let kind = row.int(8, c[8], Num::Strict, I64)?;
+impl WireRow for RevlogRow {
+    const KIND: &'static str = "revlog";
+    const COLUMNS: &'static [&'static str] = &[
+        "id", "cid", "usn", "ease", "ivl", "lastIvl", "factor", "time", "type",
+    ];
+
+    fn read(row: &Row<'_>) -> OpResult<Self> {
+        #[rustfmt::skip]
+        let entry = read_columns!(row => RevlogRow {
+            id: int(Strict, I64); cid: int(Strict, I64); usn: int(Strict, I32);
+            ease: int(Strict, U8); ivl: int(IntOrFloat, I32); last_ivl: int(IntOrFloat, I32);
+            factor: clamped; time: clamped; kind: int(Strict, I64);
+        });
+        // The client reads an unknown review kind as 0; the server stores what it will read.
+        let known = (REVLOG_KIND.0..=REVLOG_KIND.1).contains(&entry.kind);
         Ok(Self {
-            id: row.int(0, c[0], Num::Strict, I64)?,
-            cid: row.int(1, c[1], Num::Strict, I64)?,
-            usn: row.int(2, c[2], Num::Strict, I32)?,
-            ease: row.int(3, c[3], Num::Strict, U8)?,
-            ivl: row.int(4, c[4], Num::IntOrFloat, I32)?,
-            last_ivl: row.int(5, c[5], Num::IntOrFloat, I32)?,
-            factor: row.clamped_u32(6, c[6])?,
-            time: row.clamped_u32(7, c[7])?,
-            // The client reads an unknown review kind as 0; the server stores what it will read.
-            kind: if (REVLOG_KIND.0..=REVLOG_KIND.1).contains(&kind) {
-                kind
-            } else {
-                0
-            },
+            kind: if known { entry.kind } else { 0 },
+            ..entry
         })
     }
 }
-
-const CARD_COLUMNS: [&str; 18] = [
-    "id", "nid", "did", "ord", "mod", "usn", "type", "queue", "due", "ivl", "factor", "reps",
-    "lapses", "left", "odue", "odid", "flags", "data",
-];
 
 impl CardRow {
     /// The card as `chunk` sends it.
@@ -172,36 +217,28 @@ impl CardRow {
         values.push(Value::from(self.data.as_str()));
         values
     }
-
-    pub fn parse(values: &[Value]) -> OpResult<Self> {
-        let row = Row::new("card", values, &CARD_COLUMNS)?;
-        let c = &CARD_COLUMNS;
-        Ok(Self {
-            id: row.int(0, c[0], Num::Strict, I64)?,
-            nid: row.int(1, c[1], Num::Strict, I64)?,
-            did: row.int(2, c[2], Num::Strict, I64)?,
-            ord: row.int(3, c[3], Num::Strict, U16)?,
-            modified: row.int(4, c[4], Num::IntOrFloat, I64)?,
-            usn: row.int(5, c[5], Num::Strict, I32)?,
-            kind: row.int(6, c[6], Num::Strict, CARD_TYPE)?,
-            queue: row.int(7, c[7], Num::Strict, CARD_QUEUE)?,
-            due: row.int(8, c[8], Num::IntOrFloat, I32)?,
-            ivl: row.clamped_u32(9, c[9])?,
-            factor: row.int(10, c[10], Num::Strict, U16)?,
-            reps: row.int(11, c[11], Num::Strict, U32)?,
-            lapses: row.int(12, c[12], Num::Strict, U32)?,
-            left: row.int(13, c[13], Num::Strict, U32)?,
-            odue: row.int(14, c[14], Num::IntOrFloat, I32)?,
-            odid: row.int(15, c[15], Num::Strict, I64)?,
-            flags: row.int(16, c[16], Num::Strict, U8)?,
-            data: row.text(17, c[17])?.to_owned(),
-        })
-    }
 }
 
-const NOTE_COLUMNS: [&str; 11] = [
-    "id", "guid", "mid", "mod", "usn", "tags", "flds", "sfld", "csum", "flags", "data",
-];
+impl WireRow for CardRow {
+    const KIND: &'static str = "card";
+    const COLUMNS: &'static [&'static str] = &[
+        "id", "nid", "did", "ord", "mod", "usn", "type", "queue", "due", "ivl", "factor", "reps",
+        "lapses", "left", "odue", "odid", "flags", "data",
+    ];
+
+    fn read(row: &Row<'_>) -> OpResult<Self> {
+        #[rustfmt::skip]
+        let card = read_columns!(row => CardRow {
+            id: int(Strict, I64); nid: int(Strict, I64); did: int(Strict, I64);
+            ord: int(Strict, U16); modified: int(IntOrFloat, I64); usn: int(Strict, I32);
+            kind: int(Strict, CARD_TYPE); queue: int(Strict, CARD_QUEUE); due: int(IntOrFloat, I32);
+            ivl: clamped; factor: int(Strict, U16); reps: int(Strict, U32);
+            lapses: int(Strict, U32); left: int(Strict, U32); odue: int(IntOrFloat, I32);
+            odid: int(Strict, I64); flags: int(Strict, U8); data: text;
+        });
+        Ok(card)
+    }
+}
 
 impl NoteRow {
     /// The note as `chunk` sends it: `sfld` and `csum` go out as empty strings, `flags` as 0
@@ -222,22 +259,28 @@ impl NoteRow {
             Value::from(""),
         ]
     }
+}
 
-    pub fn parse(values: &[Value]) -> OpResult<Self> {
-        let row = Row::new("note", values, &NOTE_COLUMNS)?;
-        let c = &NOTE_COLUMNS;
-        row.text(7, c[7])?;
-        row.text(8, c[8])?;
+impl WireRow for NoteRow {
+    const KIND: &'static str = "note";
+    const COLUMNS: &'static [&'static str] = &[
+        "id", "guid", "mid", "mod", "usn", "tags", "flds", "sfld", "csum", "flags", "data",
+    ];
+
+    fn read(row: &Row<'_>) -> OpResult<Self> {
+        // sfld and csum are checked but not kept: the client recomputes them.
+        row.text(7)?;
+        row.text(8)?;
         Ok(Self {
-            id: row.int(0, c[0], Num::Strict, I64)?,
-            guid: row.text(1, c[1])?.to_owned(),
-            mid: row.int(2, c[2], Num::Strict, I64)?,
-            modified: row.int(3, c[3], Num::Strict, I64)?,
-            usn: row.int(4, c[4], Num::Strict, I32)?,
-            tags: row.text(5, c[5])?.to_owned(),
-            fields: row.text(6, c[6])?.to_owned(),
-            flags: row.int(9, c[9], Num::Strict, U32)?,
-            data: row.text(10, c[10])?.to_owned(),
+            id: row.int(0, Num::Strict, I64)?,
+            guid: row.text(1)?.to_owned(),
+            mid: row.int(2, Num::Strict, I64)?,
+            modified: row.int(3, Num::Strict, I64)?,
+            usn: row.int(4, Num::Strict, I32)?,
+            tags: row.text(5)?.to_owned(),
+            fields: row.text(6)?.to_owned(),
+            flags: row.int(9, Num::Strict, U32)?,
+            data: row.text(10)?.to_owned(),
         })
     }
 }

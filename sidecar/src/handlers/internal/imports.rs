@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde::Serialize;
 
+use crate::db::users::DjangoUser;
 use crate::error::{ApiError, ApiResult};
 use crate::import::ImportSummary;
 use crate::state::AppState;
@@ -36,6 +37,17 @@ pub struct UserLookup {
     is_active: bool,
 }
 
+/// What the lookup shows of a Django user: never the password hash.
+impl From<DjangoUser> for UserLookup {
+    fn from(user: DjangoUser) -> Self {
+        Self {
+            user_id: user.id,
+            username: user.username,
+            is_active: user.is_active,
+        }
+    }
+}
+
 pub async fn user_by_username(
     State(state): State<AppState>,
     Path(username): Path<String>,
@@ -45,9 +57,5 @@ pub async fn user_by_username(
         .find_user_by_username(&username)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no user named {username:?}")))?;
-    Ok(Json(UserLookup {
-        user_id: user.id,
-        username: user.username,
-        is_active: user.is_active,
-    }))
+    Ok(Json(user.into()))
 }
