@@ -84,20 +84,7 @@ impl From<tokio::task::JoinError> for ApiError {
     }
 }
 
-/// `From` impls that file errors of the layers below (the file system, SQLite, the database,
-/// JSON) under the `Internal(anyhow::Error)` variant of an error type.
-macro_rules! internal_from {
-    ($target:ty: $($source:ty),+ $(,)?) => {$(
-        impl From<$source> for $target {
-            fn from(err: $source) -> Self {
-                Self::Internal(err.into())
-            }
-        }
-    )+};
-}
-pub(crate) use internal_from;
-
-internal_from!(ApiError: std::io::Error, rusqlite::Error, sqlx::Error, serde_json::Error);
+crate::internal_from::internal_from!(ApiError: std::io::Error, rusqlite::Error, sqlx::Error, serde_json::Error);
 
 /// The client's sync data is wrong (400, and Anki offers Check Database), or ours broke (500).
 impl From<SyncOpError> for ApiError {

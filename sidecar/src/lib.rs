@@ -18,6 +18,7 @@ pub mod error;
 pub mod fault;
 pub mod handlers;
 pub mod import;
+mod internal_from;
 pub mod limits;
 pub mod media;
 pub mod metrics;
@@ -29,7 +30,5 @@ pub mod spool;
 pub mod state;
 pub mod storage;
 pub mod sync_log;
-#[cfg(test)]
-mod test_support;
 pub mod transport;
 pub mod user_data;

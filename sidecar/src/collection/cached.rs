@@ -222,14 +222,16 @@ impl Drop for CachedCollection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::DataDir;
-    use crate::storage::status::ensure_collection;
+    use crate::collection::schema11::create_new_collection;
+    use crate::collection::sqlite::use_wal;
 
+    /// A new stored collection, in WAL mode as the server keeps one.
     fn collection() -> (tempfile::TempDir, std::path::PathBuf) {
         let root = tempfile::tempdir().unwrap();
-        let files = DataDir::new(root.path().to_path_buf()).unwrap().user(1);
-        ensure_collection(&files).unwrap();
-        (root, files.collection())
+        let path = root.path().join("collection.anki2");
+        create_new_collection(&path, 1_700_000_000_000, 1_700_000_000).unwrap();
+        use_wal(&open_collection(&path).unwrap()).unwrap();
+        (root, path)
     }
 
     /// Marks a connection: temporary tables belong to the connection that made them.

@@ -90,7 +90,7 @@ pub fn record_grave(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::open_new_collection;
+    use crate::collection::test_support::open_new_collection;
 
     #[test]
     fn graves_are_recorded_once_and_read_back_by_usn() {

@@ -136,7 +136,7 @@ pub fn check_and_convert(path: &Path, source: Source) -> Result<Connection, Inta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::temp_file;
+    use crate::collection::test_support::temp_file;
 
     #[test]
     fn files_that_are_not_sqlite_are_refused_before_opening() {

@@ -13,3 +13,5 @@ pub mod rows;
 pub mod schema11;
 pub mod schema_guard;
 pub mod sqlite;
+#[cfg(test)]
+pub(crate) mod test_support;

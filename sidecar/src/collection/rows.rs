@@ -352,7 +352,7 @@ impl NoteRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::open_new_collection;
+    use crate::collection::test_support::open_new_collection;
 
     #[test]
     fn rows_round_trip_through_their_tables() {

@@ -459,7 +459,7 @@ mod tests {
             .unwrap();
         assert_eq!(row, (1, CRT, 0, NOW_MS, 11, 0, 0, 0));
 
-        let indexes: Vec<String> = crate::test_support::query_column(
+        let indexes: Vec<String> = crate::collection::test_support::query_column(
             &conn,
             "SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name",
         );

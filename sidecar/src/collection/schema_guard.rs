@@ -91,7 +91,7 @@ pub fn has_triggers_or_views(conn: &Connection) -> rusqlite::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{open_new_collection, query_column};
+    use crate::collection::test_support::{open_new_collection, query_column};
 
     /// Issue 11, defect 8: an uploaded trigger deleted cards on every note insert.
     #[test]

@@ -296,7 +296,7 @@ fn kept_packages(packages_dir: &Path) -> anyhow::Result<Vec<(i64, PathBuf)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::temp_user;
+    use crate::storage::test_support::temp_user;
 
     /// A stand-in for a received package.
     fn package_file() -> tempfile::NamedTempFile {

@@ -46,7 +46,7 @@ pub enum ImportError {
     Internal(#[from] anyhow::Error),
 }
 
-crate::error::internal_from!(ImportError: rusqlite::Error, std::io::Error);
+crate::internal_from::internal_from!(ImportError: rusqlite::Error, std::io::Error);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PackageCounts {

@@ -62,7 +62,7 @@ pub fn apply_graves(conn: &Connection, graves: &Graves, server_usn: i32) -> OpRe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{open_new_collection, query_value};
+    use crate::collection::test_support::{open_new_collection, query_value};
 
     fn plan(conn: &Connection, sql: &str) -> String {
         conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))

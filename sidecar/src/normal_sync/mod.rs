@@ -30,7 +30,7 @@ impl SyncOpError {
     }
 }
 
-crate::error::internal_from!(SyncOpError: rusqlite::Error, serde_json::Error);
+crate::internal_from::internal_from!(SyncOpError: rusqlite::Error, serde_json::Error);
 
 pub type OpResult<T> = Result<T, SyncOpError>;
 

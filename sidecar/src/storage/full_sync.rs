@@ -104,9 +104,10 @@ mod tests {
 
     use super::*;
     use crate::collection::schema11;
+    use crate::collection::test_support::query_value;
     use crate::storage::recovery::sibling;
     use crate::storage::status::{ensure_collection, read_status};
-    use crate::test_support::{query_value, temp_user};
+    use crate::storage::test_support::temp_user;
 
     fn user() -> UserFiles {
         let files = temp_user(5);

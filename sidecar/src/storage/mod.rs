@@ -9,6 +9,8 @@ pub mod full_sync;
 pub mod recovery;
 pub mod scheduler;
 pub mod status;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod user_removal;
 
 use std::fs;
@@ -151,7 +153,7 @@ pub fn rollover_crt(now_secs: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::temp_user;
+    use crate::storage::test_support::temp_user;
 
     #[test]
     fn user_folders_are_keyed_by_numeric_id() {

@@ -192,11 +192,11 @@ pub fn is_empty_file(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::temp_user;
+    use crate::storage::test_support::temp_user;
 
     #[test]
     fn damage_is_told_apart_from_transient_failures() {
-        let (dir, empty) = crate::test_support::temp_file("empty.db", b"");
+        let (dir, empty) = crate::collection::test_support::temp_file("empty.db", b"");
         let conn = rusqlite::Connection::open(&empty).unwrap();
         let err = conn
             .query_row("SELECT last_usn FROM meta", [], |r| r.get::<_, i64>(0))

@@ -124,7 +124,7 @@ fn remove_file(path: &Path) -> anyhow::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{temp_data_dir, temp_user};
+    use crate::storage::test_support::{temp_data_dir, temp_user};
 
     #[test]
     fn folders_are_listed_by_canonical_id_and_removed_whole() {

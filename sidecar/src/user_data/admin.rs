@@ -259,7 +259,7 @@ fn remove_if_present(path: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::storage::status::ensure_collection;
-    use crate::test_support::temp_user;
+    use crate::storage::test_support::temp_user;
 
     /// A collection, and `a.png` both on disk and recorded in `media.db`.
     fn with_collection_and_one_media_file(files: &UserFiles) {

@@ -62,7 +62,7 @@ impl From<tokio::task::JoinError> for UserDataError {
     }
 }
 
-crate::error::internal_from!(UserDataError: std::io::Error, sqlx::Error, rusqlite::Error);
+crate::internal_from::internal_from!(UserDataError: std::io::Error, sqlx::Error, rusqlite::Error);
 
 /// How long a caller that gave up waiting for a busy user is told to wait before retrying.
 const RETRY_AFTER: Duration = Duration::from_secs(5);

@@ -15,7 +15,7 @@ use super::*;
 use crate::collection::proto::{DeckCommon, DeckConfigConfig};
 use crate::collection::schema11::SCHEMA11_INDEXES;
 use crate::collection::sqlite::open_collection;
-use crate::test_support::{query_column, query_value};
+use crate::collection::test_support::{query_column, query_value};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/schema18.anki2");
 const EXPECTED: &str = concat!(

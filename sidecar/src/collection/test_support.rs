@@ -1,4 +1,4 @@
-//! Setup that the unit tests share.
+//! Setup that the unit tests of the collection file share (and those of the layers above).
 
 use std::path::PathBuf;
 
@@ -6,10 +6,9 @@ use rusqlite::Connection;
 use rusqlite::types::FromSql;
 use tempfile::TempDir;
 
-use crate::collection::query::all_rows;
-use crate::collection::schema11::create_new_collection;
-use crate::collection::sqlite::open_collection;
-use crate::storage::{DataDir, UserFiles};
+use super::query::all_rows;
+use super::schema11::create_new_collection;
+use super::sqlite::open_collection;
 
 /// A new, empty collection in a fresh temporary folder, open. The folder is removed when the
 /// `TempDir` is dropped.
@@ -27,16 +26,6 @@ pub fn temp_file(name: &str, bytes: &[u8]) -> (TempDir, PathBuf) {
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
     (dir, path)
-}
-
-/// A data folder in a new temporary folder, which is kept after the test for inspection.
-pub fn temp_data_dir() -> DataDir {
-    DataDir::new(tempfile::tempdir().unwrap().keep()).unwrap()
-}
-
-/// The files of user `user_id` in a new [`temp_data_dir`].
-pub fn temp_user(user_id: i64) -> UserFiles {
-    temp_data_dir().user(user_id)
 }
 
 /// The one value that `sql` selects.
