@@ -20,6 +20,7 @@ import json
 import os
 import threading
 import time
+import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -504,6 +505,33 @@ def test_kill_9_during_an_import_then_the_retry_delivers_it_once(
     assert imported(a, "crash") == [f"crash-{i:02}" for i in range(IMPORT_NOTES)]
     assert a.sync() == NO_CHANGES
     assert len(imported(a, "crash")) == IMPORT_NOTES
+
+
+@pytest.mark.parametrize("point", ["import:merged", "import:recorded"])
+def test_a_node_dying_inside_an_import_then_the_retry_delivers_it_once(
+    cluster, database, make_client, tmp_path, point
+):
+    """A kill -9 at a chosen instant inside the import on shared storage: merged into the
+    collection but not yet in the ledger, or recorded but not yet answered. Django's retry
+    with the same key on another node delivers the notes once, and the devices agree."""
+    user = database.create_user()
+    a, _ = uploaded_device(cluster, make_client, user)
+    node = cluster.node_of(a.auth.hkey)
+    cluster.restart(node, {"SIDECAR_FAULT_POINT": point})
+    data = package(tmp_path, "inside")
+    # The node aborts before it answers: the connection drops (an OSError or urllib's wrapper).
+    with pytest.raises((urllib.error.URLError, http.client.HTTPException, OSError)):
+        push_package(cluster.node(node), user.id, data, key="inside-1")
+    wait_until(lambda: not cluster.node(node).is_running(), f"{node} aborting at {point}")
+
+    alive = [s for s in cluster.sidecars if s.name != node]
+    status, body = push_package(alive[0], user.id, data, key="inside-1")
+    assert status == 200, body
+    assert a.sync() == NO_CHANGES
+    assert imported(a, "inside") == [f"inside-{i:02}" for i in range(IMPORT_NOTES)]
+    assert a.sync() == NO_CHANGES
+    c = downloaded_device(cluster, make_client, user, "C")
+    assert_in_sync(a.col, c.col)
 
 
 def test_an_import_through_one_node_while_syncing_through_another_lands_once(
