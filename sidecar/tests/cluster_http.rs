@@ -294,17 +294,10 @@ async fn an_import_on_one_node_waits_for_a_sync_on_another() {
     let a = cluster.node("a3").await;
     let b = cluster.node("b3").await;
     let alice = cluster.add_user("alice").await;
-    let key = a.login_key("alice").await;
-    a.meta_ok(&key).await;
+    let key = a.open_sync("alice").await;
     let counts = server_counts(&a.collection(alice));
-    a.receive(&key, "s", 0).await;
 
-    let request = b.internal_post(
-        &imports_path(alice),
-        Some(&b.token),
-        GenPackage::standard().package(),
-    );
-    let import = tokio::spawn(TestApp::send(request));
+    let import = b.spawn_import(alice, GenPackage::standard().package());
     assert!(
         still_waiting(&import).await,
         "the import waits for the sync"
@@ -336,9 +329,7 @@ async fn an_import_gives_up_on_a_sync_on_another_node_with_503() {
     )
     .await;
     let alice = cluster.add_user("alice").await;
-    let key = a.login_key("alice").await;
-    a.meta_ok(&key).await;
-    a.receive(&key, "s", 0).await;
+    let key = a.open_sync("alice").await;
     let stored = std::fs::read(a.collection_path(alice)).unwrap();
 
     let response = b

@@ -827,17 +827,10 @@ async fn only_the_internal_listener_with_the_token_may_import() {
 async fn an_import_waits_for_a_sync_in_progress() {
     let app = TestApp::start().await;
     let alice = app.add_user("alice", true);
-    let key = app.login_key("alice").await;
-    app.meta_ok(&key).await;
+    let key = app.open_sync("alice").await;
     let counts = server_counts(&app.collection(alice));
-    app.receive(&key, "s", 0).await;
 
-    let request = app.internal_post(
-        &imports_path(alice),
-        Some(&app.token),
-        GenPackage::standard().package(),
-    );
-    let pending = tokio::spawn(TestApp::send(request));
+    let pending = app.spawn_import(alice, GenPackage::standard().package());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!pending.is_finished(), "the import waits for the sync");
     assert_eq!(
@@ -863,9 +856,7 @@ async fn an_import_waits_for_a_sync_in_progress() {
 async fn an_import_gives_up_with_503_when_the_sync_does_not_end() {
     let app = TestApp::start_with(&["--import-wait-secs=1"]).await;
     let alice = app.add_user("alice", true);
-    let key = app.login_key("alice").await;
-    app.meta_ok(&key).await;
-    app.receive(&key, "s", 0).await;
+    let key = app.open_sync("alice").await;
     let stored = std::fs::read(app.user_dir(alice).join("collection.anki2")).unwrap();
 
     let response = app

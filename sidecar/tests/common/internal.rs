@@ -49,6 +49,13 @@ impl TestApp {
         Self::send(self.internal_post(&imports_path(user), Some(&self.token), package)).await
     }
 
+    /// Pushes a package in the background, for an import that is to wait; its answer comes
+    /// with the task.
+    pub fn spawn_import(&self, user: i64, package: Vec<u8>) -> tokio::task::JoinHandle<Response> {
+        let request = self.internal_post(&imports_path(user), Some(&self.token), package);
+        tokio::spawn(Self::send(request))
+    }
+
     /// Pushes a package that must be accepted; returns the summary.
     pub async fn import_ok(&self, user: i64, package: Vec<u8>) -> Value {
         let response = self.import(user, package).await;

@@ -141,6 +141,15 @@ impl TestApp {
         self.call("abort", key, session, pad()).await
     }
 
+    /// A device of `username` logs in and opens a normal sync (session "s") that it leaves
+    /// open, as a device in the middle of a sync does; its host key.
+    pub async fn open_sync(&self, username: &str) -> String {
+        let key = self.login_key(username).await;
+        self.meta_ok(&key).await;
+        self.receive(&key, "s", 0).await;
+        key
+    }
+
     /// A normal sync started with `min_usn` by a client that sends nothing: everything the
     /// server sends up to the last chunk. The sync is left open.
     pub async fn receive(&self, key: &str, session: &str, min_usn: i64) -> Received {
