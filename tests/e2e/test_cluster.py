@@ -228,6 +228,24 @@ def open_session(cluster: Cluster, hkey: str, session: str) -> tuple[str, int]:
     return served_by(start), usn
 
 
+def sync_all(cluster: Cluster, device: AnkiClient) -> set[str]:
+    """A sync of the collection, then of the media; the nodes that served them."""
+    mark = cluster.log_mark()
+    assert device.sync() == NO_CHANGES
+    sync_media(device)
+    return cluster.sync_nodes_since(mark)
+
+
+def change_and_sync(
+    cluster: Cluster, device: AnkiClient, label: str, first: int, colour: tuple[int, int, int]
+) -> set[str]:
+    """The device edits, deletes, reviews and adds a note with a picture, then syncs it all;
+    the nodes that served the syncs."""
+    edit_delete_review(device, label, first=first)
+    add_note_with_picture(device, label, colour)
+    return sync_all(cluster, device)
+
+
 # --- the tests -----------------------------------------------------------------------------------
 
 
@@ -241,26 +259,10 @@ def test_two_devices_on_two_nodes_sync_edits_deletions_reviews_and_media(
     assert required_name(b.sync()) == required_name(FULL_DOWNLOAD)
     b.full_download()
 
-    mark = cluster.log_mark()
-    edit_delete_review(a, "A", first=0)
-    add_note_with_picture(a, "A", (255, 0, 0))
-    assert a.sync() == NO_CHANGES
-    sync_media(a)
-    served_a = cluster.sync_nodes_since(mark)
-
-    mark = cluster.log_mark()
-    assert b.sync() == NO_CHANGES
-    sync_media(b)
-    edit_delete_review(b, "B", first=12)
-    add_note_with_picture(b, "B", (0, 0, 255))
-    assert b.sync() == NO_CHANGES
-    sync_media(b)
-    served_b = cluster.sync_nodes_since(mark)
-
-    mark = cluster.log_mark()
-    assert a.sync() == NO_CHANGES
-    sync_media(a)
-    served_a |= cluster.sync_nodes_since(mark)
+    served_a = change_and_sync(cluster, a, "A", first=0, colour=(255, 0, 0))
+    served_b = sync_all(cluster, b)
+    served_b |= change_and_sync(cluster, b, "B", first=12, colour=(0, 0, 255))
+    served_a |= sync_all(cluster, a)
 
     # Every request of each device went to its own node, and the two nodes differ.
     assert node_a != node_b
