@@ -246,6 +246,33 @@ def change_and_sync(
     return sync_all(cluster, device)
 
 
+def acknowledged_device(cluster: Cluster, make_client, user: DjangoUser) -> AnkiClient:
+    """An uploaded device with one more note that a sync has acknowledged."""
+    a, _ = uploaded_device(cluster, make_client, user)
+    note = a.col.new_note(a.col.models.by_name("Basic"))
+    note["Front"] = "acknowledged before the upload"
+    a.col.add_note(note, a.col.decks.id("Default"))
+    assert a.sync() == NO_CHANGES
+    return a
+
+
+def next_sync_elsewhere_keeps_what_was_acknowledged(
+    cluster: Cluster, make_client, user: DjangoUser, a: AnkiClient, dead: str
+) -> None:
+    """After node `dead` died in an upload: the device's next sync goes through another node,
+    and a new device downloads exactly the acknowledged collection."""
+    mark = cluster.log_mark()
+    assert a.sync() == NO_CHANGES
+    served = wait_until(
+        lambda: [s for s in cluster.served_since(mark) if s.path.startswith("/sync/meta")],
+        "the next sync in nginx's log",
+    )
+    assert all(s.node and s.node != dead for s in served), served
+    c = downloaded_device(cluster, make_client, user, "C")
+    assert_in_sync(a.col, c.col)
+    assert labelled_notes(c, "acknowledged before") == ["acknowledged before the upload"]
+
+
 # --- the tests -----------------------------------------------------------------------------------
 
 
@@ -375,11 +402,7 @@ def test_kill_9_of_the_node_holding_an_open_sync(cluster, database, make_client)
 
 def test_kill_9_during_a_full_upload(cluster, database, make_client):
     user = database.create_user()
-    a, _ = uploaded_device(cluster, make_client, user)
-    note = a.col.new_note(a.col.models.by_name("Basic"))
-    note["Front"] = "acknowledged before the upload"
-    a.col.add_note(note, a.col.decks.id("Default"))
-    assert a.sync() == NO_CHANGES
+    a = acknowledged_device(cluster, make_client, user)
     hkey = a.auth.hkey
     node = cluster.node_of(hkey)
 
@@ -418,15 +441,7 @@ def test_kill_9_during_a_full_upload(cluster, database, make_client):
     assert upload.status != 200, upload
     assert upload.upstreams[0] == cluster.node(node).public_addr, upload
 
-    assert a.sync() == NO_CHANGES
-    served = wait_until(
-        lambda: [s for s in cluster.served_since(mark) if s.path.startswith("/sync/meta")],
-        "the next sync in nginx's log",
-    )
-    assert all(s.node and s.node != node for s in served), served
-    c = downloaded_device(cluster, make_client, user, "C")
-    assert_in_sync(a.col, c.col)
-    assert labelled_notes(c, "acknowledged before") == ["acknowledged before the upload"]
+    next_sync_elsewhere_keeps_what_was_acknowledged(cluster, make_client, user, a, node)
 
 
 @pytest.mark.parametrize("point", ["upload:spooled", "upload:converted"])
@@ -436,11 +451,7 @@ def test_a_node_dying_inside_a_full_upload_leaves_the_collection_as_it_was(
     """The same as a kill -9, at a chosen instant inside the node: the upload's body is on
     shared storage, and (converted) the new collection is ready beside the old one."""
     user = database.create_user()
-    a, _ = uploaded_device(cluster, make_client, user)
-    note = a.col.new_note(a.col.models.by_name("Basic"))
-    note["Front"] = "acknowledged before the upload"
-    a.col.add_note(note, a.col.decks.id("Default"))
-    assert a.sync() == NO_CHANGES
+    a = acknowledged_device(cluster, make_client, user)
     hkey = a.auth.hkey
     node = cluster.node_of(hkey)
     # SIDECAR_FAULT_POINT: the process aborts there, as kill -9 would leave it.
@@ -453,16 +464,7 @@ def test_a_node_dying_inside_a_full_upload_leaves_the_collection_as_it_was(
     assert reply.status == 502, reply
     wait_until(lambda: not cluster.node(node).is_running(), f"{node} aborting at {point}")
 
-    mark = cluster.log_mark()
-    assert a.sync() == NO_CHANGES
-    served = wait_until(
-        lambda: [s for s in cluster.served_since(mark) if s.path.startswith("/sync/meta")],
-        "the next sync in nginx's log",
-    )
-    assert all(s.node and s.node != node for s in served), served
-    c = downloaded_device(cluster, make_client, user, "C")
-    assert_in_sync(a.col, c.col)
-    assert labelled_notes(c, "acknowledged before") == ["acknowledged before the upload"]
+    next_sync_elsewhere_keeps_what_was_acknowledged(cluster, make_client, user, a, node)
 
 
 def test_kill_9_during_an_import_then_the_retry_delivers_it_once(
