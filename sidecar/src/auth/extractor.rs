@@ -24,8 +24,39 @@ impl FromRequestParts<AppState> for AuthedUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Self::extract(parts, state, KeyCheck::Lookup).await
+    }
+}
+
+/// How a call's host key is checked.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum KeyCheck {
+    /// Looked up in the database: every call that can begin something.
+    Lookup,
+    /// A call inside an open normal sync: a key the database confirmed within
+    /// `db::verified_keys::RECHECK_AFTER` is taken as confirmed (docs/performance.md, "Host
+    /// keys inside an open sync").
+    InSession,
+}
+
+impl AuthedUser {
+    pub async fn extract(
+        parts: &mut Parts,
+        state: &AppState,
+        check: KeyCheck,
+    ) -> Result<Self, ApiError> {
         let header = SyncHeader::from_request_parts(parts, state).await?;
-        let user = authenticate(state, &header.host_key).await?;
+        let recalled = match check {
+            KeyCheck::InSession if !header.host_key.is_empty() => state
+                .db
+                .verified
+                .recall(&host_key::digest(&header.host_key)),
+            _ => None,
+        };
+        let user = match recalled {
+            Some(user) => user,
+            None => authenticate(state, &header.host_key).await?,
+        };
         if let Some(logged) = parts.extensions.get::<RequestUser>() {
             let _ = logged.0.set(user.id);
         }
@@ -40,6 +71,8 @@ pub async fn authenticate(state: &AppState, key: &str) -> Result<DjangoUser, Api
         return Err(ApiError::Forbidden("missing host key".into()));
     }
     let key_hash = host_key::digest(key);
+    // Read before the lookup: a revocation that commits after it voids what is remembered.
+    let epoch = state.db.verified.epoch();
     let stored = state
         .db
         .find_host_key(&key_hash)
@@ -64,5 +97,6 @@ pub async fn authenticate(state: &AppState, key: &str) -> Result<DjangoUser, Api
     if now - stored.last_used_at > TOUCH_INTERVAL_SECS {
         state.db.touch_host_key(&key_hash, now).await?;
     }
+    state.db.verified.remember(&key_hash, &stored.user, epoch);
     Ok(stored.user)
 }

@@ -84,14 +84,18 @@ impl Database {
 
     pub async fn delete_host_key(&self, key_hash: &str) -> sqlx::Result<()> {
         let sql = "DELETE FROM sidecar_host_keys WHERE key_hash = $1";
-        self.execute(sql, &[Text(key_hash)]).await?;
+        let done = self.execute(sql, &[Text(key_hash)]).await;
+        self.verified.revoked();
+        done?;
         Ok(())
     }
 
     /// Logs the user out of every device. Returns how many keys were revoked.
     pub async fn delete_host_keys_of_user(&self, user_id: i64) -> sqlx::Result<u64> {
         let sql = "DELETE FROM sidecar_host_keys WHERE user_id = $1";
-        self.execute(sql, &[Int(user_id)]).await
+        let done = self.execute(sql, &[Int(user_id)]).await;
+        self.verified.revoked();
+        done
     }
 }
 
@@ -120,6 +124,8 @@ impl Database {
             table = t.table,
             active = t.active,
         );
-        self.execute(&sql, &[]).await
+        let done = self.execute(&sql, &[]).await;
+        self.verified.revoked();
+        done
     }
 }

@@ -10,6 +10,7 @@ pub mod host_keys;
 pub mod login_failures;
 mod migrations;
 pub mod users;
+pub mod verified_keys;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -79,6 +80,8 @@ fn quote_identifier(name: &str) -> anyhow::Result<String> {
 pub struct Database {
     pub pool: Pool,
     pub users: UserTable,
+    /// Host keys verified moments ago; every deletion of keys voids them.
+    pub verified: std::sync::Arc<verified_keys::VerifiedKeys>,
 }
 
 impl Database {
@@ -114,7 +117,11 @@ impl Database {
                 redact_url(url)
             );
         };
-        let db = Self { pool, users };
+        let db = Self {
+            pool,
+            users,
+            verified: Default::default(),
+        };
         db.check_user_table().await?;
         db.migrate().await?;
         Ok(db)

@@ -1,10 +1,11 @@
 //! The extractors of calls that carry a JSON body: [`SyncJson`], the body alone; [`UserCall`],
 //! a logged-in user's call; [`InSession`], a call inside an open normal sync.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
 use crate::auth::AuthedUser;
+use crate::auth::extractor::KeyCheck;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::transport::{SyncHeader, read_json};
@@ -43,7 +44,12 @@ where
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let (mut parts, body) = request.into_parts();
-        let AuthedUser { user, header } = AuthedUser::from_request_parts(&mut parts, state).await?;
+        let check = if IN_SESSION {
+            KeyCheck::InSession
+        } else {
+            KeyCheck::Lookup
+        };
+        let AuthedUser { user, header } = AuthedUser::extract(&mut parts, state, check).await?;
         let user = state.users.user(user.id);
         if IN_SESSION {
             user.ensure_session(&header.session_key).await?;
