@@ -2,6 +2,7 @@
 //! schema-18 protobuf blobs, and the conversion from uploaded schemas to 11.
 
 pub mod cached;
+pub mod census;
 pub mod col_row;
 pub mod convert;
 pub mod graves;

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::OpResult;
 use super::wire::SanityCheckResponse;
-use crate::collection::json::{ColObjects, JsonObject, object_usn};
+use crate::collection::census::ColCensus;
 use crate::collection::sqlite::CachedQuery;
 
 /// The server's counts in the client's layout, or None when a row still has `usn = -1`
@@ -21,17 +21,8 @@ pub fn server_counts(conn: &Connection) -> OpResult<Option<Value>> {
             return Ok(None);
         }
     }
-    let objects = ColObjects::load(conn)?;
-    let any_unsynced = |map: &JsonObject| {
-        map.values()
-            .filter_map(Value::as_object)
-            .any(|object| object_usn(object) == -1)
-    };
-    if any_unsynced(&objects.models)
-        || any_unsynced(&objects.decks)
-        || any_unsynced(&objects.dconf)
-        || objects.tags.values().any(|usn| usn.as_i64() == Some(-1))
-    {
+    let objects = ColCensus::load(conn)?;
+    if objects.any_unsynced() {
         return Ok(None);
     }
     let count = |table: &str| -> OpResult<i64> {
@@ -47,9 +38,9 @@ pub fn server_counts(conn: &Connection) -> OpResult<Option<Value>> {
         count("notes")?,
         count("revlog")?,
         count("graves")?,
-        objects.models.len(),
-        objects.decks.len(),
-        objects.dconf.len(),
+        objects.models.count,
+        objects.decks.count,
+        objects.dconf.count,
     ])))
 }
 

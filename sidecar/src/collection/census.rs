@@ -1,0 +1,277 @@
+//! How many notetypes, decks and deck configs the `col` row holds, and whether any of them
+//! (or any tag) is still unsynced, read without building the objects.
+//!
+//! `sanityCheck2` needs only these facts at every sync; parsing every notetype into
+//! [`serde_json::Value`]s to count them cost more than the rest of the check. The answers are
+//! exactly those of [`ColObjects`](super::json::ColObjects): the same keys (a key repeated in
+//! the text counts once, its last value wins), the same lenient reading of `usn`, and the same
+//! errors for a column that is not a JSON object.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use anyhow::{Context, anyhow};
+use rusqlite::Connection;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+
+use super::col_row::col;
+use super::json::as_i64_lenient;
+
+/// One JSON column: how many keys, and whether any entry is unsynced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    pub count: usize,
+    pub unsynced: bool,
+}
+
+/// The census of the `col` row's notetypes, decks, deck configs and tags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ColCensus {
+    pub models: Census,
+    pub decks: Census,
+    pub dconf: Census,
+    pub tags: Census,
+}
+
+impl ColCensus {
+    pub fn load(conn: &Connection) -> anyhow::Result<Self> {
+        let columns = col(conn).object_columns().context("reading the col row")?;
+        Ok(Self {
+            models: census(&columns.models, "models", Entry::Object)?,
+            decks: census(&columns.decks, "decks", Entry::Object)?,
+            dconf: census(&columns.dconf, "dconf", Entry::Object)?,
+            tags: census(&columns.tags, "tags", Entry::TagUsn)?,
+        })
+    }
+
+    pub fn any_unsynced(&self) -> bool {
+        self.models.unsynced || self.decks.unsynced || self.dconf.unsynced || self.tags.unsynced
+    }
+}
+
+/// What a column's values are.
+#[derive(Clone, Copy, Debug)]
+enum Entry {
+    /// An object with a `usn` key, read leniently; a value that is not an object is never
+    /// unsynced.
+    Object,
+    /// The usn itself, as an integer (tags).
+    TagUsn,
+}
+
+fn census(text: &str, column: &str, entry: Entry) -> anyhow::Result<Census> {
+    if text.trim().is_empty() {
+        return Ok(Census::default());
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let unsynced_by_key = ColumnSeed(entry)
+        .deserialize(&mut deserializer)
+        .and_then(|found| deserializer.end().map(|()| found))
+        .map_err(|err| {
+            if err.classify() == serde_json::error::Category::Data {
+                anyhow!("col.{column} is not a JSON object")
+            } else {
+                anyhow::Error::new(err).context(format!("col.{column} is not JSON"))
+            }
+        })?;
+    Ok(Census {
+        count: unsynced_by_key.len(),
+        unsynced: unsynced_by_key.values().any(|unsynced| *unsynced),
+    })
+}
+
+/// The column's top-level object: key -> whether that entry is unsynced.
+struct ColumnSeed(Entry);
+
+impl<'de> DeserializeSeed<'de> for ColumnSeed {
+    type Value = HashMap<String, bool>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ColumnSeed {
+    type Value = HashMap<String, bool>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = HashMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let unsynced = match self.0 {
+                Entry::Object => map.next_value::<ObjectUsn>()?.0 == Some(-1),
+                Entry::TagUsn => map.next_value::<Value>()?.as_i64() == Some(-1),
+            };
+            found.insert(key, unsynced);
+        }
+        Ok(found)
+    }
+}
+
+/// An entry's `usn`, read leniently as [`super::json::object_usn`] does (missing: 0), or None
+/// when the entry is not an object.
+struct ObjectUsn(Option<i64>);
+
+impl<'de> serde::Deserialize<'de> for ObjectUsn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ObjectUsnVisitor)
+    }
+}
+
+struct ObjectUsnVisitor;
+
+impl<'de> Visitor<'de> for ObjectUsnVisitor {
+    type Value = ObjectUsn;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ObjectUsn, A::Error> {
+        let mut usn = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "usn" {
+                // A repeated key: the last one wins, as in a parsed object.
+                usn = Some(map.next_value::<Value>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(ObjectUsn(Some(
+            usn.as_ref().and_then(as_i64_lenient).unwrap_or(0),
+        )))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ObjectUsn, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(ObjectUsn(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<ObjectUsn, E> {
+        Ok(ObjectUsn(None))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<ObjectUsn, E> {
+        Ok(ObjectUsn(None))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<ObjectUsn, E> {
+        Ok(ObjectUsn(None))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<ObjectUsn, E> {
+        Ok(ObjectUsn(None))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<ObjectUsn, E> {
+        Ok(ObjectUsn(None))
+    }
+    fn visit_unit<E>(self) -> Result<ObjectUsn, E> {
+        Ok(ObjectUsn(None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::collection::json::{JsonObject, object_usn};
+
+    /// What `ColObjects` says of a column, for comparison.
+    fn parsed(text: &str, entry: Entry) -> Option<Census> {
+        let map: JsonObject = if text.trim().is_empty() {
+            JsonObject::new()
+        } else {
+            match serde_json::from_str(text).ok()? {
+                Value::Object(map) => map,
+                _ => return None,
+            }
+        };
+        let unsynced = match entry {
+            Entry::Object => map
+                .values()
+                .filter_map(Value::as_object)
+                .any(|object| object_usn(object) == -1),
+            Entry::TagUsn => map.values().any(|usn| usn.as_i64() == Some(-1)),
+        };
+        Some(Census {
+            count: map.len(),
+            unsynced,
+        })
+    }
+
+    fn check(text: &str) {
+        for entry in [Entry::Object, Entry::TagUsn] {
+            assert_eq!(census(text, "x", entry).ok(), parsed(text, entry), "{text}");
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_parsed_objects() {
+        for text in [
+            "",
+            "  ",
+            "{}",
+            r#"{"1": {"id": 1, "usn": 3}, "2": {"usn": -1, "name": "x"}}"#,
+            r#"{"1": {"usn": "-1"}, "2": {"usn": -1.5}}"#,
+            r#"{"1": {"usn": true}, "2": 5, "3": [1, {"usn": -1}], "4": null}"#,
+            r#"{"1": {"usn": -1}, "1": {"usn": 2}}"#,
+            r#"{"1": {"usn": 2}, "1": {"usn": -1}}"#,
+            r#"{"1": {"usn": -1, "usn": 4}}"#,
+            r#"{"a": -1, "b": 0}"#,
+            r#"{"a": "-1"}"#,
+            r#"{"a": {"nested": {"usn": -1}}}"#,
+            "[]",
+            "3",
+            "{",
+            r#"{"a": 1} x"#,
+        ] {
+            check(text);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_column_as_the_parsed_path_does() {
+        let not_object = census("[1]", "models", Entry::Object).unwrap_err();
+        assert_eq!(not_object.to_string(), "col.models is not a JSON object");
+        let not_json = census("{", "decks", Entry::Object).unwrap_err();
+        assert_eq!(not_json.to_string(), "col.decks is not JSON");
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (-3i64..3).prop_map(Value::from),
+            (-3.0f64..3.0).prop_map(Value::from),
+            prop_oneof![Just("-1"), Just(" 2 "), Just("x")].prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+                prop::collection::vec((prop_oneof![Just("usn"), Just("id")], inner), 0..3)
+                    .prop_map(|pairs| {
+                        let map: serde_json::Map<String, Value> = pairs
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), v))
+                            .collect();
+                        Value::Object(map)
+                    }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_on_any_column(entries in prop::collection::vec(("[a-c]", json_value()), 0..6)) {
+            // Written by hand so that repeated keys stay in the text.
+            let body: Vec<String> = entries
+                .iter()
+                .map(|(key, value)| format!("{}: {}", json!(key), value))
+                .collect();
+            check(&format!("{{{}}}", body.join(", ")));
+        }
+    }
+}
