@@ -69,10 +69,11 @@ pub fn session_key() -> String {
 }
 
 /// One pooled HTTP client (keep-alive connections) shared by every worker of a phase.
-#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base_url: String,
+    /// The URL of each method used so far, parsed once.
+    urls: std::sync::Mutex<Vec<(String, reqwest::Url)>>,
 }
 
 /// Each worker's own zstd contexts, reused from request to request.
@@ -95,11 +96,32 @@ impl Client {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .tcp_nodelay(true)
+            // Loopback servers: no proxy from the environment (aiohttp's default too), and no
+            // proxy matching at each request.
+            .no_proxy()
             .build()?;
         Ok(Client {
             http,
             base_url: base_url.to_owned(),
+            urls: Default::default(),
         })
+    }
+
+    fn url(&self, method: &str) -> Result<reqwest::Url, Failure> {
+        let mut urls = self
+            .urls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, url)) = urls.iter().find(|(name, _)| name == method) {
+            return Ok(url.clone());
+        }
+        let url =
+            reqwest::Url::parse(&format!("{}{method}", self.base_url)).map_err(|e| Failure {
+                kind: "ValueError",
+                detail: format!("{method}: server URL: {e}"),
+            })?;
+        urls.push((method.to_owned(), url.clone()));
+        Ok(url)
     }
 
     /// POSTs `payload` zstd-compressed, with a Content-Length, and returns the checked,
@@ -118,7 +140,7 @@ impl Client {
         })?;
         let answer = self
             .http
-            .post(format!("{}{method}", self.base_url))
+            .post(self.url(method)?)
             .header("anki-sync", sync_header(hkey, session_key))
             .header("Content-Type", "application/octet-stream")
             .body(body)

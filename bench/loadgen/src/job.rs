@@ -18,6 +18,7 @@ pub struct Job {
 /// What a review sync needs to know about the collection a device started from.
 #[derive(Debug, Deserialize)]
 pub struct Template {
+    /// The reviewed deck, without its `mod` and `usn` (set at each sync).
     pub deck: Map<String, Value>,
     pub conf: Value,
     pub crt: i64,
@@ -62,7 +63,12 @@ pub const CARD_REPS: usize = 11;
 impl Job {
     /// Parses and validates a job, so that no later step can fail on its shape.
     pub fn parse(text: &str) -> Result<Job, String> {
-        let job: Job = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut job: Job = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        for template in &mut job.templates {
+            // Each sync sends the deck with its own `mod` and `usn`.
+            template.deck.remove("mod");
+            template.deck.remove("usn");
+        }
         if job.concurrency == 0 {
             return Err("concurrency must be at least 1".into());
         }
@@ -77,9 +83,11 @@ impl Job {
                 return Err(format!("template {index} has no cards"));
             }
             for row in &template.cards {
-                if row.len() != CARD_COLUMNS || !row[CARD_REPS].is_i64() {
+                let integers = |column: usize| row.get(column).is_some_and(Value::is_i64);
+                if row.len() != CARD_COLUMNS || !integers(CARD_ID) || !integers(CARD_REPS) {
                     return Err(format!(
-                        "template {index}: a card row is not {CARD_COLUMNS} columns"
+                        "template {index}: a card row is not {CARD_COLUMNS} columns with an \
+                         integer id and reps"
                     ));
                 }
             }
@@ -121,7 +129,7 @@ mod tests {
     fn job(cards: Value, template: usize) -> String {
         json!({
             "base_url": "http://127.0.0.1:1/", "concurrency": 2, "duration": 1.5, "max_ops": 10,
-            "templates": [{"deck": {"id": 1}, "conf": {}, "crt": 0, "cards": cards,
+            "templates": [{"deck": {"id": 1, "mod": 2, "usn": 3}, "conf": {}, "crt": 0, "cards": cards,
                 "counts": {"cards": 1, "notes": 1, "notetypes": 1, "decks": 1, "deck_config": 1,
                            "revlog": 0, "graves": 0}}],
             "devices": [{"user": "u", "hkey": "k", "usn": -1, "revlog": 0, "next_revlog_id": 5,
@@ -136,6 +144,10 @@ mod tests {
         let job = Job::parse(&job(row, 0)).unwrap();
         assert_eq!(job.devices[0].next_revlog_id, 5);
         assert_eq!(job.templates[0].counts.deck_config, 1);
+        assert_eq!(
+            Value::Object(job.templates[0].deck.clone()),
+            json!({"id": 1})
+        );
     }
 
     #[test]
