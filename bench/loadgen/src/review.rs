@@ -230,7 +230,7 @@ pub async fn review_sync(
     }
 
     let finished = session.call("sync/finish", &Pad { _pad: None }).await?;
-    if !finished.as_u64().is_some_and(|f| f > 0) {
+    if finished.as_u64().is_none_or(|f| f == 0) {
         return Err(Failure::wrong(format!("finish: {finished}")));
     }
     dev.revlog += REVIEWED_CARDS;
