@@ -1132,9 +1132,9 @@ def run(settings: Settings, work: Path, out_json: Path | None) -> int:
         f"{settings.users} users of {settings.notes} notes; {settings.rounds} round(s) of "
         f"{settings.duration:g} s per phase, alternating; machine: {machine()}",
         "",
-        f"Review syncs driven by {DRIVERS[settings.driver]}; downloads and media by the Python "
-        "client. Client CPU: the driver's own CPU per operation (Python: the whole benchmark "
-        "process).",
+        f"Load driver of the review syncs: {DRIVERS[settings.driver]}; of the downloads and "
+        "media syncs: the Python client. Client CPU ms/op: the driver's own CPU per operation "
+        "(for Python, the whole benchmark process's).",
         "",
         phase_rows(pairs),
         "",
