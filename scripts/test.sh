@@ -80,8 +80,8 @@ step "ruff check" "$VENV/bin/ruff" check .
 step "ruff format --check" "$VENV/bin/ruff" format --check .
 
 PYTEST_ARGS=(tests --junitxml="$ARTIFACTS/pytest.xml" "$@")
-# One cargo invocation for both: the driver's dependencies are a subset of the sidecar's, with
-# the same features, so it adds only its own crate to the build (a few seconds).
+# One cargo invocation for both: the driver's dependencies and features are ones the sidecar
+# already builds, so it adds only its own crate to the build (a few seconds).
 if step "cargo build --release" cargo build "${CARGO_FLAGS[@]}" --release -p anki-sidecar \
     -p anki-loadgen; then
     # Always the binaries just built, never ones from the caller's environment.
