@@ -12,6 +12,11 @@ shapes the real client sends (see `bench/capture_proxy.py`), and checks every an
 status, `anki-original-size` against the decompressed body, the sanity check's `ok`, and the
 collection usn rising by exactly one per sync (media: the media usn by one per file).
 
+The review syncs are made by a Rust driver (`bench/loadgen`, binary `anki-loadgen`) with the
+same requests and checks, when it is built: the Python client costs 2 to 3 ms of CPU per sync
+on the cores the servers share. `--driver python` makes them here instead (the fallback when
+the binary is missing). Downloads, media syncs and the login storm always run in Python.
+
 Phases alternate between the two servers (the order flips every round) because this machine's
 noise is large. For each phase it reports syncs/s, latency percentiles, the server's CPU per
 sync (utime+stime from /proc/<pid>/stat), its peak RSS in the phase (VmHWM, reset through
@@ -37,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Awaitable, Callable
@@ -599,6 +605,7 @@ class Phase:
     peak_rss_kb: int = 0
     peak_reset: bool = False
     client_cpu: float = 0.0
+    driver: str = "python"
     extra: dict = field(default_factory=dict)
 
     @property
@@ -622,6 +629,10 @@ class Phase:
     @property
     def kb_written_per_op(self) -> float:
         return self.write_bytes / self.ops / 1000 if self.ops else float("nan")
+
+    @property
+    def client_cpu_per_op_ms(self) -> float:
+        return self.client_cpu / self.ops * 1000 if self.ops else float("nan")
 
 
 Op = Callable[[Client, Device], Awaitable[None]]
@@ -687,6 +698,118 @@ async def run_phase(
     return phase
 
 
+def loadgen_binary() -> Path:
+    """The Rust load driver (bench/loadgen): `LOADGEN_BIN`, or the workspace's release build."""
+    return Path(os.environ.get("LOADGEN_BIN") or ROOT / "target/release/anki-loadgen")
+
+
+def loadgen_job(server, devices: list[Device], concurrency: int, duration: float, max_ops: int):
+    """The Rust driver's job: the phase, the devices, and each template they start from once."""
+    templates: list[Template] = []
+    for dev in devices:
+        if not any(t is dev.template for t in templates):
+            templates.append(dev.template)
+    return {
+        "base_url": server.url,
+        "concurrency": concurrency,
+        "duration": duration,
+        "max_ops": max_ops,
+        "templates": [
+            {"deck": t.deck, "conf": t.conf, "crt": t.crt, "counts": t.counts, "cards": t.cards}
+            for t in templates
+        ],
+        "devices": [
+            {
+                "user": dev.user,
+                "hkey": dev.hkey,
+                "usn": dev.usn,
+                "revlog": dev.revlog,
+                "next_revlog_id": dev.next_revlog_id,
+                "next_card": dev.next_card,
+                "syncs": dev.syncs,
+                "template": next(i for i, t in enumerate(templates) if t is dev.template),
+            }
+            for dev in devices
+        ],
+    }
+
+
+def drive_loadgen(job: dict, limit: float) -> tuple[dict | None, str, float]:
+    """Runs the Rust driver on `job` (killed after `limit` seconds) and returns its outcome
+    (None if it failed), its stderr and its CPU seconds (the child's rusage)."""
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(
+            [str(loadgen_binary())], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+        )
+        watchdog = threading.Timer(limit, process.kill)
+        watchdog.start()
+        try:
+            # The driver reads the whole job before it writes anything: no pipe can fill up.
+            process.stdin.write(json.dumps(job, separators=(",", ":")).encode())
+            process.stdin.close()
+            out = process.stdout.read()
+            process.stdout.close()
+        finally:
+            # Reaped here rather than by Popen.wait, for the child's resource usage.
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            watchdog.cancel()
+        stderr.seek(0)
+        errors = stderr.read().decode(errors="replace")
+    cpu = usage.ru_utime + usage.ru_stime
+    if process.returncode != 0:
+        return None, f"exit status {process.returncode}: {errors[-2000:]}", cpu
+    try:
+        return json.loads(out), errors, cpu
+    except ValueError as e:
+        return None, f"unreadable outcome ({e}): {out[:200]!r} {errors[-2000:]}", cpu
+
+
+async def run_phase_rust(
+    server,
+    name: str,
+    devices: list[Device],
+    concurrency: int,
+    duration: float,
+    max_ops: int,
+    background: Callable[[Client, float], Awaitable[None]] | None = None,
+) -> Phase:
+    """`run_phase` for review syncs, the syncs made by the Rust driver (bench/loadgen) with
+    the same grouping, limits and checks; `background` still runs here, in Python."""
+    phase = Phase(server.name, name, concurrency, driver="rust")
+    job = loadgen_job(server, devices, concurrency, duration, max_ops)
+    stats: ProcStats = server.stats
+    phase.peak_reset = stats.reset_peak()
+    cpu0, io0 = stats.cpu_seconds(), stats.write_bytes()
+    deadline = time.perf_counter() + duration
+    limit = duration + REQUEST_TIMEOUT + 60
+    driven = asyncio.create_task(asyncio.to_thread(drive_loadgen, job, limit))
+    if background is not None:
+        connector = aiohttp.TCPConnector(limit=0, force_close=False, ssl=SSL_CONTEXT)
+        timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            await background(Client(http, server.url), deadline)
+    outcome, stderr, phase.client_cpu = await driven
+    phase.cpu = stats.cpu_seconds() - cpu0
+    phase.write_bytes = stats.write_bytes() - io0
+    phase.peak_rss_kb = stats.peak_rss_kb()
+    if outcome is None:
+        phase.errors.append(f"anki-loadgen: {stderr}")
+        return phase
+    phase.ops = outcome["ops"]
+    phase.latencies = outcome["latencies"]
+    phase.wall = outcome["wall"]
+    phase.errors = outcome["errors"]
+    if outcome["error_count"] > len(phase.errors):
+        phase.errors.append(f"({outcome['error_count'] - len(phase.errors)} more not kept)")
+    by_user = {dev.user: dev for dev in devices}
+    for state in outcome["devices"]:
+        dev = by_user[state["user"]]
+        for key in ("usn", "revlog", "next_revlog_id", "next_card", "syncs"):
+            setattr(dev, key, state[key])
+    return phase
+
+
 def login_storm(users: list[str], results: Phase) -> Callable[[Client, float], Awaitable[None]]:
     """20 devices logging in at once, again and again, until the phase ends."""
 
@@ -724,9 +847,15 @@ class Settings:
     max_ops: int
     servers: list[str] = field(default_factory=lambda: ["ours", "official"])
     phases: list[str] = field(default_factory=lambda: list(PHASES))
+    # Who makes the review syncs: "rust" (bench/loadgen) or "python" (run_phase).
+    driver: str = "python"
 
 
 PHASES = ("review", "download", "media", "sizes", "storm")
+DRIVERS = {
+    "rust": "the Rust driver (bench/loadgen, target/release/anki-loadgen)",
+    "python": "the Python client (aiohttp)",
+}
 
 
 QUICK = dict(rounds=1, duration=10.0, size_duration=6.0, storm_duration=8.0)
@@ -769,6 +898,7 @@ def merge(phases: list[Phase]) -> Phase:
         total.write_bytes += p.write_bytes
         total.peak_rss_kb = max(total.peak_rss_kb, p.peak_rss_kb)
         total.client_cpu += p.client_cpu
+    total.driver = first.driver
     total.extra["rates"] = [p.rate for p in phases]
     return total
 
@@ -786,6 +916,7 @@ def phase_rows(pairs: list[tuple[str, Phase, Phase]]) -> str:
         "CPU cores",
         "peak RSS MB",
         "disk KB/op",
+        "client CPU ms/op",
         "spread of ops/s",
     ]
     rows = []
@@ -811,6 +942,7 @@ def phase_rows(pairs: list[tuple[str, Phase, Phase]]) -> str:
                     f"{p.cores:.2f}",
                     f"{p.peak_rss_kb / 1024:.0f}",
                     f"{p.kb_written_per_op:.0f}",
+                    f"{p.client_cpu_per_op_ms:.2f} ({p.driver})",
                     spread,
                 ]
             )
@@ -827,6 +959,7 @@ def phase_rows(pairs: list[tuple[str, Phase, Phase]]) -> str:
                 fmt_ratio(ours.cores, theirs.cores),
                 fmt_ratio(ours.peak_rss_kb, theirs.peak_rss_kb),
                 fmt_ratio(ours.kb_written_per_op, theirs.kb_written_per_op),
+                "",
                 "",
             ]
         )
@@ -911,12 +1044,18 @@ def run(settings: Settings, work: Path, out_json: Path | None) -> int:
             return servers if round_index % 2 == 0 else list(reversed(servers))
 
         def go(server, name, op, devs, conc, duration, background=None) -> Phase:
-            phase = asyncio.run(
-                run_phase(server, name, op, devs, conc, duration, settings.max_ops, background)
-            )
+            if op is review_sync and settings.driver == "rust":
+                phase = asyncio.run(
+                    run_phase_rust(server, name, devs, conc, duration, settings.max_ops, background)
+                )
+            else:
+                phase = asyncio.run(
+                    run_phase(server, name, op, devs, conc, duration, settings.max_ops, background)
+                )
             log(
                 f"  {name:28} {server.name:8} {phase.ops:5} ops {phase.rate:7.1f}/s "
                 f"p99 {phase.pct(0.99):7.1f} ms cpu {phase.cpu_per_op_ms:6.2f} ms/op "
+                f"client ({phase.driver}) {phase.client_cpu_per_op_ms:5.2f} ms/op "
                 f"errors {len(phase.errors)}"
             )
             for error in phase.errors[:5]:
@@ -992,6 +1131,10 @@ def run(settings: Settings, work: Path, out_json: Path | None) -> int:
         "",
         f"{settings.users} users of {settings.notes} notes; {settings.rounds} round(s) of "
         f"{settings.duration:g} s per phase, alternating; machine: {machine()}",
+        "",
+        f"Load driver of the review syncs: {DRIVERS[settings.driver]}; of the downloads and "
+        "media syncs: the Python client. Client CPU ms/op: the driver's own CPU per operation "
+        "(for Python, the whole benchmark process's).",
         "",
         phase_rows(pairs),
         "",
@@ -1089,6 +1232,8 @@ def run(settings: Settings, work: Path, out_json: Path | None) -> int:
                             "peak_rss_kb": p.peak_rss_kb,
                             "write_kb_per_op": p.kb_written_per_op,
                             "client_cpu_s": p.client_cpu,
+                            "client_cpu_ms_per_op": p.client_cpu_per_op_ms,
+                            "driver": p.driver,
                             "errors": p.errors,
                             "rates": p.extra.get("rates"),
                         }
@@ -1154,6 +1299,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phases", default=",".join(PHASES), help="which phases to run")
     parser.add_argument("--work-dir", type=Path, help="keep the servers' data here")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--driver",
+        choices=tuple(DRIVERS),
+        help="who makes the review syncs; default: rust when target/release/anki-loadgen "
+        "(or LOADGEN_BIN) exists, else python",
+    )
     args = parser.parse_args(argv)
     values = dict(
         users=args.users,
@@ -1175,16 +1326,29 @@ def main(argv: list[str] | None = None) -> int:
         values.update(QUICK)
     if args.smoke:
         values.update(SMOKE)
-    settings = Settings(**values)
     binary = Path(os.environ.get("SIDECAR_BIN") or ROOT / "target/release/anki-sidecar")
     if not binary.is_file():
         print(f"{binary} is missing: run `cargo build --release -p anki-sidecar` first")
         return 2
+    loadgen = loadgen_binary()
+    values["driver"] = args.driver or ("rust" if loadgen.is_file() else "python")
+    if values["driver"] == "rust" and not loadgen.is_file():
+        print(f"{loadgen} is missing: run `{BUILD_LOADGEN}` first, or use --driver python")
+        return 2
+    if args.driver is None and values["driver"] == "python":
+        print(
+            f"note: {loadgen} is missing, so the review syncs use the Python client, whose own "
+            f"CPU cost competes with the servers; `{BUILD_LOADGEN}` builds the Rust driver"
+        )
+    settings = Settings(**values)
     if args.work_dir:
         args.work_dir.mkdir(parents=True, exist_ok=True)
         return run(settings, args.work_dir, args.json)
     with tempfile.TemporaryDirectory(prefix="load-bench-") as temp:
         return run(settings, Path(temp), args.json)
+
+
+BUILD_LOADGEN = "cargo build --release --locked -p anki-sidecar -p anki-loadgen"
 
 
 def capture_demo(endpoint: str, folder: Path, user: str, password: str) -> None:

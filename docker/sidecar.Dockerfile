@@ -7,6 +7,9 @@ FROM rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY sidecar ./sidecar
+# The other workspace member (the load benchmark's driver): cargo reads every member's manifest
+# even when it builds one package.
+COPY bench/loadgen ./bench/loadgen
 # The cache mounts keep the crate registry and compiled dependencies between builds; the binary
 # is copied out because the target folder is not part of the image layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -7,7 +7,8 @@
 #      too, which need the anki package: ANKI_PYTHON is the venv's python; the cluster tests
 #      on the throwaway PostgreSQL cluster started first)
 #   3. ruff check and ruff format --check on every Python file of the repository
-#   4. one release build of the sidecar, the client venvs of the version matrix, then pytest:
+#   4. one release build of the sidecar and of the load benchmark's driver (bench/loadgen, whose
+#      dependencies are the sidecar's), the client venvs of the version matrix, then pytest:
 #      the end-to-end suite on SQLite and on a throwaway PostgreSQL cluster started here, plus
 #      the Django tests
 #
@@ -79,9 +80,13 @@ step "ruff check" "$VENV/bin/ruff" check .
 step "ruff format --check" "$VENV/bin/ruff" format --check .
 
 PYTEST_ARGS=(tests --junitxml="$ARTIFACTS/pytest.xml" "$@")
-if step "cargo build --release" cargo build "${CARGO_FLAGS[@]}" --release -p anki-sidecar; then
-    # Always the binary just built, never one from the caller's environment.
+# One cargo invocation for both: the driver's dependencies and features are ones the sidecar
+# already builds, so it adds only its own crate to the build (a few seconds).
+if step "cargo build --release" cargo build "${CARGO_FLAGS[@]}" --release -p anki-sidecar \
+    -p anki-loadgen; then
+    # Always the binaries just built, never ones from the caller's environment.
     export SIDECAR_BIN="$SIDECAR_RELEASE_BIN"
+    export LOADGEN_BIN="$LOADGEN_RELEASE_BIN"
 else
     warn "the release build failed: the end-to-end suite cannot run, the Django tests still do"
     PYTEST_ARGS+=(--ignore=tests/e2e)

@@ -4,6 +4,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 SIDECAR_RELEASE_BIN="$ROOT/target/release/anki-sidecar"
+# The load benchmark's Rust driver (bench/loadgen), built beside the sidecar by scripts/test.sh.
+LOADGEN_RELEASE_BIN="$ROOT/target/release/anki-loadgen"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 warn() { printf 'warning: %s\n' "$*" >&2; }

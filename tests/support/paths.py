@@ -14,3 +14,8 @@ PYTHON = sys.executable
 
 def sidecar_binary() -> Path:
     return Path(os.environ.get("SIDECAR_BIN") or ROOT / "target" / "release" / "anki-sidecar")
+
+
+def loadgen_binary() -> Path:
+    """The load benchmark's Rust driver (bench/loadgen), as `bench/load_bench.py` finds it."""
+    return Path(os.environ.get("LOADGEN_BIN") or ROOT / "target" / "release" / "anki-loadgen")
