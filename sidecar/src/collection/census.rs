@@ -60,12 +60,29 @@ enum Entry {
     TagUsn,
 }
 
+/// Whether any object of a JSON column has `usn >= min_usn`, as
+/// [`ColObjects`](super::json::ColObjects) would find it, without building the objects.
+pub fn any_object_since(text: &str, column: &str, min_usn: i64) -> anyhow::Result<bool> {
+    let usns = scan(text, column, Entry::Object)?;
+    Ok(usns.values().flatten().any(|usn| *usn >= min_usn))
+}
+
 fn census(text: &str, column: &str, entry: Entry) -> anyhow::Result<Census> {
+    let usns = scan(text, column, entry)?;
+    Ok(Census {
+        count: usns.len(),
+        unsynced: usns.values().any(|usn| *usn == Some(-1)),
+    })
+}
+
+/// Key -> the entry's usn (None: an object entry that is not an object, or a tag whose value
+/// is not an integer).
+fn scan(text: &str, column: &str, entry: Entry) -> anyhow::Result<HashMap<String, Option<i64>>> {
     if text.trim().is_empty() {
-        return Ok(Census::default());
+        return Ok(HashMap::new());
     }
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let unsynced_by_key = ColumnSeed(entry)
+    ColumnSeed(entry)
         .deserialize(&mut deserializer)
         .and_then(|found| deserializer.end().map(|()| found))
         .map_err(|err| {
@@ -74,18 +91,14 @@ fn census(text: &str, column: &str, entry: Entry) -> anyhow::Result<Census> {
             } else {
                 anyhow::Error::new(err).context(format!("col.{column} is not JSON"))
             }
-        })?;
-    Ok(Census {
-        count: unsynced_by_key.len(),
-        unsynced: unsynced_by_key.values().any(|unsynced| *unsynced),
-    })
+        })
 }
 
-/// The column's top-level object: key -> whether that entry is unsynced.
+/// The column's top-level object: key -> that entry's usn.
 struct ColumnSeed(Entry);
 
 impl<'de> DeserializeSeed<'de> for ColumnSeed {
-    type Value = HashMap<String, bool>;
+    type Value = HashMap<String, Option<i64>>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
@@ -93,7 +106,7 @@ impl<'de> DeserializeSeed<'de> for ColumnSeed {
 }
 
 impl<'de> Visitor<'de> for ColumnSeed {
-    type Value = HashMap<String, bool>;
+    type Value = HashMap<String, Option<i64>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
@@ -102,11 +115,11 @@ impl<'de> Visitor<'de> for ColumnSeed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = HashMap::new();
         while let Some(key) = map.next_key::<String>()? {
-            let unsynced = match self.0 {
-                Entry::Object => map.next_value::<ObjectUsn>()?.0 == Some(-1),
-                Entry::TagUsn => map.next_value::<Value>()?.as_i64() == Some(-1),
+            let usn = match self.0 {
+                Entry::Object => map.next_value::<ObjectUsn>()?.0,
+                Entry::TagUsn => map.next_value::<Value>()?.as_i64(),
             };
-            found.insert(key, unsynced);
+            found.insert(key, usn);
         }
         Ok(found)
     }
@@ -206,6 +219,27 @@ mod tests {
         for entry in [Entry::Object, Entry::TagUsn] {
             assert_eq!(census(text, "x", entry).ok(), parsed(text, entry), "{text}");
         }
+        for min_usn in [-2, -1, 0, 1, 2] {
+            let expected = parsed_since(text, min_usn);
+            assert_eq!(any_object_since(text, "x", min_usn).ok(), expected, "{text} {min_usn}");
+        }
+    }
+
+    /// What `applyChanges` finds pending in a parsed column.
+    fn parsed_since(text: &str, min_usn: i64) -> Option<bool> {
+        let map: JsonObject = if text.trim().is_empty() {
+            JsonObject::new()
+        } else {
+            match serde_json::from_str(text).ok()? {
+                Value::Object(map) => map,
+                _ => return None,
+            }
+        };
+        Some(
+            map.values()
+                .filter_map(Value::as_object)
+                .any(|object| object_usn(object) >= min_usn),
+        )
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn drop_graves_indexes(conn: &Connection) -> rusqlite::Result<()> {
 /// The graves with `usn >= min_usn`, as (oid, kind); graves of a kind Anki does not know are
 /// left out.
 pub fn graves_since(conn: &Connection, min_usn: i32) -> rusqlite::Result<Vec<(i64, GraveKind)>> {
-    let mut statement = conn.prepare_cached("SELECT oid, type FROM graves WHERE usn >= ?1")?;
+    let mut statement = conn.prepare_cached("SELECT oid, type FROM graves WHERE usn >= +?1")?;
     let rows = statement.query_map([min_usn], |row| {
         Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
     })?;

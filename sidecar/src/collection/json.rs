@@ -51,8 +51,18 @@ fn parse_object(text: &str, column: &str) -> anyhow::Result<JsonObject> {
 impl ColObjects {
     pub fn load(conn: &Connection) -> anyhow::Result<Self> {
         let columns = col(conn).object_columns().context("reading the col row")?;
+        Self::parse(&columns, true)
+    }
+
+    /// The objects of `columns`; without `with_models`, the notetypes are left unparsed and
+    /// empty (the caller must then not write them back).
+    pub fn parse(columns: &ObjectColumns, with_models: bool) -> anyhow::Result<Self> {
         Ok(Self {
-            models: parse_object(&columns.models, "models")?,
+            models: if with_models {
+                parse_object(&columns.models, "models")?
+            } else {
+                JsonObject::new()
+            },
             decks: parse_object(&columns.decks, "decks")?,
             dconf: parse_object(&columns.dconf, "dconf")?,
             conf: parse_object(&columns.conf, "conf")?,

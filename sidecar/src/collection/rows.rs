@@ -87,12 +87,23 @@ impl Table {
 }
 
 /// Ids of the rows with `usn >= min_usn`, in id order.
+///
+/// Read through the covering `usn` index and sorted here: with `ORDER BY id` SQLite may scan
+/// the whole table in id order instead, which makes every small sync cost as much as the
+/// collection is large. The unary `+` keeps the bound value out of the query plan: clients
+/// store `sqlite_stat4` samples, and SQLite then compiles a statement again for every new
+/// value compared with an indexed column (docs/performance.md, "Statements that stay
+/// compiled").
 pub fn ids_since(conn: &Connection, table: Table, min_usn: i32) -> rusqlite::Result<Vec<i64>> {
     let mut statement = conn.prepare_cached(&format!(
-        "SELECT id FROM {} WHERE usn >= ?1 ORDER BY id",
+        "SELECT id FROM {} WHERE usn >= +?1",
         table.name()
     ))?;
-    statement.query_map([min_usn], |row| row.get(0))?.collect()
+    let mut ids = statement
+        .query_map([min_usn], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// Ids of all rows, in no order.

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::objects::{check_deck, check_deck_config, check_notetype};
 use super::wire::UnchunkedChanges;
 use super::{OpResult, SyncOpError};
+use crate::collection::census::any_object_since;
 use crate::collection::col_row::col;
 use crate::collection::json::{
     ColObjects, JsonObject, Touched, object_id, object_mtime, object_usn,
@@ -46,8 +47,13 @@ pub fn apply_changes(
     for config in &incoming.decks.1 {
         check_deck_config(config)?;
     }
-    let mut objects = ColObjects::load(conn)?;
     let client_usn = context.client_usn;
+    let columns = col(conn).object_columns()?;
+    // The notetypes are most of the row: a review sync sends none, and the server rarely has
+    // one to send, so they are only parsed when one side has a notetype change.
+    let with_models = !incoming.models.is_empty()
+        || any_object_since(&columns.models, "models", i64::from(client_usn))?;
+    let mut objects = ColObjects::parse(&columns, with_models)?;
 
     let mut answer = UnchunkedChanges {
         models: pending(&objects.models, client_usn),
