@@ -6,10 +6,13 @@ use serde_json::{Value, json};
 use super::OpResult;
 use super::wire::SanityCheckResponse;
 use crate::collection::json::{ColObjects, JsonObject, object_usn};
+use crate::collection::row_counts::row_counts;
 use crate::collection::sqlite::CachedQuery;
 
 /// The server's counts in the client's layout, or None when a row still has `usn = -1`
-/// (which would mean an object was stored unsynced).
+/// (which would mean an object was stored unsynced). Neither grows with the collection: the
+/// `usn = -1` checks are index lookups (`ix_*_usn`, and the server's graves index), and the row
+/// counts are kept on the connection (`collection::row_counts`).
 pub fn server_counts(conn: &Connection) -> OpResult<Option<Value>> {
     for table in ["cards", "notes", "revlog", "graves"] {
         let unsynced: i64 = conn.cached_row(
@@ -34,19 +37,13 @@ pub fn server_counts(conn: &Connection) -> OpResult<Option<Value>> {
     {
         return Ok(None);
     }
-    let count = |table: &str| -> OpResult<i64> {
-        Ok(
-            conn.cached_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
-                row.get(0)
-            })?,
-        )
-    };
+    let rows = row_counts(conn)?;
     Ok(Some(json!([
         [0, 0, 0],
-        count("cards")?,
-        count("notes")?,
-        count("revlog")?,
-        count("graves")?,
+        rows.cards,
+        rows.notes,
+        rows.revlog,
+        rows.graves,
         objects.models.len(),
         objects.decks.len(),
         objects.dconf.len(),
@@ -80,6 +77,8 @@ pub fn sanity_check(conn: &Connection, client: &Value) -> OpResult<SanityCheckRe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collection::graves::ensure_graves_indexes;
+    use crate::collection::test_support::open_new_collection;
 
     #[test]
     fn graves_and_due_counts_are_ignored() {
@@ -91,5 +90,63 @@ mod tests {
             comparable(&json!([[0, 0, 0], 4, 3, 1, 0, 6, 3, 1]))
         );
         assert_eq!(comparable(&json!([1, 2])), None);
+    }
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+            .join("; ")
+    }
+
+    /// Issue 13: the sanity check must not read every row. The `usn = -1` checks are index
+    /// searches, also when the file carries statistics saying every row has the same usn
+    /// (Anki's own `ANALYZE` leaves them in uploads).
+    #[test]
+    fn unsynced_checks_search_an_index() {
+        let (_dir, conn) = open_new_collection();
+        ensure_graves_indexes(&conn);
+        conn.execute_batch(
+            "INSERT INTO graves (usn, oid, type) VALUES (1, 1, 0), (1, 2, 0), (1, 3, 1);
+             ANALYZE;",
+        )
+        .unwrap();
+        for table in ["cards", "notes", "revlog", "graves"] {
+            let plan = plan(
+                &conn,
+                &format!("SELECT COUNT(*) FROM {table} WHERE usn = -1"),
+            );
+            assert!(
+                plan.starts_with(&format!("SEARCH {table} USING COVERING INDEX")),
+                "{table}: {plan}"
+            );
+        }
+    }
+
+    /// The counts sent are the tables' rows, after the sync's writes and after a rollback.
+    #[test]
+    fn counts_are_the_rows_before_and_after_a_rollback() {
+        let (_dir, conn) = open_new_collection();
+        let rows = |conn: &Connection| {
+            let counts = server_counts(conn).unwrap().unwrap();
+            [1, 2, 3, 4].map(|index| counts[index].as_i64().unwrap())
+        };
+        assert_eq!(rows(&conn), [0, 0, 0, 0]);
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        conn.execute_batch(
+            "INSERT INTO revlog (id, cid, usn, ease, ivl, lastIvl, factor, time, type) \
+             VALUES (1, 1, 4, 1, 1, 1, 1, 1, 1), (2, 1, 4, 1, 1, 1, 1, 1, 1);
+             INSERT INTO graves (usn, oid, type) VALUES (4, 7, 0);",
+        )
+        .unwrap();
+        assert_eq!(rows(&conn), [0, 0, 2, 1]);
+        conn.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(rows(&conn), [0, 0, 0, 0]);
+        let unsynced = "INSERT INTO graves (usn, oid, type) VALUES (-1, 8, 0)";
+        conn.execute_batch(unsynced).unwrap();
+        assert_eq!(server_counts(&conn).unwrap(), None, "a row with usn -1");
     }
 }
