@@ -329,4 +329,53 @@ mod tests {
             "a connection in a transaction must not be reused"
         );
     }
+
+    /// Issue 13: a kept connection's row counts survive its own commits, the log's automatic
+    /// checkpoints and being put away between syncs: they are read, never counted again.
+    #[test]
+    fn row_counts_are_kept_across_syncs() {
+        use crate::collection::row_counts::row_counts;
+        let (_root, path) = collection();
+        let mut kept = Some(CachedCollection::open(&path).unwrap());
+        let mut offset = None;
+        for round in 0..120i64 {
+            let conn = CachedCollection::reuse_or_open(kept.take(), &path).unwrap();
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            for i in 0..10 {
+                conn.execute(
+                    "INSERT INTO revlog (id, cid, usn, ease, ivl, lastIvl, factor, time, type) \
+                     VALUES (?1, 1, 1, 1, 1, 1, 1, 1, 1)",
+                    [round * 10 + i],
+                )
+                .unwrap();
+                // Enough pages per round for the log to pass its checkpoint size often.
+                conn.execute(
+                    "INSERT OR REPLACE INTO cards (id, nid, did, ord, mod, usn, type, queue, \
+                     due, ivl, factor, reps, lapses, left, odue, odid, flags, data) \
+                     VALUES (?1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?2)",
+                    (i, "x".repeat(3000)),
+                )
+                .unwrap();
+            }
+            let counts = row_counts(&conn).unwrap();
+            match offset {
+                None => {
+                    // Marks the kept counts: a recount would lose the mark.
+                    conn.execute(
+                        "UPDATE temp.sidecar_row_counts SET revlog = revlog + 1000",
+                        [],
+                    )
+                    .unwrap();
+                    offset = Some(1000);
+                }
+                Some(offset) => {
+                    assert_eq!(counts.revlog, (round + 1) * 10 + offset, "round {round}");
+                    assert_eq!(counts.cards, 10, "round {round}");
+                }
+            }
+            conn.execute_batch("COMMIT").unwrap();
+            kept = conn.put_away();
+            assert!(kept.is_some());
+        }
+    }
 }

@@ -10,6 +10,7 @@ pub mod intake;
 pub mod json;
 pub mod proto;
 pub mod query;
+pub mod row_counts;
 pub mod rows;
 pub mod schema11;
 pub mod schema_guard;

@@ -88,22 +88,25 @@ impl Table {
 
 /// Ids of the rows with `usn >= min_usn`, in id order.
 ///
-/// Read through the covering `usn` index and sorted here: with `ORDER BY id` SQLite may scan
-/// the whole table in id order instead, which makes every small sync cost as much as the
-/// collection is large. The unary `+` keeps the bound value out of the query plan: clients
-/// store `sqlite_stat4` samples, and SQLite then compiles a statement again for every new
-/// value compared with an indexed column (docs/performance.md, "Statements that stay
-/// compiled").
+/// Sorted here, not by `ORDER BY id`: with an `ORDER BY id`, SQLite may walk the whole table
+/// in id order instead of searching the `usn` index, and does so when the file carries
+/// statistics from Anki's `ANALYZE` saying that every row has the same usn (a small sync then
+/// read every row; issue 13). Without it, the covering `ix_*_usn` index is searched and only
+/// the pending rows are read. The unary `+` keeps the bound value out of the plan: with
+/// `sqlite_stat4` samples in the file, SQLite would otherwise compile the statement again for
+/// every new value compared with an indexed column (docs/performance.md, "Statements that
+/// stay compiled").
 pub fn ids_since(conn: &Connection, table: Table, min_usn: i32) -> rusqlite::Result<Vec<i64>> {
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT id FROM {} WHERE usn >= +?1",
-        table.name()
-    ))?;
+    let mut statement = conn.prepare_cached(&ids_since_sql(table))?;
     let mut ids = statement
         .query_map([min_usn], |row| row.get(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
     ids.sort_unstable();
     Ok(ids)
+}
+
+fn ids_since_sql(table: Table) -> String {
+    format!("SELECT id FROM {} WHERE usn >= +?1", table.name())
 }
 
 /// Ids of all rows, in no order.
@@ -486,5 +489,48 @@ mod tests {
         assert!(has_cards(&conn).unwrap());
         conn.execute_batch("DELETE FROM cards").unwrap();
         assert!(!has_cards(&conn).unwrap());
+    }
+
+    /// Issue 13: the rows a small sync sends are found through the `usn` index, not by reading
+    /// every row, also when the file carries Anki's planner statistics saying that every row
+    /// has the same usn; and they still come in id order.
+    #[test]
+    fn pending_ids_are_searched_in_the_usn_index() {
+        let (_dir, conn) = open_new_collection();
+        // The statistics Anki's ANALYZE leaves in a 200,000-note collection whose rows all
+        // have usn 0 (from a full upload of the bench's collection).
+        conn.execute_batch(
+            "INSERT INTO revlog (id, cid, usn, ease, ivl, lastIvl, factor, time, type) \
+             VALUES (30, 1, 5, 1, 1, 1, 1, 1, 1), (10, 1, 5, 1, 1, 1, 1, 1, 1), \
+             (20, 1, 0, 1, 1, 1, 1, 1, 1);
+             ANALYZE;
+             DELETE FROM sqlite_stat1;
+             INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES
+                 ('notes', 'ix_notes_csum', '200000 1'), ('notes', 'ix_notes_usn', '200000 200000'),
+                 ('cards', 'ix_cards_sched', '200000 200000 100000 1'),
+                 ('cards', 'ix_cards_nid', '200000 1'), ('cards', 'ix_cards_usn', '200000 200000'),
+                 ('revlog', 'ix_revlog_cid', '200000 1'),
+                 ('revlog', 'ix_revlog_usn', '200000 200000');
+             ANALYZE sqlite_schema;",
+        )
+        .unwrap();
+        for table in [Table::Cards, Table::Notes, Table::Revlog] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", ids_since_sql(table)))
+                .unwrap()
+                .query_map([5], |row| row.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let name = table.name();
+            assert_eq!(
+                plan,
+                [format!(
+                    "SEARCH {name} USING COVERING INDEX ix_{name}_usn (usn>?)"
+                )],
+                "{name}"
+            );
+        }
+        assert_eq!(ids_since(&conn, Table::Revlog, 5).unwrap(), [10, 30]);
     }
 }
