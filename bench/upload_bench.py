@@ -36,7 +36,7 @@ import aiohttp
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import load_bench as lb  # noqa: E402
+import load_bench as lb
 
 USER = "upload1"
 
@@ -79,17 +79,19 @@ def capture_upload_body(template: Path, work: Path) -> bytes:
         headers = {
             k: v for k, v in request.headers.items() if k.lower() in ("anki-sync", "content-type")
         }
-        async with aiohttp.ClientSession() as session:
-            async with session.request(
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
                 request.method, server.url.rstrip("/") + request.path_qs, data=body, headers=headers
-            ) as answer:
-                raw = await answer.read()
-                reply = {
-                    k: v
-                    for k, v in answer.headers.items()
-                    if k.lower() in ("anki-original-size", "content-type")
-                }
-                return web.Response(status=answer.status, body=raw, headers=reply)
+            ) as answer,
+        ):
+            raw = await answer.read()
+            reply = {
+                k: v
+                for k, v in answer.headers.items()
+                if k.lower() in ("anki-original-size", "content-type")
+            }
+            return web.Response(status=answer.status, body=raw, headers=reply)
 
     def serve() -> None:
         async def main() -> None:
