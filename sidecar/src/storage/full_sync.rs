@@ -34,7 +34,18 @@ pub fn install_upload(
         .prefix(".upload-compact-")
         .tempfile_in(files.dir())
         .context("creating the file for a compacted copy")?;
-    let finished = match validate_and_convert(upload.path(), compacted.path()) {
+    // The disk writes the received file back while the CPU checks it: the sync before the
+    // rename then only waits for the pages the conversion changed. Only a head start; what
+    // makes the file durable is that sync (`atomic_replace`).
+    let checked = std::thread::scope(|scope| {
+        let head_start = scope.spawn(|| upload.as_file().sync_data());
+        let checked = validate_and_convert(upload.path(), compacted.path());
+        if let Ok(Err(err)) = head_start.join() {
+            tracing::debug!(%err, "writing the upload back early failed; the final sync retries");
+        }
+        checked
+    });
+    let finished = match checked {
         Ok(finished) => finished,
         Err(reason) => {
             tracing::info!(reason = %reason, "uploaded file was corrupt");
