@@ -53,8 +53,8 @@ pub fn install_upload(
             return Ok(UploadOutcome::Corrupt(reason));
         }
     };
-    // The temp file's own journal was folded in when it switched to DELETE mode; any journal
-    // of the old collection must not survive next to the new file.
+    // The temp file was checked without a journal, after leaving the client's WAL mode; no
+    // journal of any kind may survive next to the new file.
     remove_stale_journals(upload.path())?;
     let result = match finished {
         Finished::InPlace => upload,
