@@ -13,7 +13,8 @@ in front of the official server), then posts that same body to each server, alte
 it through /proc/<pid>/clear_refs, minus VmRSS before) and its disk writes
 (/proc/<pid>/io write_bytes), and reports the medians with ratios ours/official.
 
-Templates are generated with the real client (`load_bench.make_template`) and kept in
+The body goes with a Content-Length, not chunked as the real client streams it (as in
+`load_bench.py`); both servers read it the same way. Templates are generated with the real client (`load_bench.make_template`) and kept in
 `--work-dir` so that later runs reuse them. `SIDECAR_BIN` picks the sidecar binary.
 """
 
@@ -216,8 +217,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write every sample here")
     args = parser.parse_args(argv)
 
-    work = Path(args.work_dir or tempfile.mkdtemp(prefix="upload-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
+    if args.work_dir:
+        work = Path(args.work_dir)
+        work.mkdir(parents=True, exist_ok=True)
+        return run(args, work)
+    with tempfile.TemporaryDirectory(prefix="upload-bench-") as temp:
+        return run(args, Path(temp))
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
     template = work / "templates" / f"{args.notes}.anki2"
     if not template.exists():
         print(f"generating a {args.notes}-note collection with the real client", flush=True)
