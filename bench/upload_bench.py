@@ -14,8 +14,10 @@ it through /proc/<pid>/clear_refs, minus VmRSS before) and its disk writes
 (/proc/<pid>/io write_bytes), and reports the medians with ratios ours/official.
 
 The body goes with a Content-Length, not chunked as the real client streams it (as in
-`load_bench.py`); both servers read it the same way. Templates are generated with the real client (`load_bench.make_template`) and kept in
-`--work-dir` so that later runs reuse them. `SIDECAR_BIN` picks the sidecar binary.
+`load_bench.py`); both servers read it the same way. Templates are generated with the real
+client (`load_bench.make_template`) and kept in `--work-dir` so that later runs reuse them;
+without it, everything goes to a temporary folder removed at the end. `SIDECAR_BIN` picks the
+sidecar binary.
 """
 
 from __future__ import annotations
