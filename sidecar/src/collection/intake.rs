@@ -99,6 +99,7 @@ pub fn check_and_convert(path: &Path, source: Source) -> Result<Connection, Inta
         return Err(IntakeError::NotSqlite);
     }
     let conn = sqlite::open_collection(path).map_err(Step::Open.failed())?;
+    work_without_journal(&conn).map_err(Step::Open.failed())?;
     let integrity: String = conn
         .query_row(source.integrity_pragma(), [], |row| row.get(0))
         .map_err(Step::IntegrityQuery.failed())?;
@@ -131,6 +132,16 @@ pub fn check_and_convert(path: &Path, source: Source) -> Result<Connection, Inta
         );
     }
     Ok(conn)
+}
+
+/// The file taken in is a private scratch copy: if any step fails it is thrown away (so a
+/// failed conversion's rollback need not restore it), and what is kept is synced once by the
+/// caller before it is renamed into place. So it is checked and converted without a journal
+/// and without syncs, which would only write and flush the whole file once more. This also
+/// takes a file the client sent in WAL mode out of it, so that no `-wal` is left beside it.
+fn work_without_journal(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA journal_mode = OFF", [], |_| Ok(()))?;
+    conn.execute_batch("PRAGMA synchronous = OFF")
 }
 
 #[cfg(test)]
@@ -193,5 +204,36 @@ mod tests {
             check_and_convert(&path, Source::Package),
             Err(IntakeError::UnsupportedVersion(99))
         ));
+    }
+
+    #[test]
+    fn a_file_sent_in_wal_mode_is_taken_out_of_it_and_left_without_a_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.anki2");
+        crate::collection::schema11::create_new_collection(&path, 1_795_336_565_177, 1_795_320_000)
+            .unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(conn);
+        let conn = check_and_convert(&path, Source::Upload).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "off");
+        conn.execute("UPDATE col SET usn = 3", []).unwrap();
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            assert!(!std::path::PathBuf::from(name).exists(), "{suffix}");
+        }
+        drop(conn);
+        let conn = Connection::open(&path).unwrap();
+        let usn: i64 = conn
+            .query_row("SELECT usn FROM col", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(usn, 3);
     }
 }

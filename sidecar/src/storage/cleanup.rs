@@ -19,7 +19,7 @@ use super::{IMPORT_PACKAGES_DIR as PACKAGES_DIR, MEDIA_DIR};
 /// Name prefixes of the server's own temporary files. No valid media file name and no name
 /// the server keeps starts with a dot.
 pub const TEMP_PREFIXES: &[&str] = &[
-    ".upload-",         // full upload body (and `.upload-zst-`, the compressed one)
+    ".upload-",         // full upload body, compressed (`.upload-zst-`), compacted copy
     ".download-",       // full download snapshot
     ".import-",         // import package, its collection, staged media
     ".media-upload-",   // a file of a media upload, before it is moved into place
@@ -121,6 +121,7 @@ mod tests {
             &[
                 "users/4/.upload-abc",
                 "users/4/.upload-zst-abc",
+                "users/4/.upload-compact-abc",
                 "users/4/.import-xyz.apkg",
                 "users/4/.import-col-1",
                 "users/4/.download-q",

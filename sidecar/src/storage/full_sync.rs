@@ -5,6 +5,7 @@ use anyhow::Context;
 
 use super::{UserFiles, atomic_replace, fold_wal_and_remove_journals, remove_stale_journals};
 use crate::clock::now_millis;
+use crate::collection::convert::Finished;
 use crate::collection::{convert, intake, sqlite};
 
 /// The official server's sentences; the client shows them verbatim
@@ -21,28 +22,56 @@ pub enum UploadOutcome {
     Corrupt(String),
 }
 
-/// Validates an uploaded file, converts it to schema 11 in place, and atomically swaps it in.
-/// Runs on a blocking thread; the caller holds the user's lock and has ended any normal sync.
+/// Validates an uploaded file, converts it to schema 11 in place (or into a compacted copy),
+/// and atomically swaps the result in. Runs on a blocking thread; the caller holds the user's
+/// lock and has ended any normal sync.
 pub fn install_upload(
     files: &UserFiles,
     upload: tempfile::NamedTempFile,
 ) -> anyhow::Result<UploadOutcome> {
-    if let Err(reason) = validate_and_convert(upload.path()) {
-        tracing::info!(reason = %reason, "uploaded file was corrupt");
-        remove_stale_journals(upload.path())?;
-        return Ok(UploadOutcome::Corrupt(reason));
-    }
-    let target = files.collection();
-    // The temp file's own journal was folded in when it switched to DELETE mode; any journal
-    // of the old collection must not survive next to the new file.
+    // Where a compacted copy goes if the converted file needs one; empty until then.
+    let compacted = tempfile::Builder::new()
+        .prefix(".upload-compact-")
+        .tempfile_in(files.dir())
+        .context("creating the file for a compacted copy")?;
+    // The disk writes the received file back while the CPU checks it: the sync before the
+    // rename then only waits for the pages the conversion changed. Only a head start; what
+    // makes the file durable is that sync (`atomic_replace`).
+    let checked = std::thread::scope(|scope| {
+        let head_start = scope.spawn(|| upload.as_file().sync_data());
+        let checked = validate_and_convert(upload.path(), compacted.path());
+        if let Ok(Err(err)) = head_start.join() {
+            tracing::debug!(%err, "writing the upload back early failed; the final sync retries");
+        }
+        checked
+    });
+    let finished = match checked {
+        Ok(finished) => finished,
+        Err(reason) => {
+            tracing::info!(reason = %reason, "uploaded file was corrupt");
+            remove_stale_journals(upload.path())?;
+            return Ok(UploadOutcome::Corrupt(reason));
+        }
+    };
+    // The temp file was checked without a journal, after leaving the client's WAL mode; no
+    // journal of any kind may survive next to the new file.
     remove_stale_journals(upload.path())?;
+    let result = match finished {
+        Finished::InPlace => upload,
+        Finished::Compacted => {
+            drop(upload);
+            compacted
+        }
+    };
     crate::fault::point("upload:converted");
-    let kept = upload
+    let kept = result
         .into_temp_path()
         .keep()
         .context("keeping the uploaded file")?;
     // The old collection's log is folded into it and removed before the new file takes its
-    // name: at no moment does a `-wal` lie next to a file it does not belong to.
+    // name: at no moment does a `-wal` lie next to a file it does not belong to. The new file
+    // is synced to disk before the rename (`atomic_replace`): it was written without syncs.
+    let target = files.collection();
     if let Err(err) = fold_wal_and_remove_journals(&target) {
         let _ = std::fs::remove_file(&kept);
         return Err(err);
@@ -55,13 +84,14 @@ pub fn install_upload(
     Ok(UploadOutcome::Installed)
 }
 
-fn validate_and_convert(path: &std::path::Path) -> Result<(), String> {
+fn validate_and_convert(
+    path: &std::path::Path,
+    compacted: &std::path::Path,
+) -> Result<Finished, String> {
     let conn =
         intake::check_and_convert(path, intake::Source::Upload).map_err(|err| err.to_string())?;
     crate::collection::graves::ensure_graves_indexes(&conn);
-    convert::finish_as_standalone_file(&conn).map_err(|err| format!("finishing: {err}"))?;
-    drop(conn);
-    Ok(())
+    convert::finish_as_standalone_file(&conn, compacted).map_err(|err| format!("finishing: {err}"))
 }
 
 /// Bumps `usn` and `mod` as the official server does before a download
@@ -241,5 +271,82 @@ mod tests {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .unwrap();
         assert_eq!(integrity, "ok");
+    }
+
+    /// The temporary files an upload leaves in the user's folder: none, whatever happened.
+    fn leftovers(files: &UserFiles) -> Vec<String> {
+        std::fs::read_dir(files.dir())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(".upload") || name.starts_with(".tmp"))
+            .collect()
+    }
+
+    #[test]
+    fn an_upload_sent_in_wal_mode_is_installed_in_delete_mode_without_its_log() {
+        let files = user();
+        ensure_collection(&files).unwrap();
+        let upload = upload_with_usn(&files, 9);
+        let conn = rusqlite::Connection::open(upload.path()).unwrap();
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .unwrap();
+        drop(conn);
+        assert_eq!(
+            install_upload(&files, upload).unwrap(),
+            UploadOutcome::Installed
+        );
+        assert!(leftovers(&files).is_empty(), "{:?}", leftovers(&files));
+        for suffix in ["-wal", "-shm", "-journal"] {
+            assert!(!sibling(&files.collection(), suffix).exists(), "{suffix}");
+        }
+        let conn = rusqlite::Connection::open(files.collection()).unwrap();
+        assert_eq!(
+            query_value::<String>(&conn, "PRAGMA journal_mode"),
+            "delete"
+        );
+        assert_eq!(usn_of_the_file_alone(&files.collection()), 9);
+    }
+
+    #[test]
+    fn a_mostly_free_upload_is_installed_compacted() {
+        let files = user();
+        let upload = upload_with_usn(&files, 4);
+        let conn = rusqlite::Connection::open(upload.path()).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE filler (x);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO filler SELECT randomblob(4000) FROM n;
+             DROP TABLE filler;",
+        )
+        .unwrap();
+        let free: i64 = query_value(&conn, "PRAGMA freelist_count");
+        assert!(free >= 500, "{free}");
+        drop(conn);
+        assert_eq!(
+            install_upload(&files, upload).unwrap(),
+            UploadOutcome::Installed
+        );
+        assert!(leftovers(&files).is_empty(), "{:?}", leftovers(&files));
+        let conn = rusqlite::Connection::open(files.collection()).unwrap();
+        assert_eq!(query_value::<i64>(&conn, "PRAGMA freelist_count"), 0);
+        assert_eq!(
+            query_value::<String>(&conn, "PRAGMA journal_mode"),
+            "delete"
+        );
+        assert_eq!(usn_of_the_file_alone(&files.collection()), 4);
+    }
+
+    #[test]
+    fn a_refused_upload_leaves_the_stored_collection_and_no_temporary_file() {
+        let files = user();
+        stored_with_pages_in_the_log(&files, 41);
+        let upload = tempfile::NamedTempFile::new_in(files.dir()).unwrap();
+        std::fs::write(upload.path(), b"SQLite format 3\0 but nothing after").unwrap();
+        assert!(matches!(
+            install_upload(&files, upload).unwrap(),
+            UploadOutcome::Corrupt(_)
+        ));
+        assert!(leftovers(&files).is_empty(), "{:?}", leftovers(&files));
+        assert_eq!(read_status(&files).unwrap().usn, 41);
     }
 }

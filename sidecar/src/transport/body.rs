@@ -495,7 +495,8 @@ fn decompress_file(
         spool::Error::Write(err) => internal(err),
         other => SpoolError::Api(ApiError::internal(other)),
     })?;
-    plain.as_file().sync_all().map_err(internal)?;
+    // Not synced: the file is a scratch copy until its user (a full upload) syncs what it
+    // keeps once, before renaming it into place; a media zip is read and thrown away.
     Ok(plain)
 }
 

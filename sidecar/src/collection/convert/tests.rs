@@ -23,6 +23,15 @@ const EXPECTED: &str = concat!(
     "/tests/fixtures/schema18.expected.json"
 );
 
+/// Finishes the converted file open on `conn` at `path`, and returns where the result is.
+fn finish(conn: &Connection, path: &Path) -> PathBuf {
+    let copy = path.with_extension("compacted");
+    match finish_as_standalone_file(conn, &copy).unwrap() {
+        Finished::InPlace => path.to_path_buf(),
+        Finished::Compacted => copy,
+    }
+}
+
 fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("collection.anki2");
@@ -155,7 +164,7 @@ fn converts_the_real_schema18_fixture_to_what_anki_shows() {
     let before: Vec<_> = data_queries.iter().map(|sql| rows(&conn, sql)).collect();
 
     convert_to_schema11(&conn).unwrap();
-    finish_as_standalone_file(&conn).unwrap();
+    let path = finish(&conn, &path);
     drop(conn);
     let conn = open_collection(&path).unwrap();
     assert_schema11_shape(&conn);
@@ -243,7 +252,8 @@ fn convert_variant(prepare: impl FnOnce(&Connection)) -> Value {
     let conn = open_collection(&path).unwrap();
     prepare(&conn);
     convert_to_schema11(&conn).unwrap();
-    finish_as_standalone_file(&conn).unwrap();
+    let finished = finish(&conn, &path);
+    let conn = open_collection(&finished).unwrap();
     assert_schema11_shape(&conn);
     col_objects(&conn)
 }
@@ -520,7 +530,7 @@ fn real_client_reads_back_the_converted_fixture() {
     let (_dir, path) = fixture_copy();
     let conn = open_collection(&path).unwrap();
     convert_to_schema11(&conn).unwrap();
-    finish_as_standalone_file(&conn).unwrap();
+    let path = finish(&conn, &path);
     drop(conn);
     real_client_checks(&path, &["--expected", EXPECTED, "--add-notes"]);
 }
@@ -542,4 +552,99 @@ pub(crate) fn real_client_checks(path: &Path, options: &[&str]) {
     println!("{}", String::from_utf8_lossy(&output.stdout));
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "the real client found problems");
+}
+
+/// A schema-11 collection at `path` with `filler` notes of about 500 bytes each, in
+/// `page_size` pages; the rows past `kept` are deleted again, leaving their pages free.
+fn collection_with_free_pages(path: &Path, page_size: i64, filler: i64, kept: i64) {
+    crate::collection::schema11::create_new_collection(path, 1_795_336_565_177, 1_795_320_000)
+        .unwrap();
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA page_size = {page_size}; VACUUM;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {filler})
+         INSERT INTO notes SELECT i, 'g' || i, 1, 0, 0, '', randomblob(500), 'x', 0, 0, ''
+         FROM n;
+         DELETE FROM notes WHERE id > {kept};"
+    ))
+    .unwrap();
+}
+
+fn free_and_total_pages(conn: &Connection) -> (i64, i64) {
+    (
+        query_value(conn, "PRAGMA freelist_count"),
+        query_value(conn, "PRAGMA page_count"),
+    )
+}
+
+#[test]
+fn a_file_with_few_free_pages_is_finished_in_place_without_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("few-free.anki2");
+    collection_with_free_pages(&path, 4096, 1000, 900);
+    let conn = open_collection(&path).unwrap();
+    let (free, pages) = free_and_total_pages(&conn);
+    assert!(free > 0 && free * 4 <= pages, "{free} of {pages}");
+    let copy = dir.path().join("copy.anki2");
+    assert_eq!(
+        finish_as_standalone_file(&conn, &copy).unwrap(),
+        Finished::InPlace
+    );
+    assert!(!copy.exists());
+    drop(conn);
+    let conn = open_collection(&path).unwrap();
+    assert_eq!(
+        query_value::<String>(&conn, "PRAGMA journal_mode"),
+        "delete"
+    );
+    assert_eq!(query_value::<i64>(&conn, "SELECT count(*) FROM notes"), 900);
+}
+
+#[test]
+fn a_mostly_free_file_is_compacted_into_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mostly-free.anki2");
+    collection_with_free_pages(&path, 4096, 1000, 100);
+    let conn = open_collection(&path).unwrap();
+    let (free, pages) = free_and_total_pages(&conn);
+    assert!(free * 4 > pages, "{free} of {pages}");
+    let copy = dir.path().join("copy.anki2");
+    std::fs::File::create(&copy).unwrap();
+    assert_eq!(
+        finish_as_standalone_file(&conn, &copy).unwrap(),
+        Finished::Compacted
+    );
+    drop(conn);
+    let conn = open_collection(&copy).unwrap();
+    let (free, pages_after) = free_and_total_pages(&conn);
+    assert_eq!(free, 0);
+    assert!(pages_after < pages, "{pages_after} of {pages}");
+    assert_eq!(
+        query_value::<String>(&conn, "PRAGMA journal_mode"),
+        "delete"
+    );
+    assert_eq!(query_value::<String>(&conn, "PRAGMA integrity_check"), "ok");
+    assert_eq!(query_value::<i64>(&conn, "SELECT count(*) FROM notes"), 100);
+}
+
+#[test]
+fn a_file_of_another_page_size_is_rewritten_in_4_kib_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small-pages.anki2");
+    collection_with_free_pages(&path, 1024, 200, 200);
+    let conn = open_collection(&path).unwrap();
+    assert_eq!(query_value::<i64>(&conn, "PRAGMA page_size"), 1024);
+    let copy = dir.path().join("copy.anki2");
+    assert_eq!(
+        finish_as_standalone_file(&conn, &copy).unwrap(),
+        Finished::Compacted
+    );
+    drop(conn);
+    let conn = open_collection(&copy).unwrap();
+    assert_eq!(query_value::<i64>(&conn, "PRAGMA page_size"), 4096);
+    assert_eq!(
+        query_value::<String>(&conn, "PRAGMA journal_mode"),
+        "delete"
+    );
+    assert_eq!(query_value::<i64>(&conn, "SELECT count(*) FROM notes"), 200);
 }
