@@ -43,9 +43,14 @@ const PAGE_CACHE_KIB: i64 = 1024;
 const STATEMENT_CACHE: usize = 64;
 
 /// How many pages the log may hold before a commit on a kept connection folds it into the
-/// file (SQLite's automatic checkpoint, run after the commit that passes it). The same size at
-/// which opening a collection folds it ([`super::sqlite::WAL_FOLD_PAGES`]).
-const AUTOCHECKPOINT_PAGES: u64 = super::sqlite::WAL_FOLD_PAGES;
+/// file (SQLite's automatic checkpoint, run after the commit that passes it): SQLite's
+/// default. A review sync rewrites the same few dozen pages (the `col` row, the cards' leaves);
+/// each fold copies every page changed since the last one into the file, so folding every 64
+/// pages wrote those pages again every few syncs, and folding every 1,000 writes them once per
+/// few dozen syncs (docs/performance.md, "SQLite settings"). A kept connection keeps the
+/// log's index in memory, so a long log costs nothing per request; the next opening after the
+/// connection is closed folds it ([`super::sqlite::WAL_FOLD_PAGES`]).
+const AUTOCHECKPOINT_PAGES: u64 = 1000;
 
 /// Kept connections across all users, for [`MAX_OPEN`].
 static OPEN: AtomicUsize = AtomicUsize::new(0);
