@@ -221,7 +221,11 @@ mod tests {
         }
         for min_usn in [-2, -1, 0, 1, 2] {
             let expected = parsed_since(text, min_usn);
-            assert_eq!(any_object_since(text, "x", min_usn).ok(), expected, "{text} {min_usn}");
+            assert_eq!(
+                any_object_since(text, "x", min_usn).ok(),
+                expected,
+                "{text} {min_usn}"
+            );
         }
     }
 
@@ -287,10 +291,8 @@ mod tests {
                 prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
                 prop::collection::vec((prop_oneof![Just("usn"), Just("id")], inner), 0..3)
                     .prop_map(|pairs| {
-                        let map: serde_json::Map<String, Value> = pairs
-                            .into_iter()
-                            .map(|(k, v)| (k.to_string(), v))
-                            .collect();
+                        let map: serde_json::Map<String, Value> =
+                            pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
                         Value::Object(map)
                     }),
             ]
