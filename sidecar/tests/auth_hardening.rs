@@ -256,3 +256,52 @@ async fn admin_endpoints_answer_404_for_unknown_users() {
     assert_eq!(revoke.status, 200);
     assert_eq!(revoke.json()["revoked"], 0);
 }
+
+/// The calls inside an open sync do not look their key up again within a few seconds of
+/// `start`; a revocation made through the sidecar must still end the sync at its next call.
+#[tokio::test]
+async fn a_revocation_ends_an_open_sync_at_its_next_call() {
+    let app = TestApp::start().await;
+    let alice = app.add_user("alice", true);
+    app.add_user("bob", true);
+    let key = app.login_key("alice").await;
+    let other = app.login_key("bob").await;
+    app.start_sync(&key, "s1", 0, false).await;
+    app.start_sync(&other, "s2", 0, false).await;
+    assert_eq!(app.chunk(&key, "s1").await.status, 200);
+    assert_eq!(app.chunk(&other, "s2").await.status, 200);
+
+    let revoke = TestApp::send(app.internal_request(
+        reqwest::Method::DELETE,
+        &format!("/internal/v1/users/{alice}/host-keys"),
+    ))
+    .await;
+    assert_eq!(revoke.status, 200);
+    assert_eq!(revoke.json()["revoked"], 1);
+    assert_eq!(app.chunk(&key, "s1").await.status, 403);
+    // Another user's open sync goes on: the lookup is made again and still finds the key.
+    assert_eq!(app.chunk(&other, "s2").await.status, 200);
+    assert_eq!(app.meta(&other).await.status, 200);
+}
+
+/// A key found dead at `meta` (here: its password changed in Django's table) is deleted,
+/// and that deletion voids what the open-sync calls of every key remembered.
+#[tokio::test]
+async fn a_key_found_dead_is_not_trusted_inside_an_open_sync() {
+    let app = TestApp::start().await;
+    let alice = app.add_user("alice", true);
+    let phone = app.login_key("alice").await;
+    let laptop = app.login_key("alice").await;
+    app.start_sync(&phone, "s1", 0, false).await;
+    assert_eq!(app.chunk(&phone, "s1").await.status, 200);
+    app.db()
+        .execute(
+            "UPDATE auth_user SET password = 'pbkdf2_sha256$1000$other$x' WHERE id = ?1",
+            [alice],
+        )
+        .unwrap();
+    // The laptop's meta sees the change and deletes that key; the phone's open sync,
+    // remembered moments ago, is looked up again and refused.
+    assert_eq!(app.meta(&laptop).await.status, 403);
+    assert_eq!(app.chunk(&phone, "s1").await.status, 403);
+}

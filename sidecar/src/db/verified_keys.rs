@@ -129,6 +129,18 @@ mod tests {
     }
 
     #[test]
+    fn a_key_verified_too_long_ago_is_looked_up_again() {
+        let keys = VerifiedKeys::default();
+        keys.remember("d1", &alice(), keys.epoch());
+        for entry in keys.lock().values_mut() {
+            entry.at = Instant::now()
+                .checked_sub(RECHECK_AFTER + Duration::from_millis(1))
+                .unwrap();
+        }
+        assert!(keys.recall("d1").is_none());
+    }
+
+    #[test]
     fn the_map_stays_bounded() {
         let keys = VerifiedKeys::default();
         for n in 0..MAX_ENTRIES + 10 {
