@@ -7,12 +7,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc instead of glibc's allocator: a sync call allocates and frees many small buffers
-/// across threads (request bodies, JSON values, rows), where glibc's arenas spent about a
-/// sixth of the server's CPU in the profile (docs/performance.md, "Allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "anki-sidecar",
