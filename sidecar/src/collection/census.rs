@@ -192,16 +192,20 @@ mod tests {
     use super::*;
     use crate::collection::json::{JsonObject, object_usn};
 
+    /// The column as `ColObjects` parses it (None where that fails).
+    fn parsed_map(text: &str) -> Option<JsonObject> {
+        if text.trim().is_empty() {
+            return Some(JsonObject::new());
+        }
+        match serde_json::from_str(text).ok()? {
+            Value::Object(map) => Some(map),
+            _ => None,
+        }
+    }
+
     /// What `ColObjects` says of a column, for comparison.
     fn parsed(text: &str, entry: Entry) -> Option<Census> {
-        let map: JsonObject = if text.trim().is_empty() {
-            JsonObject::new()
-        } else {
-            match serde_json::from_str(text).ok()? {
-                Value::Object(map) => map,
-                _ => return None,
-            }
-        };
+        let map = parsed_map(text)?;
         let unsynced = match entry {
             Entry::Object => map
                 .values()
@@ -231,16 +235,9 @@ mod tests {
 
     /// What `applyChanges` finds pending in a parsed column.
     fn parsed_since(text: &str, min_usn: i64) -> Option<bool> {
-        let map: JsonObject = if text.trim().is_empty() {
-            JsonObject::new()
-        } else {
-            match serde_json::from_str(text).ok()? {
-                Value::Object(map) => map,
-                _ => return None,
-            }
-        };
         Some(
-            map.values()
+            parsed_map(text)?
+                .values()
                 .filter_map(Value::as_object)
                 .any(|object| object_usn(object) >= min_usn),
         )

@@ -366,7 +366,9 @@ impl NoteRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collection::test_support::open_new_collection;
+    use crate::collection::test_support::{
+        open_new_collection, query_plan, use_statistics_of_200k_notes,
+    };
 
     #[test]
     fn rows_round_trip_through_their_tables() {
@@ -497,37 +499,19 @@ mod tests {
     #[test]
     fn pending_ids_are_searched_in_the_usn_index() {
         let (_dir, conn) = open_new_collection();
-        // The statistics Anki's ANALYZE leaves in a 200,000-note collection whose rows all
-        // have usn 0 (from a full upload of the bench's collection).
         conn.execute_batch(
             "INSERT INTO revlog (id, cid, usn, ease, ivl, lastIvl, factor, time, type) \
              VALUES (30, 1, 5, 1, 1, 1, 1, 1, 1), (10, 1, 5, 1, 1, 1, 1, 1, 1), \
-             (20, 1, 0, 1, 1, 1, 1, 1, 1);
-             ANALYZE;
-             DELETE FROM sqlite_stat1;
-             INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES
-                 ('notes', 'ix_notes_csum', '200000 1'), ('notes', 'ix_notes_usn', '200000 200000'),
-                 ('cards', 'ix_cards_sched', '200000 200000 100000 1'),
-                 ('cards', 'ix_cards_nid', '200000 1'), ('cards', 'ix_cards_usn', '200000 200000'),
-                 ('revlog', 'ix_revlog_cid', '200000 1'),
-                 ('revlog', 'ix_revlog_usn', '200000 200000');
-             ANALYZE sqlite_schema;",
+             (20, 1, 0, 1, 1, 1, 1, 1, 1);",
         )
         .unwrap();
+        use_statistics_of_200k_notes(&conn);
         for table in [Table::Cards, Table::Notes, Table::Revlog] {
-            let plan: Vec<String> = conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {}", ids_since_sql(table)))
-                .unwrap()
-                .query_map([5], |row| row.get(3))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
+            let plan = query_plan(&conn, &ids_since_sql(table), [5]);
             let name = table.name();
             assert_eq!(
                 plan,
-                [format!(
-                    "SEARCH {name} USING COVERING INDEX ix_{name}_usn (usn>?)"
-                )],
+                format!("SEARCH {name} USING COVERING INDEX ix_{name}_usn (usn>?)"),
                 "{name}"
             );
         }

@@ -62,17 +62,7 @@ pub fn apply_graves(conn: &Connection, graves: &Graves, server_usn: i32) -> OpRe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collection::test_support::{open_new_collection, query_value};
-
-    fn plan(conn: &Connection, sql: &str) -> String {
-        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap()
-            .query_map([], |row| row.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap()
-            .join("; ")
-    }
+    use crate::collection::test_support::{open_new_collection, query_plan, query_value};
 
     /// Issue 11, defect 4: 200,000 card ids in one applyGraves took 780 s, because each
     /// grave insert scanned the unindexed table. Now each is an index lookup: the statement
@@ -81,12 +71,12 @@ mod tests {
     fn graves_are_looked_up_by_index_not_scanned() {
         let (_dir, conn) = open_new_collection();
         ensure_graves_indexes(&conn);
-        let lookup = plan(&conn, "SELECT 1 FROM graves WHERE oid = 1 AND type = 0");
+        let lookup = query_plan(&conn, "SELECT 1 FROM graves WHERE oid = 1 AND type = 0", []);
         assert!(
             lookup.contains("USING COVERING INDEX ix_sidecar_graves_oid"),
             "{lookup}"
         );
-        let pending = plan(&conn, "SELECT oid, type FROM graves WHERE usn >= 3");
+        let pending = query_plan(&conn, "SELECT oid, type FROM graves WHERE usn >= 3", []);
         assert!(
             pending.contains("USING INDEX ix_sidecar_graves_usn"),
             "{pending}"

@@ -92,7 +92,9 @@ pub fn sanity_check(conn: &Connection, client: &Value) -> OpResult<SanityCheckRe
 mod tests {
     use super::*;
     use crate::collection::graves::ensure_graves_indexes;
-    use crate::collection::test_support::open_new_collection;
+    use crate::collection::test_support::{
+        open_new_collection, query_plan, use_statistics_of_200k_notes,
+    };
 
     #[test]
     fn graves_and_due_counts_are_ignored() {
@@ -106,16 +108,6 @@ mod tests {
         assert_eq!(comparable(&json!([1, 2])), None);
     }
 
-    fn plan(conn: &Connection, sql: &str) -> String {
-        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap()
-            .query_map([], |row| row.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap()
-            .join("; ")
-    }
-
     /// Issue 13: the sanity check must not read every row. The `usn = -1` checks read one
     /// end of an index, also when the file carries the statistics Anki's `ANALYZE` leaves in
     /// a 200,000-note collection whose rows all have the same usn.
@@ -124,22 +116,12 @@ mod tests {
         let (_dir, conn) = open_new_collection();
         ensure_graves_indexes(&conn);
         conn.execute_batch(
-            "INSERT INTO graves (usn, oid, type) VALUES (1, 1, 0), (1, 2, 0), (1, 3, 1);
-             ANALYZE;
-             DELETE FROM sqlite_stat1;
-             INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES
-                 ('notes', 'ix_notes_csum', '200000 1'), ('notes', 'ix_notes_usn', '200000 200000'),
-                 ('cards', 'ix_cards_sched', '200000 200000 100000 1'),
-                 ('cards', 'ix_cards_nid', '200000 1'), ('cards', 'ix_cards_usn', '200000 200000'),
-                 ('revlog', 'ix_revlog_cid', '200000 1'),
-                 ('revlog', 'ix_revlog_usn', '200000 200000'),
-                 ('graves', 'ix_sidecar_graves_usn', '200000 200000'),
-                 ('graves', 'ix_sidecar_graves_oid', '200000 1 1');
-             ANALYZE sqlite_schema;",
+            "INSERT INTO graves (usn, oid, type) VALUES (1, 1, 0), (1, 2, 0), (1, 3, 1);",
         )
         .unwrap();
+        use_statistics_of_200k_notes(&conn);
         for table in ["cards", "notes", "revlog", "graves"] {
-            let plan = plan(&conn, &smallest_usn_sql(table));
+            let plan = query_plan(&conn, &smallest_usn_sql(table), []);
             let index = if table == "graves" {
                 "ix_sidecar_graves_usn".to_string()
             } else {
