@@ -18,6 +18,7 @@ import json
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -80,6 +81,31 @@ def make_app(target: str, out) -> web.Application:
     return app
 
 
+def serve_in_thread(make: Callable[[], web.Application]) -> int:
+    """Serves the app `make` builds on a free loopback port, in a daemon thread with its own
+    event loop, for the rest of the process; returns the port once it listens."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ready = threading.Event()
+
+    def serve() -> None:
+        async def main() -> None:
+            runner = web.AppRunner(make())
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            ready.set()
+            await asyncio.sleep(3600)
+
+        asyncio.run(main())
+
+    threading.Thread(target=serve, daemon=True).start()
+    ready.wait(10)
+    return port
+
+
 def demo() -> None:
     """Reference server, proxy in front, real client through it."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -90,21 +116,7 @@ def demo() -> None:
         users = [("capture", "capture-pw")]
         server = lb.ReferenceServer(work / "reference", users)
         server.start()
-        port = lb.free_port()
-        ready = threading.Event()
-
-        def serve() -> None:
-            async def main() -> None:
-                runner = web.AppRunner(make_app(server.url, sys.stdout))
-                await runner.setup()
-                await web.TCPSite(runner, "127.0.0.1", port).start()
-                ready.set()
-                await asyncio.sleep(3600)
-
-            asyncio.run(main())
-
-        threading.Thread(target=serve, daemon=True).start()
-        ready.wait(10)
+        port = serve_in_thread(lambda: make_app(server.url, sys.stdout))
         try:
             lb.capture_demo(f"http://127.0.0.1:{port}/", work / "clients", *users[0])
         finally:

@@ -30,7 +30,6 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import load_bench as lb
+from capture_proxy import serve_in_thread
 
 USER = "upload1"
 
@@ -71,8 +71,6 @@ def capture_upload_body(template: Path, work: Path) -> bytes:
     server = lb.ReferenceServer(work / "capture-server", [USER])
     server.start()
     captured: dict[str, bytes] = {}
-    port = lb.free_port()
-    ready = threading.Event()
 
     async def forward(request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -96,20 +94,12 @@ def capture_upload_body(template: Path, work: Path) -> bytes:
             }
             return web.Response(status=answer.status, body=raw, headers=reply)
 
-    def serve() -> None:
-        async def main() -> None:
-            app = web.Application(client_max_size=1 << 30)
-            app.router.add_route("*", "/{tail:.*}", forward)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            ready.set()
-            await asyncio.sleep(3600)
+    def make() -> web.Application:
+        app = web.Application(client_max_size=1 << 30)
+        app.router.add_route("*", "/{tail:.*}", forward)
+        return app
 
-        asyncio.run(main())
-
-    threading.Thread(target=serve, daemon=True).start()
-    ready.wait(10)
+    port = serve_in_thread(make)
     try:
         tpl = lb.Template(template, 0, {}, [], {}, {}, 0)
         lb.seed_user(f"http://127.0.0.1:{port}/", tpl, work / "capture-client", USER)
