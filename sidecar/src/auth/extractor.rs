@@ -46,16 +46,14 @@ impl AuthedUser {
         check: KeyCheck,
     ) -> Result<Self, ApiError> {
         let header = SyncHeader::from_request_parts(parts, state).await?;
+        let key_hash = digest_of_present(&header.host_key)?;
         let recalled = match check {
-            KeyCheck::InSession if !header.host_key.is_empty() => state
-                .db
-                .verified
-                .recall(&host_key::digest(&header.host_key)),
-            _ => None,
+            KeyCheck::InSession => state.db.verified.recall(&key_hash),
+            KeyCheck::Lookup => None,
         };
         let user = match recalled {
             Some(user) => user,
-            None => authenticate(state, &header.host_key).await?,
+            None => authenticate(state, &key_hash).await?,
         };
         if let Some(logged) = parts.extensions.get::<RequestUser>() {
             let _ = logged.0.set(user.id);
@@ -66,16 +64,13 @@ impl AuthedUser {
 
 /// Resolves a host key to its user. Every failure is a 403, which makes Anki drop the stored
 /// key and ask for the password again (docs/sync-protocol.md#login-and-host-keys).
-pub async fn authenticate(state: &AppState, key: &str) -> Result<DjangoUser, ApiError> {
-    if key.is_empty() {
-        return Err(ApiError::Forbidden("missing host key".into()));
-    }
-    let key_hash = host_key::digest(key);
+/// `key_hash` is the digest of the key the call carries ([`digest_of_present`]).
+pub async fn authenticate(state: &AppState, key_hash: &str) -> Result<DjangoUser, ApiError> {
     // Read before the lookup: a revocation that commits after it voids what is remembered.
     let epoch = state.db.verified.epoch();
     let stored = state
         .db
-        .find_host_key(&key_hash)
+        .find_host_key(key_hash)
         .await?
         .ok_or_else(|| ApiError::Forbidden("unknown host key".into()))?;
     if !stored.user.is_active {
@@ -88,15 +83,23 @@ pub async fn authenticate(state: &AppState, key: &str) -> Result<DjangoUser, Api
     let current = host_key::password_fingerprint(&stored.user.password);
     if !host_key::constant_time_eq(&current, &stored.password_fingerprint) {
         // The password changed since this device logged in: the key is dead for good.
-        state.db.delete_host_key(&key_hash).await?;
+        state.db.delete_host_key(key_hash).await?;
         return Err(ApiError::Forbidden(
             "password changed since login; log in again".into(),
         ));
     }
     let now = now_secs();
     if now - stored.last_used_at > TOUCH_INTERVAL_SECS {
-        state.db.touch_host_key(&key_hash, now).await?;
+        state.db.touch_host_key(key_hash, now).await?;
     }
-    state.db.verified.remember(&key_hash, &stored.user, epoch);
+    state.db.verified.remember(key_hash, &stored.user, epoch);
     Ok(stored.user)
+}
+
+/// The stored form of the key a call carries; a call without one is refused.
+fn digest_of_present(key: &str) -> Result<String, ApiError> {
+    if key.is_empty() {
+        return Err(ApiError::Forbidden("missing host key".into()));
+    }
+    Ok(host_key::digest(key))
 }
