@@ -93,8 +93,12 @@ impl Database {
                 .create_if_missing(false)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(false);
+            // No ping before each query: a connection to a local file cannot be lost the way a
+            // network one can, and the ping is a round trip to sqlx's worker thread of its own
+            // (docs/performance.md, "The host-key lookup without a ping").
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .with_context(|| {
