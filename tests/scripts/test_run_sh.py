@@ -31,6 +31,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_env(tmp_path: Path, **addresses: str) -> dict[str, str]:
     binary = sidecar_binary()
     if not binary.is_file():
@@ -112,6 +116,9 @@ def test_run_sh_starts_both_and_stops_on_ctrl_c(tmp_path: Path):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # As in a terminal: a suite started in the background (`cmd &` in a script) would pass
+        # SIGINT down ignored, and bash cannot trap a signal ignored at its start.
+        preexec_fn=_default_sigint,
     )
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
