@@ -257,8 +257,9 @@ async fn admin_endpoints_answer_404_for_unknown_users() {
     assert_eq!(revoke.json()["revoked"], 0);
 }
 
-/// The calls inside an open sync do not look their key up again within a few seconds of
-/// `start`; a revocation made through the sidecar must still end the sync at its next call.
+/// The calls of an open sync do not look their key up again within a few seconds of the
+/// lookup at `meta`; a revocation made through the sidecar must still end the sync at its
+/// next call.
 #[tokio::test]
 async fn a_revocation_ends_an_open_sync_at_its_next_call() {
     let app = TestApp::start().await;
@@ -304,4 +305,48 @@ async fn a_key_found_dead_is_not_trusted_inside_an_open_sync() {
     // remembered moments ago, is looked up again and refused.
     assert_eq!(app.meta(&laptop).await.status, 403);
     assert_eq!(app.chunk(&phone, "s1").await.status, 403);
+}
+
+/// The media calls after `msync/begin` take a key verified moments ago; a revocation made
+/// through the sidecar must still refuse every one of them at once.
+#[tokio::test]
+async fn a_revocation_refuses_the_media_calls_after_begin() {
+    let app = TestApp::start().await;
+    let alice = app.add_user("alice", true);
+    let key = app.login_key("alice").await;
+    assert_eq!(app.media_begin(&key, "anki,test").await.status, 200);
+    assert_eq!(app.media_changes(&key, 0).await.status, 200);
+    assert_eq!(app.media_sanity(&key, 0).await.status, 200);
+
+    let revoke = TestApp::send(app.internal_request(
+        reqwest::Method::DELETE,
+        &format!("/internal/v1/users/{alice}/host-keys"),
+    ))
+    .await;
+    assert_eq!(revoke.json()["revoked"], 1);
+    assert_eq!(app.media_changes(&key, 0).await.status, 403);
+    assert_eq!(app.media_sanity(&key, 0).await.status, 403);
+    assert_eq!(app.download_files(&key, json!(["a.png"])).await.status, 403);
+    let zip = common::media::media_zip(&json!([["a.png", "0"]]), &[("0", b"x")], false);
+    assert_eq!(app.upload_media_zip(&key, zip).await.status, 403);
+}
+
+/// `msync/begin` looks its key up even when a media call verified it moments before: a
+/// password changed in Django's table ends the device's media sync at its next `begin`, and
+/// the key found dead is not trusted by the calls after it either.
+#[tokio::test]
+async fn media_begin_always_looks_the_key_up() {
+    let app = TestApp::start().await;
+    let alice = app.add_user("alice", true);
+    let key = app.login_key("alice").await;
+    assert_eq!(app.media_begin(&key, "anki,test").await.status, 200);
+    assert_eq!(app.media_changes(&key, 0).await.status, 200);
+    app.db()
+        .execute(
+            "UPDATE auth_user SET password = 'pbkdf2_sha256$1000$other$x' WHERE id = ?1",
+            [alice],
+        )
+        .unwrap();
+    assert_eq!(app.media_begin(&key, "anki,test").await.status, 403);
+    assert_eq!(app.media_changes(&key, 0).await.status, 403);
 }

@@ -31,12 +31,14 @@ impl FromRequestParts<AppState> for AuthedUser {
 /// How a call's host key is checked.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum KeyCheck {
-    /// Looked up in the database: every call that can begin something.
+    /// Looked up in the database: the calls that begin an operation (`meta`, `msync/begin`,
+    /// the full sync calls, `abort`).
     Lookup,
-    /// A call inside an open normal sync: a key the database confirmed within
-    /// `db::verified_keys::RECHECK_AFTER` is taken as confirmed (docs/performance.md, "Host
-    /// keys inside an open sync").
-    InSession,
+    /// A call that continues an operation its client began moments ago: `start` and the calls
+    /// of an open normal sync after `meta`, the media calls after `msync/begin`. A key the
+    /// database confirmed within `db::verified_keys::RECHECK_AFTER` is taken as confirmed
+    /// (docs/performance.md, "Host keys inside an operation").
+    Recent,
 }
 
 impl AuthedUser {
@@ -48,7 +50,7 @@ impl AuthedUser {
         let header = SyncHeader::from_request_parts(parts, state).await?;
         let key_hash = digest_of_present(&header.host_key)?;
         let recalled = match check {
-            KeyCheck::InSession => state.db.verified.recall(&key_hash),
+            KeyCheck::Recent => state.db.verified.recall(&key_hash),
             KeyCheck::Lookup => None,
         };
         let user = match recalled {

@@ -1,13 +1,14 @@
-//! Host keys verified against the database moments ago, so that the calls inside an open
-//! normal sync need not look their key up again (docs/performance.md, "Host keys inside an
-//! open sync").
+//! Host keys verified against the database moments ago, so that the calls that continue an
+//! operation (`start` and the calls of an open normal sync, the media calls after
+//! `msync/begin`) need not look their key up again (docs/performance.md, "Host keys inside an
+//! operation").
 //!
 //! Exact for everything this process does: every deletion of host keys here (a revocation,
 //! a password change or deactivation found at a request, the sweep, the internal API) moves
 //! [`VerifiedKeys::revoked`]'s epoch, which voids every remembered key at once. What Django
-//! changes in its own table (a password, `is_active`) is seen at the next lookup: the
-//! session-opening calls (`meta`, `start`) always look up, and a remembered key is looked up
-//! again once it is [`RECHECK_AFTER`] old.
+//! changes in its own table (a password, `is_active`) is seen at the next lookup: the calls
+//! that begin an operation (`meta`, `msync/begin`, the full sync calls) always look up, and a
+//! remembered key is looked up again once it is [`RECHECK_AFTER`] old.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,5 +1,6 @@
 //! The extractors of calls that carry a JSON body: [`SyncJson`], the body alone; [`UserCall`],
-//! a logged-in user's call; [`InSession`], a call inside an open normal sync.
+//! a logged-in user's call; [`Continuing`], one that continues an operation begun moments
+//! ago; [`InSession`], a call inside an open normal sync.
 
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
@@ -25,18 +26,24 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest<AppState> for SyncJson<T>
 
 /// A logged-in user's call: the user's service, the `anki-sync` header and the JSON body.
 /// With `IN_SESSION` (see [`InSession`]) the header's session key must match the user's open
-/// sync, and it is checked before the body is read.
-pub struct UserCall<T, const IN_SESSION: bool = false> {
+/// sync, and it is checked before the body is read. With `RECENT_KEY` (see [`Continuing`]) a
+/// host key verified moments ago is not looked up again ([`KeyCheck::Recent`]).
+pub struct UserCall<T, const IN_SESSION: bool = false, const RECENT_KEY: bool = false> {
     pub user: UserData,
     pub header: SyncHeader,
     pub input: T,
 }
 
+/// A call that continues an operation its client began moments ago with a looked-up key:
+/// `start` after `meta`, the media calls after `msync/begin`.
+pub type Continuing<T> = UserCall<T, false, true>;
+
 /// A call between `start` and `finish`: without the matching sync the body is never read
 /// (409, docs/sync-protocol.md#sessions).
-pub type InSession<T> = UserCall<T, true>;
+pub type InSession<T> = UserCall<T, true, true>;
 
-impl<T, const IN_SESSION: bool> FromRequest<AppState> for UserCall<T, IN_SESSION>
+impl<T, const IN_SESSION: bool, const RECENT_KEY: bool> FromRequest<AppState>
+    for UserCall<T, IN_SESSION, RECENT_KEY>
 where
     T: DeserializeOwned + Send + 'static,
 {
@@ -44,8 +51,8 @@ where
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let (mut parts, body) = request.into_parts();
-        let check = if IN_SESSION {
-            KeyCheck::InSession
+        let check = if RECENT_KEY {
+            KeyCheck::Recent
         } else {
             KeyCheck::Lookup
         };

@@ -11,7 +11,9 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::Deserialize;
 
+use crate::auth::AuthedUser;
 use crate::auth::client_ip;
+use crate::auth::extractor::KeyCheck;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::sync_log::ClientTag;
@@ -20,7 +22,7 @@ use crate::transport::body::{SpoolError, read_to_file};
 use crate::transport::header::HEADER_NAME;
 use crate::user_data::Received;
 
-pub use calls::{InSession, SyncJson, UserCall};
+pub use calls::{Continuing, InSession, SyncJson, UserCall};
 
 /// Encodes the answer of a user's operation as the call's JSON body; `()` is sent as `null`.
 pub async fn json_answer<R: serde::Serialize>(
@@ -77,14 +79,18 @@ impl FromRequestParts<AppState> for ClientTag {
 }
 
 /// A full or media sync call, which ends in one sync-log line: the user's service, who is
-/// syncing, and when the call began.
-pub struct LoggedCall {
+/// syncing, and when the call began. With `RECENT_KEY` (the media calls after `msync/begin`)
+/// a host key verified moments ago is not looked up again, as for [`Continuing`] calls.
+pub struct LoggedCall<const RECENT_KEY: bool = false> {
     pub user: crate::user_data::UserData,
     pub client: ClientTag,
     pub started: std::time::Instant,
 }
 
-impl LoggedCall {
+/// A media call after `msync/begin`, with the sync-log details of [`LoggedCall`].
+pub type ContinuingLogged = LoggedCall<true>;
+
+impl<const RECENT_KEY: bool> LoggedCall<RECENT_KEY> {
     /// Receives a large body (a full upload, a media zip) into a temp file in the user's
     /// folder, which it creates first; a body over its cap is not an error here, since each
     /// call answers it in its own way. The user's lock is not taken.
@@ -102,13 +108,17 @@ impl LoggedCall {
     }
 }
 
-impl FromRequestParts<AppState> for LoggedCall {
+impl<const RECENT_KEY: bool> FromRequestParts<AppState> for LoggedCall<RECENT_KEY> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let started = std::time::Instant::now();
-        let crate::auth::AuthedUser { user, .. } =
-            crate::auth::AuthedUser::from_request_parts(parts, state).await?;
+        let check = if RECENT_KEY {
+            KeyCheck::Recent
+        } else {
+            KeyCheck::Lookup
+        };
+        let AuthedUser { user, .. } = AuthedUser::extract(parts, state, check).await?;
         let client = ClientTag::from_request_parts(parts, state).await?;
         Ok(Self {
             user: state.users.user(user.id),

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use crate::error::ApiResult;
-use crate::handlers::{LoggedCall, SyncJson};
+use crate::handlers::{ContinuingLogged, SyncJson};
 use crate::transport::SyncResponse;
 
 #[derive(Deserialize)]
@@ -12,7 +12,7 @@ pub struct DownloadFilesRequest {
 }
 
 pub async fn download_files(
-    call: LoggedCall,
+    call: ContinuingLogged,
     SyncJson(request): SyncJson<DownloadFilesRequest>,
 ) -> ApiResult<SyncResponse> {
     let zip = call

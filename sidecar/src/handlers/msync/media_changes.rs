@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::wrapped;
 use crate::error::ApiResult;
-use crate::handlers::UserCall;
+use crate::handlers::Continuing;
 use crate::transport::SyncResponse;
 
 #[derive(Deserialize)]
@@ -14,7 +14,7 @@ pub struct MediaChangesRequest {
     last_usn: i64,
 }
 
-pub async fn media_changes(call: UserCall<MediaChangesRequest>) -> ApiResult<SyncResponse> {
+pub async fn media_changes(call: Continuing<MediaChangesRequest>) -> ApiResult<SyncResponse> {
     let changes = call.user.media_changes(call.input.last_usn).await?;
     let rows: Vec<Value> = changes
         .into_iter()

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::wrapped;
 use crate::error::ApiResult;
-use crate::handlers::UserCall;
+use crate::handlers::Continuing;
 use crate::transport::SyncResponse;
 
 #[derive(Deserialize)]
@@ -12,7 +12,7 @@ pub struct MediaSanityRequest {
     local: i64,
 }
 
-pub async fn media_sanity(call: UserCall<MediaSanityRequest>) -> ApiResult<SyncResponse> {
+pub async fn media_sanity(call: Continuing<MediaSanityRequest>) -> ApiResult<SyncResponse> {
     let totals = call.user.media_totals().await?;
     if totals.total_files == call.input.local {
         wrapped("OK").await

@@ -5,13 +5,13 @@ use axum::extract::State;
 
 use super::wrapped;
 use crate::error::ApiResult;
-use crate::handlers::LoggedCall;
+use crate::handlers::ContinuingLogged;
 use crate::state::AppState;
 use crate::transport::SyncResponse;
 
 pub async fn upload_changes(
     State(state): State<AppState>,
-    call: LoggedCall,
+    call: ContinuingLogged,
     body: Body,
 ) -> ApiResult<SyncResponse> {
     call.user.prepare_media().await?;
