@@ -13,11 +13,14 @@ use anyhow::Context;
 use crate::storage::UserFiles;
 use upload_zip::UploadEntry;
 
-/// Applies validated upload entries in one media.db transaction. Each file is moved into
-/// place by rename before it is recorded, so a crash never records a half-written file.
-/// Returns how many entries were processed and the media USN afterwards.
-pub fn apply_upload(files: &UserFiles, entries: Vec<UploadEntry>) -> anyhow::Result<(usize, i64)> {
-    let mut db = MediaDb::open(files)?;
+/// Applies validated upload entries in one transaction of `db`, the user's open media.db.
+/// Each file is moved into place by rename before it is recorded, so a crash never records a
+/// half-written file. Returns how many entries were processed and the media USN afterwards.
+pub fn apply_upload(
+    files: &UserFiles,
+    db: &mut MediaDb,
+    entries: Vec<UploadEntry>,
+) -> anyhow::Result<(usize, i64)> {
     let media_dir = files.media_dir();
     let now = crate::clock::now_secs();
     let processed = entries.len();

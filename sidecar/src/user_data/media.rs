@@ -83,8 +83,9 @@ impl UserData {
             })?;
         let (usn_before, (processed, usn)) = self
             .exclusive(OpenSync::Keep, move |files| {
-                let before = MediaDb::open(files)?.totals()?.last_usn;
-                anyhow::Ok((before, apply_upload(files, entries)?))
+                let mut db = MediaDb::open(files)?;
+                let before = db.totals()?.last_usn;
+                anyhow::Ok((before, apply_upload(files, &mut db, entries)?))
             })
             .await?;
         SyncLine {
