@@ -312,10 +312,7 @@ async fn a_key_found_dead_is_not_trusted_inside_an_open_sync() {
 #[tokio::test]
 async fn a_revocation_refuses_the_media_calls_after_begin() {
     let app = TestApp::start().await;
-    let alice = app.add_user("alice", true);
-    let key = app.login_key("alice").await;
-    assert_eq!(app.media_begin(&key, "anki,test").await.status, 200);
-    assert_eq!(app.media_changes(&key, 0).await.status, 200);
+    let (alice, key) = alice_in_a_media_sync(&app).await;
     assert_eq!(app.media_sanity(&key, 0).await.status, 200);
 
     let revoke = TestApp::send(app.internal_request(
@@ -337,10 +334,7 @@ async fn a_revocation_refuses_the_media_calls_after_begin() {
 #[tokio::test]
 async fn media_begin_always_looks_the_key_up() {
     let app = TestApp::start().await;
-    let alice = app.add_user("alice", true);
-    let key = app.login_key("alice").await;
-    assert_eq!(app.media_begin(&key, "anki,test").await.status, 200);
-    assert_eq!(app.media_changes(&key, 0).await.status, 200);
+    let (alice, key) = alice_in_a_media_sync(&app).await;
     app.db()
         .execute(
             "UPDATE auth_user SET password = 'pbkdf2_sha256$1000$other$x' WHERE id = ?1",
@@ -349,4 +343,13 @@ async fn media_begin_always_looks_the_key_up() {
         .unwrap();
     assert_eq!(app.media_begin(&key, "anki,test").await.status, 403);
     assert_eq!(app.media_changes(&key, 0).await.status, 403);
+}
+
+/// Alice logged in, with a media sync begun and one call after `begin` made: her id and key.
+async fn alice_in_a_media_sync(app: &TestApp) -> (i64, String) {
+    let alice = app.add_user("alice", true);
+    let key = app.login_key("alice").await;
+    assert_eq!(app.media_begin(&key, "anki,test").await.status, 200);
+    assert_eq!(app.media_changes(&key, 0).await.status, 200);
+    (alice, key)
 }
