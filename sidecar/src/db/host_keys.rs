@@ -84,16 +84,20 @@ impl Database {
 
     pub async fn delete_host_key(&self, key_hash: &str) -> sqlx::Result<()> {
         let sql = "DELETE FROM sidecar_host_keys WHERE key_hash = $1";
-        let done = self.execute(sql, &[Text(key_hash)]).await;
-        self.verified.revoked();
-        done?;
+        self.delete_keys(sql, &[Text(key_hash)]).await?;
         Ok(())
     }
 
     /// Logs the user out of every device. Returns how many keys were revoked.
     pub async fn delete_host_keys_of_user(&self, user_id: i64) -> sqlx::Result<u64> {
         let sql = "DELETE FROM sidecar_host_keys WHERE user_id = $1";
-        let done = self.execute(sql, &[Int(user_id)]).await;
+        self.delete_keys(sql, &[Int(user_id)]).await
+    }
+
+    /// Every deletion of host keys goes through here: whatever it deleted (even when it
+    /// failed partway), the keys remembered as verified are voided.
+    async fn delete_keys(&self, sql: &str, args: &[super::Arg<'_>]) -> sqlx::Result<u64> {
+        let done = self.execute(sql, args).await;
         self.verified.revoked();
         done
     }
@@ -124,8 +128,6 @@ impl Database {
             table = t.table,
             active = t.active,
         );
-        let done = self.execute(&sql, &[]).await;
-        self.verified.revoked();
-        done
+        self.delete_keys(&sql, &[]).await
     }
 }
