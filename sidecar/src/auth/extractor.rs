@@ -41,6 +41,17 @@ pub enum KeyCheck {
     Recent,
 }
 
+impl KeyCheck {
+    /// [`KeyCheck::Recent`] for a call that continues an operation, else [`KeyCheck::Lookup`].
+    pub const fn continuing(continues: bool) -> Self {
+        if continues {
+            Self::Recent
+        } else {
+            Self::Lookup
+        }
+    }
+}
+
 impl AuthedUser {
     pub async fn extract(
         parts: &mut Parts,

@@ -51,11 +51,7 @@ where
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let (mut parts, body) = request.into_parts();
-        let check = if RECENT_KEY {
-            KeyCheck::Recent
-        } else {
-            KeyCheck::Lookup
-        };
+        let check = KeyCheck::continuing(RECENT_KEY);
         let AuthedUser { user, header } = AuthedUser::extract(&mut parts, state, check).await?;
         let user = state.users.user(user.id);
         if IN_SESSION {

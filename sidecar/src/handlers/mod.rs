@@ -113,11 +113,7 @@ impl<const RECENT_KEY: bool> FromRequestParts<AppState> for LoggedCall<RECENT_KE
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let started = std::time::Instant::now();
-        let check = if RECENT_KEY {
-            KeyCheck::Recent
-        } else {
-            KeyCheck::Lookup
-        };
+        let check = KeyCheck::continuing(RECENT_KEY);
         let AuthedUser { user, .. } = AuthedUser::extract(parts, state, check).await?;
         let client = ClientTag::from_request_parts(parts, state).await?;
         Ok(Self {
