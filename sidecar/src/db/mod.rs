@@ -95,7 +95,7 @@ impl Database {
                 .foreign_keys(false);
             // No ping before each query: a connection to a local file cannot be lost the way a
             // network one can, and the ping is a round trip to sqlx's worker thread of its own
-            // (docs/performance.md, "The host-key lookup without a ping").
+            // (docs/performance.md, "The last lookups and the ping").
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .test_before_acquire(false)
