@@ -72,49 +72,117 @@ fn describe() {
     );
 }
 
-/// Routes are a fixed set, so their paths make bounded label values; anything else is
-/// folded into one label to keep hostile URLs from creating series.
-pub fn route_label(path: &str) -> String {
-    let tail = path.rsplit('/').next().unwrap_or_default();
-    let known = [
-        "hostKey",
-        "meta",
-        "start",
+/// The routes with their own label, by last path segment: (segment, label under `/sync/`,
+/// label under `/msync/`, label elsewhere).
+const ROUTES: [(&str, &str, &str, &str); 21] = [
+    ("hostKey", "sync/hostKey", "msync/hostKey", "hostKey"),
+    ("meta", "sync/meta", "msync/meta", "meta"),
+    ("start", "sync/start", "msync/start", "start"),
+    (
         "applyGraves",
+        "sync/applyGraves",
+        "msync/applyGraves",
+        "applyGraves",
+    ),
+    (
         "applyChanges",
-        "chunk",
+        "sync/applyChanges",
+        "msync/applyChanges",
+        "applyChanges",
+    ),
+    ("chunk", "sync/chunk", "msync/chunk", "chunk"),
+    (
         "applyChunk",
+        "sync/applyChunk",
+        "msync/applyChunk",
+        "applyChunk",
+    ),
+    (
         "sanityCheck2",
-        "finish",
-        "abort",
-        "upload",
-        "download",
-        "begin",
+        "sync/sanityCheck2",
+        "msync/sanityCheck2",
+        "sanityCheck2",
+    ),
+    ("finish", "sync/finish", "msync/finish", "finish"),
+    ("abort", "sync/abort", "msync/abort", "abort"),
+    ("upload", "sync/upload", "msync/upload", "upload"),
+    ("download", "sync/download", "msync/download", "download"),
+    ("begin", "sync/begin", "msync/begin", "begin"),
+    (
         "mediaChanges",
+        "sync/mediaChanges",
+        "msync/mediaChanges",
+        "mediaChanges",
+    ),
+    (
         "uploadChanges",
+        "sync/uploadChanges",
+        "msync/uploadChanges",
+        "uploadChanges",
+    ),
+    (
         "downloadFiles",
+        "sync/downloadFiles",
+        "msync/downloadFiles",
+        "downloadFiles",
+    ),
+    (
         "mediaSanity",
-        "health",
-        "metrics",
-        "imports",
+        "sync/mediaSanity",
+        "msync/mediaSanity",
+        "mediaSanity",
+    ),
+    ("health", "sync/health", "msync/health", "health"),
+    ("metrics", "sync/metrics", "msync/metrics", "metrics"),
+    ("imports", "sync/imports", "msync/imports", "imports"),
+    (
         "host-keys",
-    ];
-    if known.contains(&tail) {
-        if path.contains("/msync/") {
-            format!("msync/{tail}")
-        } else if path.contains("/sync/") {
-            format!("sync/{tail}")
-        } else {
-            tail.to_string()
-        }
+        "sync/host-keys",
+        "msync/host-keys",
+        "host-keys",
+    ),
+];
+
+/// Routes are a fixed set, so their paths make bounded label values; anything else is
+/// folded into one label to keep hostile URLs from creating series. The labels are static:
+/// recording a request allocates none.
+pub fn route_label(path: &str) -> &'static str {
+    let tail = path.rsplit('/').next().unwrap_or_default();
+    let Some(&(_, sync, msync, bare)) = ROUTES.iter().find(|(segment, ..)| *segment == tail) else {
+        return "other";
+    };
+    if path.contains("/msync/") {
+        msync
+    } else if path.contains("/sync/") {
+        sync
     } else {
-        "other".to_string()
+        bare
     }
+}
+
+/// The status as a label, without an allocation for the statuses the sidecar answers with.
+fn status_label(status: u16) -> metrics::SharedString {
+    let known = match status {
+        200 => "200",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        413 => "413",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        _ => return status.to_string().into(),
+    };
+    known.into()
 }
 
 pub fn record_request(path: &str, status: u16, seconds: f64, bytes_in: u64, bytes_out: u64) {
     let route = route_label(path);
-    metrics::counter!("sidecar_requests_total", "route" => route.clone(), "status" => status.to_string())
+    metrics::counter!("sidecar_requests_total", "route" => route, "status" => status_label(status))
         .increment(1);
     metrics::histogram!("sidecar_request_duration_seconds", "route" => route).record(seconds);
     metrics::counter!("sidecar_request_bytes_total").increment(bytes_in);
@@ -155,6 +223,13 @@ mod tests {
             ("/health", "health"),
         ] {
             assert_eq!(route_label(path), label, "{path}");
+        }
+    }
+
+    #[test]
+    fn status_labels_are_the_codes() {
+        for status in [200, 400, 409, 418, 503, 599] {
+            assert_eq!(&*status_label(status), status.to_string());
         }
     }
 }

@@ -14,9 +14,11 @@
 //!   counting and the installing run in the caller's transaction too, or in a savepoint.
 //! - `INSERT OR REPLACE` removes the row it replaces without firing DELETE triggers unless
 //!   `recursive_triggers` is on; it is switched on with the triggers (the collection itself has
-//!   no triggers, `schema_guard` drops any an upload brings). `INSERT OR IGNORE` of an existing
-//!   row fires no trigger, nor does an upsert's update, and SQLite does not truncate a table
-//!   with triggers in one step on a `DELETE` without `WHERE`: each row fires its trigger.
+//!   no triggers, `schema_guard` drops any an upload brings). The sync writes cards and notes
+//!   with upserts, whose update of an existing row fires no trigger; a replace by any other
+//!   path stays counted. `INSERT OR IGNORE` of an existing row fires no trigger, and SQLite
+//!   does not truncate a table with triggers in one step on a `DELETE` without `WHERE`: each
+//!   row fires its trigger.
 //! - Other connections' writes fire none of them. The counts remember the connection's
 //!   `PRAGMA data_version`, which changes whenever another connection commits to the file, and
 //!   are counted again when it moved. They are counted again, too, when any of the triggers or
@@ -263,10 +265,19 @@ mod tests {
             revlog(id).insert_if_new(&conn, 1).unwrap();
         }
         assert_exact(&conn, "inserts");
-        // INSERT OR REPLACE over existing rows: a DELETE and an INSERT each.
+        // Upserts over existing rows (updated in place) and of a new card.
         card(3).upsert(&conn, 2).unwrap();
         note(3).upsert(&conn, 2, "c\u{1f}d", "c", 8).unwrap();
         card(9).upsert(&conn, 2).unwrap();
+        assert_exact(&conn, "upserts");
+        // INSERT OR REPLACE over an existing row: a DELETE and an INSERT.
+        conn.execute_batch(
+            "INSERT OR REPLACE INTO cards (id, nid, did, ord, mod, usn, type, queue, due, ivl, \
+             factor, reps, lapses, left, odue, odid, flags, data) \
+             SELECT id, nid, did, ord, mod, 3, type, queue, due, ivl, factor, reps, lapses, \
+             left, odue, odid, flags, data FROM cards WHERE id = 3",
+        )
+        .unwrap();
         assert_exact(&conn, "replaces");
         // INSERT OR IGNORE of an existing entry, and a plain INSERT that fails.
         revlog(2).insert_if_new(&conn, 2).unwrap();

@@ -9,6 +9,23 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
 
 use super::query::from_row;
 
+/// The `INSERT` of a whole card row, as a literal for `concat!`.
+macro_rules! insert_card {
+    () => {
+        "INSERT INTO cards (id, nid, did, ord, mod, usn, type, queue, due, ivl, factor, reps, \
+         lapses, left, odue, odid, flags, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+    };
+}
+
+/// The `INSERT` of a whole note row, as a literal for `concat!`.
+macro_rules! insert_note {
+    () => {
+        "INSERT INTO notes (id, guid, mid, mod, usn, tags, flds, sfld, csum, flags, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    };
+}
+
 /// A review log entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevlogRow {
@@ -235,27 +252,30 @@ impl CardRow {
         )
     }
 
-    /// Writes the card with `usn`, replacing any card with its id.
+    /// Writes the card with `usn`, replacing any card with its id. An upsert, not `INSERT OR
+    /// REPLACE`: an existing card is updated in place, where a replace deletes the row and
+    /// its index entries, inserts them again, and fires the row counts' DELETE and INSERT
+    /// triggers (`row_counts`) for a count that does not change.
     pub fn upsert(&self, conn: &Connection, usn: i32) -> rusqlite::Result<()> {
-        self.write(
-            conn,
-            "INSERT OR REPLACE",
-            with_usn(self.integer_columns(), 5, usn),
-        )
+        const UPSERT: &str = concat!(
+            insert_card!(),
+            " ON CONFLICT (id) DO UPDATE SET nid = excluded.nid, did = excluded.did, \
+             ord = excluded.ord, mod = excluded.mod, usn = excluded.usn, type = excluded.type, \
+             queue = excluded.queue, due = excluded.due, ivl = excluded.ivl, \
+             factor = excluded.factor, reps = excluded.reps, lapses = excluded.lapses, \
+             left = excluded.left, odue = excluded.odue, odid = excluded.odid, \
+             flags = excluded.flags, data = excluded.data"
+        );
+        self.write(conn, UPSERT, with_usn(self.integer_columns(), 5, usn))
     }
 
     /// Inserts the card as it is; fails if a card has its id.
     pub fn insert(&self, conn: &Connection) -> rusqlite::Result<()> {
-        self.write(conn, "INSERT", self.integer_columns())
+        self.write(conn, insert_card!(), self.integer_columns())
     }
 
-    fn write(&self, conn: &Connection, verb: &str, columns: [i64; 17]) -> rusqlite::Result<()> {
-        conn.prepare_cached(&format!(
-            "{verb} INTO cards (id, nid, did, ord, mod, usn, type, queue, due, ivl, \
-             factor, reps, lapses, left, odue, odid, flags, data) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
-        ))?
-        .execute(params_from_iter(
+    fn write(&self, conn: &Connection, sql: &str, columns: [i64; 17]) -> rusqlite::Result<()> {
+        conn.prepare_cached(sql)?.execute(params_from_iter(
             columns
                 .iter()
                 .map(|value| value as &dyn ToSql)
@@ -296,8 +316,16 @@ impl NoteRow {
         sort_text: &str,
         checksum: u32,
     ) -> rusqlite::Result<()> {
+        // An upsert, for the reasons given at `CardRow::upsert`.
+        const UPSERT: &str = concat!(
+            insert_note!(),
+            " ON CONFLICT (id) DO UPDATE SET guid = excluded.guid, mid = excluded.mid, \
+             mod = excluded.mod, usn = excluded.usn, tags = excluded.tags, \
+             flds = excluded.flds, sfld = excluded.sfld, csum = excluded.csum, \
+             flags = excluded.flags, data = excluded.data"
+        );
         let derived = (fields, sort_text, checksum);
-        self.write(conn, "INSERT OR REPLACE", i64::from(usn), derived)
+        self.write(conn, UPSERT, i64::from(usn), derived)
     }
 
     /// Inserts the note as it is, with its derived columns; fails if a note has its id.
@@ -308,7 +336,7 @@ impl NoteRow {
         checksum: u32,
     ) -> rusqlite::Result<()> {
         let derived = (self.fields.as_str(), sort_text, checksum);
-        self.write(conn, "INSERT", self.usn, derived)
+        self.write(conn, insert_note!(), self.usn, derived)
     }
 
     /// Updates what an import may change of an existing note: `mod`, `usn`, tags and fields
@@ -338,15 +366,11 @@ impl NoteRow {
     fn write(
         &self,
         conn: &Connection,
-        verb: &str,
+        sql: &str,
         usn: i64,
         (fields, sort_text, checksum): (&str, &str, u32),
     ) -> rusqlite::Result<()> {
-        conn.prepare_cached(&format!(
-            "{verb} INTO notes (id, guid, mid, mod, usn, tags, flds, sfld, csum, flags, data) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-        ))?
-        .execute(params![
+        conn.prepare_cached(sql)?.execute(params![
             self.id,
             self.guid,
             self.mid,

@@ -79,7 +79,8 @@ fn quote_identifier(name: &str) -> anyhow::Result<String> {
 #[derive(Clone, Debug)]
 pub struct Database {
     pub pool: Pool,
-    pub users: UserTable,
+    /// Shared: the state holding it is cloned for every request.
+    pub users: std::sync::Arc<UserTable>,
     /// Host keys verified moments ago; every deletion of keys voids them.
     pub verified: std::sync::Arc<verified_keys::VerifiedKeys>,
 }
@@ -123,7 +124,7 @@ impl Database {
         };
         let db = Self {
             pool,
-            users,
+            users: std::sync::Arc::new(users),
             verified: Default::default(),
         };
         db.check_user_table().await?;

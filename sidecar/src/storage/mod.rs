@@ -24,16 +24,17 @@ pub const MEDIA_DB: &str = "media.db";
 pub const IMPORT_LEDGER: &str = "imports.db";
 pub const IMPORT_PACKAGES_DIR: &str = "imports";
 
+/// The data folder. Cloned into every request's state, so its path is shared, not copied.
 #[derive(Clone, Debug)]
 pub struct DataDir {
-    root: PathBuf,
+    root: std::sync::Arc<Path>,
 }
 
 impl DataDir {
     pub fn new(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
         fs::create_dir_all(root.join("users"))?;
-        Ok(Self { root })
+        Ok(Self { root: root.into() })
     }
 
     pub fn root(&self) -> &Path {

@@ -26,9 +26,9 @@ pub struct CollectionStatus {
 
 /// Creates the user's folder and a new schema-11 collection if there is none yet.
 pub fn ensure_collection(files: &UserFiles) -> anyhow::Result<()> {
-    files.ensure_dir().context("creating the user folder")?;
     let path = files.collection();
     if !path.exists() {
+        files.ensure_dir().context("creating the user folder")?;
         // Journals without their file belong to a collection that was deleted or moved
         // aside; next to the new file they would be replayed into it.
         super::remove_stale_journals(&path).context("removing stale journals")?;
