@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::census::ModelsMemo;
 use super::sqlite::open_collection;
 
 /// How many collection connections are kept open at most, across all users. Each holds a
@@ -114,6 +115,8 @@ pub struct CachedCollection {
     /// The one-time checks of `storage::status` (WAL mode, the graves indexes) were done on
     /// this connection.
     pub checked: bool,
+    /// The last scan of the notetypes on this connection (`census::ModelsMemo`).
+    models_memo: ModelsMemo,
 }
 
 impl CachedCollection {
@@ -139,6 +142,7 @@ impl CachedCollection {
             last_used: Instant::now(),
             counted,
             checked: false,
+            models_memo: ModelsMemo::default(),
         })
     }
 
@@ -161,6 +165,11 @@ impl CachedCollection {
 
     pub fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// The connection with its memo of the notetypes' scan, for the calls that read them.
+    pub fn with_models_memo(&mut self) -> (&Connection, &mut ModelsMemo) {
+        (&self.conn, &mut self.models_memo)
     }
 
     /// Whether it may be kept in a slot after its request (it was opened within the cap and
@@ -212,6 +221,7 @@ impl CachedCollection {
             last_used: Instant::now(),
             counted: false,
             checked: false,
+            models_memo: ModelsMemo::default(),
         }
     }
 }

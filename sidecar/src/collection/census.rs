@@ -35,10 +35,12 @@ pub struct ColCensus {
 }
 
 impl ColCensus {
-    pub fn load(conn: &Connection) -> anyhow::Result<Self> {
+    /// The census of the `col` row on `conn`; the notetypes' part comes from `memo` when their
+    /// text is the one it last scanned.
+    pub fn load(conn: &Connection, memo: &mut ModelsMemo) -> anyhow::Result<Self> {
         let columns = col(conn).object_columns().context("reading the col row")?;
         Ok(Self {
-            models: census(&columns.models, "models", Entry::Object)?,
+            models: memo.facts(&columns.models)?.census,
             decks: census(&columns.decks, "decks", Entry::Object)?,
             dconf: census(&columns.dconf, "dconf", Entry::Object)?,
             tags: census(&columns.tags, "tags", Entry::TagUsn)?,
@@ -60,19 +62,62 @@ enum Entry {
     TagUsn,
 }
 
-/// Whether any object of a JSON column has `usn >= min_usn`, as
-/// [`ColObjects`](super::json::ColObjects) would find it, without building the objects.
-pub fn any_object_since(text: &str, column: &str, min_usn: i64) -> anyhow::Result<bool> {
-    let usns = scan(text, column, Entry::Object)?;
-    Ok(usns.values().flatten().any(|usn| *usn >= min_usn))
+/// The notetypes column's facts from its last scan on a connection, with the text they were
+/// read from (`collection::cached::CachedCollection` keeps one). The notetypes are most of
+/// the `col` row and rarely change, yet `applyChanges` and `sanityCheck2` each need their
+/// facts at every sync; scanning them was the largest part of both (docs/performance.md,
+/// "The notetypes scanned once"). A scan is reused only for exactly the same text, so the
+/// answers are those of a new scan; errors are never kept.
+#[derive(Default)]
+pub struct ModelsMemo(Option<(String, ModelsFacts)>);
+
+/// Notetype columns longer than this are scanned every time rather than kept, bounding what a
+/// kept connection holds.
+const MEMO_MAX_BYTES: usize = 256 * 1024;
+
+/// What the syncs need to know of the notetypes column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ModelsFacts {
+    census: Census,
+    /// The highest `usn` of an entry that is an object.
+    max_usn: Option<i64>,
+}
+
+impl ModelsMemo {
+    /// Whether any notetype in `text` has `usn >= min_usn`, as
+    /// [`ColObjects`](super::json::ColObjects) would find it, without building the objects.
+    pub fn any_since(&mut self, text: &str, min_usn: i64) -> anyhow::Result<bool> {
+        Ok(self.facts(text)?.max_usn.is_some_and(|usn| usn >= min_usn))
+    }
+
+    fn facts(&mut self, text: &str) -> anyhow::Result<ModelsFacts> {
+        if let Some((scanned, facts)) = &self.0
+            && scanned == text
+        {
+            return Ok(*facts);
+        }
+        self.0 = None;
+        let usns = scan(text, "models", Entry::Object)?;
+        let facts = ModelsFacts {
+            census: census_of(&usns),
+            max_usn: usns.values().flatten().copied().max(),
+        };
+        if text.len() <= MEMO_MAX_BYTES {
+            self.0 = Some((text.to_owned(), facts));
+        }
+        Ok(facts)
+    }
 }
 
 fn census(text: &str, column: &str, entry: Entry) -> anyhow::Result<Census> {
-    let usns = scan(text, column, entry)?;
-    Ok(Census {
+    Ok(census_of(&scan(text, column, entry)?))
+}
+
+fn census_of(usns: &HashMap<String, Option<i64>>) -> Census {
+    Census {
         count: usns.len(),
         unsynced: usns.values().any(|usn| *usn == Some(-1)),
-    })
+    }
 }
 
 /// Key -> the entry's usn (None: an object entry that is not an object, or a tag whose value
@@ -223,13 +268,18 @@ mod tests {
         for entry in [Entry::Object, Entry::TagUsn] {
             assert_eq!(census(text, "x", entry).ok(), parsed(text, entry), "{text}");
         }
-        for min_usn in [-2, -1, 0, 1, 2] {
-            let expected = parsed_since(text, min_usn);
-            assert_eq!(
-                any_object_since(text, "x", min_usn).ok(),
-                expected,
-                "{text} {min_usn}"
-            );
+        // A memo that scanned another text first, then answers this one from a scan and
+        // again from what it kept.
+        let mut memo = ModelsMemo::default();
+        memo.facts(r#"{"1": {"usn": 7}}"#).unwrap();
+        for round in ["scanned", "kept"] {
+            let census = memo.facts(text).ok().map(|facts| facts.census);
+            assert_eq!(census, parsed(text, Entry::Object), "{text} {round}");
+            for min_usn in [-2, -1, 0, 1, 2] {
+                let expected = parsed_since(text, min_usn);
+                let found = memo.any_since(text, min_usn).ok();
+                assert_eq!(found, expected, "{text} {min_usn} {round}");
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::objects::{check_deck, check_deck_config, check_notetype};
 use super::wire::UnchunkedChanges;
 use super::{OpResult, SyncOpError};
-use crate::collection::census::any_object_since;
+use crate::collection::census::ModelsMemo;
 use crate::collection::col_row::col;
 use crate::collection::json::{
     ColObjects, JsonObject, Touched, object_id, object_mtime, object_usn,
@@ -34,6 +34,7 @@ fn pending(objects: &JsonObject, client_usn: i32) -> Vec<JsonObject> {
 
 pub fn apply_changes(
     conn: &Connection,
+    memo: &mut ModelsMemo,
     context: &ChangesContext,
     incoming: UnchunkedChanges,
 ) -> OpResult<UnchunkedChanges> {
@@ -51,8 +52,8 @@ pub fn apply_changes(
     let columns = col(conn).object_columns()?;
     // The notetypes are most of the row: a review sync sends none, and the server rarely has
     // one to send, so they are only parsed when one side has a notetype change.
-    let with_models = !incoming.models.is_empty()
-        || any_object_since(&columns.models, "models", i64::from(client_usn))?;
+    let with_models =
+        !incoming.models.is_empty() || memo.any_since(&columns.models, i64::from(client_usn))?;
     let mut objects = ColObjects::parse(&columns, with_models)?;
 
     let mut answer = UnchunkedChanges {

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::OpResult;
 use super::wire::SanityCheckResponse;
-use crate::collection::census::ColCensus;
+use crate::collection::census::{ColCensus, ModelsMemo};
 use crate::collection::row_counts::row_counts;
 use crate::collection::sqlite::CachedQuery;
 
@@ -13,13 +13,13 @@ use crate::collection::sqlite::CachedQuery;
 /// (which would mean an object was stored unsynced). Neither grows with the collection: the
 /// `usn = -1` checks are index lookups (`ix_*_usn`, and the server's graves index), and the row
 /// counts are kept on the connection (`collection::row_counts`).
-pub fn server_counts(conn: &Connection) -> OpResult<Option<Value>> {
+pub fn server_counts(conn: &Connection, memo: &mut ModelsMemo) -> OpResult<Option<Value>> {
     for table in ["cards", "notes", "revlog", "graves"] {
         if has_unsynced_rows(conn, table)? {
             return Ok(None);
         }
     }
-    let objects = ColCensus::load(conn)?;
+    let objects = ColCensus::load(conn, memo)?;
     if objects.any_unsynced() {
         return Ok(None);
     }
@@ -76,8 +76,12 @@ fn comparable(counts: &Value) -> Option<Value> {
     Some(Value::Array(values))
 }
 
-pub fn sanity_check(conn: &Connection, client: &Value) -> OpResult<SanityCheckResponse> {
-    let server = server_counts(conn)?;
+pub fn sanity_check(
+    conn: &Connection,
+    memo: &mut ModelsMemo,
+    client: &Value,
+) -> OpResult<SanityCheckResponse> {
+    let server = server_counts(conn, memo)?;
     let client = comparable(client);
     let server = server.as_ref().and_then(comparable);
     let ok = client.is_some() && client == server;
@@ -165,7 +169,9 @@ mod tests {
     fn counts_are_the_rows_before_and_after_a_rollback() {
         let (_dir, conn) = open_new_collection();
         let rows = |conn: &Connection| {
-            let counts = server_counts(conn).unwrap().unwrap();
+            let counts = server_counts(conn, &mut ModelsMemo::default())
+                .unwrap()
+                .unwrap();
             [1, 2, 3, 4].map(|index| counts[index].as_i64().unwrap())
         };
         assert_eq!(rows(&conn), [0, 0, 0, 0]);
@@ -181,6 +187,10 @@ mod tests {
         assert_eq!(rows(&conn), [0, 0, 0, 0]);
         let unsynced = "INSERT INTO graves (usn, oid, type) VALUES (-1, 8, 0)";
         conn.execute_batch(unsynced).unwrap();
-        assert_eq!(server_counts(&conn).unwrap(), None, "a row with usn -1");
+        assert_eq!(
+            server_counts(&conn, &mut ModelsMemo::default()).unwrap(),
+            None,
+            "a row with usn -1"
+        );
     }
 }

@@ -519,7 +519,8 @@ impl SessionCall for ApplyChangesRequest {
             + incoming.decks.0.len()
             + incoming.decks.1.len()
             + incoming.tags.len();
-        let answer = apply_changes(&session.conn, &context, incoming)?;
+        let (conn, memo) = session.conn.with_models_memo();
+        let answer = apply_changes(conn, memo, &context, incoming)?;
         session.counters.objects_received += received;
         session.counters.objects_sent +=
             answer.models.len() + answer.decks.0.len() + answer.decks.1.len() + answer.tags.len();
@@ -568,7 +569,8 @@ impl SessionCall for SanityCheckRequest {
     type Answer = SanityCheckResponse;
 
     fn run(self, session: &mut NormalSyncSession) -> OpResult<(SanityCheckResponse, AfterCall)> {
-        let answer = sanity_check(&session.conn, &self.client)?;
+        let (conn, memo) = session.conn.with_models_memo();
+        let answer = sanity_check(conn, memo, &self.client)?;
         if answer.status == "ok" {
             return Ok((answer, AfterCall::KeepSession));
         }
