@@ -72,75 +72,42 @@ fn describe() {
     );
 }
 
-/// The routes with their own label, by last path segment: (segment, label under `/sync/`,
-/// label under `/msync/`, label elsewhere).
+/// The labels of a route's last path segment: (segment, label under `/sync/`, label under
+/// `/msync/`, label elsewhere).
+macro_rules! route {
+    ($segment:literal) => {
+        (
+            $segment,
+            concat!("sync/", $segment),
+            concat!("msync/", $segment),
+            $segment,
+        )
+    };
+}
+
+/// The routes with their own label, by last path segment.
 const ROUTES: [(&str, &str, &str, &str); 21] = [
-    ("hostKey", "sync/hostKey", "msync/hostKey", "hostKey"),
-    ("meta", "sync/meta", "msync/meta", "meta"),
-    ("start", "sync/start", "msync/start", "start"),
-    (
-        "applyGraves",
-        "sync/applyGraves",
-        "msync/applyGraves",
-        "applyGraves",
-    ),
-    (
-        "applyChanges",
-        "sync/applyChanges",
-        "msync/applyChanges",
-        "applyChanges",
-    ),
-    ("chunk", "sync/chunk", "msync/chunk", "chunk"),
-    (
-        "applyChunk",
-        "sync/applyChunk",
-        "msync/applyChunk",
-        "applyChunk",
-    ),
-    (
-        "sanityCheck2",
-        "sync/sanityCheck2",
-        "msync/sanityCheck2",
-        "sanityCheck2",
-    ),
-    ("finish", "sync/finish", "msync/finish", "finish"),
-    ("abort", "sync/abort", "msync/abort", "abort"),
-    ("upload", "sync/upload", "msync/upload", "upload"),
-    ("download", "sync/download", "msync/download", "download"),
-    ("begin", "sync/begin", "msync/begin", "begin"),
-    (
-        "mediaChanges",
-        "sync/mediaChanges",
-        "msync/mediaChanges",
-        "mediaChanges",
-    ),
-    (
-        "uploadChanges",
-        "sync/uploadChanges",
-        "msync/uploadChanges",
-        "uploadChanges",
-    ),
-    (
-        "downloadFiles",
-        "sync/downloadFiles",
-        "msync/downloadFiles",
-        "downloadFiles",
-    ),
-    (
-        "mediaSanity",
-        "sync/mediaSanity",
-        "msync/mediaSanity",
-        "mediaSanity",
-    ),
-    ("health", "sync/health", "msync/health", "health"),
-    ("metrics", "sync/metrics", "msync/metrics", "metrics"),
-    ("imports", "sync/imports", "msync/imports", "imports"),
-    (
-        "host-keys",
-        "sync/host-keys",
-        "msync/host-keys",
-        "host-keys",
-    ),
+    route!("hostKey"),
+    route!("meta"),
+    route!("start"),
+    route!("applyGraves"),
+    route!("applyChanges"),
+    route!("chunk"),
+    route!("applyChunk"),
+    route!("sanityCheck2"),
+    route!("finish"),
+    route!("abort"),
+    route!("upload"),
+    route!("download"),
+    route!("begin"),
+    route!("mediaChanges"),
+    route!("uploadChanges"),
+    route!("downloadFiles"),
+    route!("mediaSanity"),
+    route!("health"),
+    route!("metrics"),
+    route!("imports"),
+    route!("host-keys"),
 ];
 
 /// Routes are a fixed set, so their paths make bounded label values; anything else is
@@ -223,6 +190,21 @@ mod tests {
             ("/health", "health"),
         ] {
             assert_eq!(route_label(path), label, "{path}");
+        }
+    }
+
+    #[test]
+    fn every_route_is_labelled_by_its_prefix_and_segment() {
+        for (segment, ..) in ROUTES {
+            assert_eq!(
+                route_label(&format!("/sync/{segment}")),
+                format!("sync/{segment}")
+            );
+            assert_eq!(
+                route_label(&format!("/x/msync/{segment}")),
+                format!("msync/{segment}")
+            );
+            assert_eq!(route_label(&format!("/internal/{segment}")), segment);
         }
     }
 
