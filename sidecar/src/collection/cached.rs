@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::census::ModelsMemo;
+use super::census::ColumnMemos;
 use super::sqlite::open_collection;
 
 /// How many collection connections are kept open at most, across all users. Each holds a
@@ -115,8 +115,8 @@ pub struct CachedCollection {
     /// The one-time checks of `storage::status` (WAL mode, the graves indexes) were done on
     /// this connection.
     pub checked: bool,
-    /// The last scan of the notetypes on this connection (`census::ModelsMemo`).
-    models_memo: ModelsMemo,
+    /// The last scan of each JSON column of `col` on this connection (`census::ColumnMemos`).
+    column_memos: ColumnMemos,
 }
 
 impl CachedCollection {
@@ -142,7 +142,7 @@ impl CachedCollection {
             last_used: Instant::now(),
             counted,
             checked: false,
-            models_memo: ModelsMemo::default(),
+            column_memos: ColumnMemos::default(),
         })
     }
 
@@ -167,9 +167,9 @@ impl CachedCollection {
         &self.conn
     }
 
-    /// The connection with its memo of the notetypes' scan, for the calls that read them.
-    pub fn with_models_memo(&mut self) -> (&Connection, &mut ModelsMemo) {
-        (&self.conn, &mut self.models_memo)
+    /// The connection with its memos of the `col` row's JSON columns, for the calls that read them.
+    pub fn with_column_memos(&mut self) -> (&Connection, &mut ColumnMemos) {
+        (&self.conn, &mut self.column_memos)
     }
 
     /// Whether it may be kept in a slot after its request (it was opened within the cap and
@@ -221,7 +221,7 @@ impl CachedCollection {
             last_used: Instant::now(),
             counted: false,
             checked: false,
-            models_memo: ModelsMemo::default(),
+            column_memos: ColumnMemos::default(),
         }
     }
 }

@@ -35,15 +35,15 @@ pub struct ColCensus {
 }
 
 impl ColCensus {
-    /// The census of the `col` row on `conn`; the notetypes' part comes from `memo` when their
-    /// text is the one it last scanned.
-    pub fn load(conn: &Connection, memo: &mut ModelsMemo) -> anyhow::Result<Self> {
+    /// The census of the `col` row on `conn`; each column's part comes from `memos` when its
+    /// text is the one last scanned there.
+    pub fn load(conn: &Connection, memos: &mut ColumnMemos) -> anyhow::Result<Self> {
         let columns = col(conn).object_columns().context("reading the col row")?;
         Ok(Self {
-            models: memo.facts(&columns.models)?.census,
-            decks: census(&columns.decks, "decks", Entry::Object)?,
-            dconf: census(&columns.dconf, "dconf", Entry::Object)?,
-            tags: census(&columns.tags, "tags", Entry::TagUsn)?,
+            models: memos.facts(Column::Models, &columns.models)?.census,
+            decks: memos.facts(Column::Decks, &columns.decks)?.census,
+            dconf: memos.facts(Column::Dconf, &columns.dconf)?.census,
+            tags: memos.facts(Column::Tags, &columns.tags)?.census,
         })
     }
 
@@ -62,53 +62,92 @@ enum Entry {
     TagUsn,
 }
 
-/// The notetypes column's facts from its last scan on a connection, with the text they were
-/// read from (`collection::cached::CachedCollection` keeps one). The notetypes are most of
-/// the `col` row and rarely change, yet `applyChanges` and `sanityCheck2` each need their
-/// facts at every sync; scanning them was the largest part of both (docs/performance.md,
-/// "The notetypes scanned once"). A scan is reused only for exactly the same text, so the
-/// answers are those of a new scan; errors are never kept.
-#[derive(Default)]
-pub struct ModelsMemo(Option<(String, ModelsFacts)>);
+/// The four JSON columns of the `col` row that hold usns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Column {
+    Models,
+    Decks,
+    Dconf,
+    Tags,
+}
 
-/// Notetype columns longer than this are scanned every time rather than kept, bounding what a
-/// kept connection holds.
+impl Column {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Models => "models",
+            Self::Decks => "decks",
+            Self::Dconf => "dconf",
+            Self::Tags => "tags",
+        }
+    }
+
+    fn entry(self) -> Entry {
+        match self {
+            Self::Tags => Entry::TagUsn,
+            _ => Entry::Object,
+        }
+    }
+}
+
+/// Each JSON column's facts from its last scan on a connection, with the text they were read
+/// from (`collection::cached::CachedCollection` keeps one set). `applyChanges` and
+/// `sanityCheck2` need these facts at every sync, and most columns (the notetypes, most of
+/// the row, the deck configs, the tags) do not change in a review sync; scanning and parsing
+/// them was the largest part of both calls (docs/performance.md, "The notetypes scanned
+/// once" and "Only the columns a sync touches"). A scan is reused only for exactly the same
+/// text, so the answers are those of a new scan; errors are never kept.
+#[derive(Default)]
+pub struct ColumnMemos([Option<(String, ColumnFacts)>; 4]);
+
+/// Columns longer than this are scanned every time rather than kept, bounding what a kept
+/// connection holds.
 const MEMO_MAX_BYTES: usize = 256 * 1024;
 
-/// What the syncs need to know of the notetypes column.
+/// What the syncs need to know of a column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct ModelsFacts {
+struct ColumnFacts {
     census: Census,
-    /// The highest `usn` of an entry that is an object.
+    /// The highest `usn` of an entry, read as `applyChanges` reads it: objects' usns
+    /// (entries that are not objects are skipped), tags' usns (one that is not an integer
+    /// counts as 0).
     max_usn: Option<i64>,
 }
 
-impl ModelsMemo {
-    /// Whether any notetype in `text` has `usn >= min_usn`, as
+impl ColumnMemos {
+    /// Whether any entry of `column` in `text` has `usn >= min_usn`, as
     /// [`ColObjects`](super::json::ColObjects) would find it, without building the objects.
-    pub fn any_since(&mut self, text: &str, min_usn: i64) -> anyhow::Result<bool> {
-        Ok(self.facts(text)?.max_usn.is_some_and(|usn| usn >= min_usn))
+    pub fn any_since(&mut self, column: Column, text: &str, min_usn: i64) -> anyhow::Result<bool> {
+        Ok(self
+            .facts(column, text)?
+            .max_usn
+            .is_some_and(|usn| usn >= min_usn))
     }
 
-    fn facts(&mut self, text: &str) -> anyhow::Result<ModelsFacts> {
-        if let Some((scanned, facts)) = &self.0
+    fn facts(&mut self, column: Column, text: &str) -> anyhow::Result<ColumnFacts> {
+        let slot = &mut self.0[column as usize];
+        if let Some((scanned, facts)) = slot.as_ref()
             && scanned == text
         {
             return Ok(*facts);
         }
-        self.0 = None;
-        let usns = scan(text, "models", Entry::Object)?;
-        let facts = ModelsFacts {
+        *slot = None;
+        let usns = scan(text, column.name(), column.entry())?;
+        let max_usn = match column.entry() {
+            Entry::Object => usns.values().flatten().copied().max(),
+            Entry::TagUsn => usns.values().map(|usn| usn.unwrap_or(0)).max(),
+        };
+        let facts = ColumnFacts {
             census: census_of(&usns),
-            max_usn: usns.values().flatten().copied().max(),
+            max_usn,
         };
         if text.len() <= MEMO_MAX_BYTES {
-            self.0 = Some((text.to_owned(), facts));
+            *slot = Some((text.to_owned(), facts));
         }
         Ok(facts)
     }
 }
 
+#[cfg(test)]
 fn census(text: &str, column: &str, entry: Entry) -> anyhow::Result<Census> {
     Ok(census_of(&scan(text, column, entry)?))
 }
@@ -264,33 +303,45 @@ mod tests {
         })
     }
 
+    const COLUMNS: [Column; 4] = [Column::Models, Column::Decks, Column::Dconf, Column::Tags];
+
     fn check(text: &str) {
         for entry in [Entry::Object, Entry::TagUsn] {
             assert_eq!(census(text, "x", entry).ok(), parsed(text, entry), "{text}");
         }
-        // A memo that scanned another text first, then answers this one from a scan and
-        // again from what it kept.
-        let mut memo = ModelsMemo::default();
-        memo.facts(r#"{"1": {"usn": 7}}"#).unwrap();
+        // Memos that scanned another text first, then answer this one from a scan and again
+        // from what they kept.
+        let mut memos = ColumnMemos::default();
+        for column in COLUMNS {
+            memos.facts(column, r#"{"1": {"usn": 7}, "2": 9}"#).unwrap();
+        }
         for round in ["scanned", "kept"] {
-            let census = memo.facts(text).ok().map(|facts| facts.census);
-            assert_eq!(census, parsed(text, Entry::Object), "{text} {round}");
-            for min_usn in [-2, -1, 0, 1, 2] {
-                let expected = parsed_since(text, min_usn);
-                let found = memo.any_since(text, min_usn).ok();
-                assert_eq!(found, expected, "{text} {min_usn} {round}");
+            for column in COLUMNS {
+                let census = memos.facts(column, text).ok().map(|facts| facts.census);
+                assert_eq!(
+                    census,
+                    parsed(text, column.entry()),
+                    "{text} {column:?} {round}"
+                );
+                for min_usn in [-2, -1, 0, 1, 2] {
+                    let expected = parsed_since(text, column.entry(), min_usn);
+                    let found = memos.any_since(column, text, min_usn).ok();
+                    assert_eq!(found, expected, "{text} {column:?} {min_usn} {round}");
+                }
             }
         }
     }
 
     /// What `applyChanges` finds pending in a parsed column.
-    fn parsed_since(text: &str, min_usn: i64) -> Option<bool> {
-        Some(
-            parsed_map(text)?
+    fn parsed_since(text: &str, entry: Entry, min_usn: i64) -> Option<bool> {
+        let map = parsed_map(text)?;
+        Some(match entry {
+            Entry::Object => map
                 .values()
                 .filter_map(Value::as_object)
                 .any(|object| object_usn(object) >= min_usn),
-        )
+            Entry::TagUsn => map.values().any(|usn| usn.as_i64().unwrap_or(0) >= min_usn),
+        })
     }
 
     #[test]

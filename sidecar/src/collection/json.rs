@@ -28,14 +28,25 @@ pub struct ColObjects {
     pub tags: JsonObject,
 }
 
-/// Which parts of the `col` row a change may have altered.
+/// A selection of the `col` row's JSON parts: those to parse, or those a change may have
+/// altered and that are written back.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Touched {
+pub struct Parts {
     pub models: bool,
     pub decks: bool,
     pub dconf: bool,
     pub conf: bool,
     pub tags: bool,
+}
+
+impl Parts {
+    pub const ALL: Self = Self {
+        models: true,
+        decks: true,
+        dconf: true,
+        conf: true,
+        tags: true,
+    };
 }
 
 fn parse_object(text: &str, column: &str) -> anyhow::Result<JsonObject> {
@@ -51,22 +62,25 @@ fn parse_object(text: &str, column: &str) -> anyhow::Result<JsonObject> {
 impl ColObjects {
     pub fn load(conn: &Connection) -> anyhow::Result<Self> {
         let columns = col(conn).object_columns().context("reading the col row")?;
-        Self::parse(&columns, true)
+        Self::parse(&columns, Parts::ALL)
     }
 
-    /// The objects of `columns`; without `with_models`, the notetypes are left unparsed and
-    /// empty (the caller must then not write them back).
-    pub fn parse(columns: &ObjectColumns, with_models: bool) -> anyhow::Result<Self> {
-        Ok(Self {
-            models: if with_models {
-                parse_object(&columns.models, "models")?
+    /// The objects of `columns`; the parts not in `wanted` are left unparsed and empty (the
+    /// caller must then not write them back).
+    pub fn parse(columns: &ObjectColumns, wanted: Parts) -> anyhow::Result<Self> {
+        let part = |on: bool, text: &str, column: &str| {
+            if on {
+                parse_object(text, column)
             } else {
-                JsonObject::new()
-            },
-            decks: parse_object(&columns.decks, "decks")?,
-            dconf: parse_object(&columns.dconf, "dconf")?,
-            conf: parse_object(&columns.conf, "conf")?,
-            tags: parse_object(&columns.tags, "tags")?,
+                Ok(JsonObject::new())
+            }
+        };
+        Ok(Self {
+            models: part(wanted.models, &columns.models, "models")?,
+            decks: part(wanted.decks, &columns.decks, "decks")?,
+            dconf: part(wanted.dconf, &columns.dconf, "dconf")?,
+            conf: part(wanted.conf, &columns.conf, "conf")?,
+            tags: part(wanted.tags, &columns.tags, "tags")?,
         })
     }
 
@@ -85,7 +99,7 @@ impl ColObjects {
 
     /// Writes back only the parts `touched` names; the others keep their stored text, so a
     /// sync that sent one deck does not serialize and rewrite every notetype.
-    pub fn save_touched(&self, conn: &Connection, touched: Touched) -> anyhow::Result<()> {
+    pub fn save_touched(&self, conn: &Connection, touched: Parts) -> anyhow::Result<()> {
         let parts = [
             (touched.models, ObjectColumn::Models, &self.models),
             (touched.decks, ObjectColumn::Decks, &self.decks),
@@ -207,10 +221,10 @@ mod tests {
         objects
             .save_touched(
                 &conn,
-                Touched {
+                Parts {
                     decks: true,
                     tags: true,
-                    ..Touched::default()
+                    ..Parts::default()
                 },
             )
             .unwrap();
@@ -227,7 +241,7 @@ mod tests {
         assert_eq!(row.3, r#"{"a": 1}"#);
         assert_eq!(row.1, r#"{"1":{"id":1},"2":{"id":2,"name":"New"}}"#);
         assert_eq!(row.4, r#"{"leech":5}"#);
-        objects.save_touched(&conn, Touched::default()).unwrap();
+        objects.save_touched(&conn, Parts::default()).unwrap();
         assert_eq!(ColObjects::load(&conn).unwrap().decks, objects.decks);
     }
 

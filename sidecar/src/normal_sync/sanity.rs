@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::OpResult;
 use super::wire::SanityCheckResponse;
-use crate::collection::census::{ColCensus, ModelsMemo};
+use crate::collection::census::{ColCensus, ColumnMemos};
 use crate::collection::row_counts::row_counts;
 use crate::collection::sqlite::CachedQuery;
 
@@ -13,7 +13,7 @@ use crate::collection::sqlite::CachedQuery;
 /// (which would mean an object was stored unsynced). Neither grows with the collection: the
 /// `usn = -1` checks are index lookups (`ix_*_usn`, and the server's graves index), and the row
 /// counts are kept on the connection (`collection::row_counts`).
-pub fn server_counts(conn: &Connection, memo: &mut ModelsMemo) -> OpResult<Option<Value>> {
+pub fn server_counts(conn: &Connection, memo: &mut ColumnMemos) -> OpResult<Option<Value>> {
     for table in ["cards", "notes", "revlog", "graves"] {
         if has_unsynced_rows(conn, table)? {
             return Ok(None);
@@ -78,7 +78,7 @@ fn comparable(counts: &Value) -> Option<Value> {
 
 pub fn sanity_check(
     conn: &Connection,
-    memo: &mut ModelsMemo,
+    memo: &mut ColumnMemos,
     client: &Value,
 ) -> OpResult<SanityCheckResponse> {
     let server = server_counts(conn, memo)?;
@@ -169,7 +169,7 @@ mod tests {
     fn counts_are_the_rows_before_and_after_a_rollback() {
         let (_dir, conn) = open_new_collection();
         let rows = |conn: &Connection| {
-            let counts = server_counts(conn, &mut ModelsMemo::default())
+            let counts = server_counts(conn, &mut ColumnMemos::default())
                 .unwrap()
                 .unwrap();
             [1, 2, 3, 4].map(|index| counts[index].as_i64().unwrap())
@@ -188,7 +188,7 @@ mod tests {
         let unsynced = "INSERT INTO graves (usn, oid, type) VALUES (-1, 8, 0)";
         conn.execute_batch(unsynced).unwrap();
         assert_eq!(
-            server_counts(&conn, &mut ModelsMemo::default()).unwrap(),
+            server_counts(&conn, &mut ColumnMemos::default()).unwrap(),
             None,
             "a row with usn -1"
         );

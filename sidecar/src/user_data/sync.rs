@@ -519,7 +519,7 @@ impl SessionCall for ApplyChangesRequest {
             + incoming.decks.0.len()
             + incoming.decks.1.len()
             + incoming.tags.len();
-        let (conn, memo) = session.conn.with_models_memo();
+        let (conn, memo) = session.conn.with_column_memos();
         let answer = apply_changes(conn, memo, &context, incoming)?;
         session.counters.objects_received += received;
         session.counters.objects_sent +=
@@ -569,7 +569,7 @@ impl SessionCall for SanityCheckRequest {
     type Answer = SanityCheckResponse;
 
     fn run(self, session: &mut NormalSyncSession) -> OpResult<(SanityCheckResponse, AfterCall)> {
-        let (conn, memo) = session.conn.with_models_memo();
+        let (conn, memo) = session.conn.with_column_memos();
         let answer = sanity_check(conn, memo, &self.client)?;
         if answer.status == "ok" {
             return Ok((answer, AfterCall::KeepSession));
