@@ -255,6 +255,10 @@ const SMALL_OUTPUT: usize = 256 * 1024;
 /// decoding, the output may not pass `SMALL_OUTPUT` (nor the decompressed cap), and the JSON
 /// items are counted. `None` when the body is not small, or decodes to more than
 /// `SMALL_OUTPUT`: the streamed path then handles it from the start.
+///
+/// A frame that declares its content size, within the cap, is decoded in one call into a
+/// buffer of that size ([`decode_declared`]); any other, and any frame that call refuses, is
+/// read through a decoder ([`decode_streamed`]), which decides the result.
 fn decompress_small(compressed: &[u8], limits: &BodyLimits) -> Option<ApiResult<(Vec<u8>, u64)>> {
     thread_local! {
         static CONTEXT: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
@@ -270,17 +274,10 @@ fn decompress_small(compressed: &[u8], limits: &BodyLimits) -> Option<ApiResult<
             Some(context) => context,
             None => slot.insert(zstd::zstd_safe::DCtx::try_create()?),
         };
-        let mut decoder =
-            zstd::stream::read::Decoder::with_context(compressed, context).single_frame();
-        if decoder.window_log_max(MAX_WINDOW_LOG).is_err() {
-            return None;
+        if let Some(out) = decode_declared(context, compressed, cap) {
+            return Some(Ok(out));
         }
-        let mut out = Vec::new();
-        let read = (&mut decoder)
-            .take(cap as u64 + 1)
-            .read_to_end(&mut out)
-            .map(|_| out);
-        Some(read)
+        decode_streamed(context, compressed, cap)
     })?;
     let out = match decoded {
         Ok(out) => out,
@@ -300,6 +297,52 @@ fn decompress_small(compressed: &[u8], limits: &BodyLimits) -> Option<ApiResult<
         }
     }
     Some(Ok((out, items.count)))
+}
+
+/// Decodes the first frame of `compressed` in one call, when its header declares a content size
+/// of at most `cap`: the output is allocated once, at that size, with no streaming buffers.
+/// Only the first frame is decoded, as [`decode_streamed`] reads only that one (what follows
+/// it is ignored there too). `None` when the size is not declared or larger than `cap`, or when
+/// the frame is not decoded to exactly the declared size (corrupt, truncated, or lying about its
+/// size): the caller then reads it as before, and that decides the result, so one-shot decoding
+/// changes no answer.
+fn decode_declared(
+    context: &mut zstd::zstd_safe::DCtx<'static>,
+    compressed: &[u8],
+    cap: usize,
+) -> Option<Vec<u8>> {
+    let size = zstd::zstd_safe::get_frame_content_size(compressed).ok()??;
+    if size > cap as u64 {
+        return None;
+    }
+    let frame = compressed.get(..zstd::zstd_safe::find_frame_compressed_size(compressed).ok()?)?;
+    // As on the streamed path, though decoding into a buffer allocates no window; the caller has
+    // checked the frame's window already.
+    context
+        .set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(MAX_WINDOW_LOG))
+        .ok()?;
+    let mut out = Vec::with_capacity(size as usize);
+    let written = context.decompress(&mut out, frame).ok()?;
+    (written as u64 == size && out.len() == written).then_some(out)
+}
+
+/// Reads the first frame of `compressed` through a decoder using `context`, stopping one byte
+/// past `cap`. `None` if the decoder cannot be set up.
+fn decode_streamed(
+    context: &mut zstd::zstd_safe::DCtx<'static>,
+    compressed: &[u8],
+    cap: usize,
+) -> Option<std::io::Result<Vec<u8>>> {
+    let mut decoder = zstd::stream::read::Decoder::with_context(compressed, context).single_frame();
+    if decoder.window_log_max(MAX_WINDOW_LOG).is_err() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let read = (&mut decoder)
+        .take(cap as u64 + 1)
+        .read_to_end(&mut out)
+        .map(|_| out);
+    Some(read)
 }
 
 /// Decodes a body held in memory: a small v11 one in one piece ([`decompress_small`]), any
@@ -563,6 +606,140 @@ mod tests {
         assert!(decompress_small(&bomb, &json_limits(u64::MAX)).is_none());
         // A frame asking for a big window is not decoded with a kept context.
         assert!(decompress_small(&frame_with_window(23, b"{}"), &limits()).is_none());
+    }
+
+    /// What the kept context's decoder reads from `compressed`, as every small body was decoded
+    /// before one-shot decoding: the reference the one-shot path must match.
+    fn streamed(compressed: &[u8], cap: usize) -> Result<Vec<u8>, String> {
+        let mut context = zstd::zstd_safe::DCtx::create();
+        decode_streamed(&mut context, compressed, cap)
+            .unwrap()
+            .map_err(|err| err.to_string())
+    }
+
+    fn declared(compressed: &[u8], cap: usize) -> Option<Vec<u8>> {
+        decode_declared(&mut zstd::zstd_safe::DCtx::create(), compressed, cap)
+    }
+
+    #[test]
+    fn a_body_declaring_its_size_is_decoded_in_one_shot_as_the_streamed_way_does() {
+        let big: Vec<u8> = (0..20_000u32)
+            .map(|i| b"{}[],:ab"[i as usize % 8])
+            .collect();
+        let mut checked = zstd::bulk::Compressor::new(3).unwrap();
+        checked
+            .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
+            .unwrap();
+        for plain in [&b""[..], b"null", br#"{"done":true}"#, &big[..]] {
+            for frame in [
+                zstd::bulk::compress(plain, 1).unwrap(),
+                zstd::bulk::compress(plain, 19).unwrap(),
+                checked.compress(plain).unwrap(),
+            ] {
+                assert_eq!(
+                    zstd::zstd_safe::get_frame_content_size(&frame).unwrap(),
+                    Some(plain.len() as u64)
+                );
+                let out = declared(&frame, SMALL_OUTPUT).expect("decoded in one shot");
+                assert_eq!(out, plain);
+                assert_eq!(out.capacity(), plain.len(), "allocated once, at the size");
+                assert_eq!(streamed(&frame, SMALL_OUTPUT).unwrap(), plain);
+                let (small, _) = decompress_small(&frame, &json_limits(u64::MAX))
+                    .expect("a small body")
+                    .unwrap();
+                assert_eq!(small, plain);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_declaring_more_than_the_cap_is_not_decoded_in_one_shot() {
+        let plain = vec![b'a'; 10_000];
+        let frame = zstd::bulk::compress(&plain[..], 1).unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&frame).unwrap(),
+            Some(10_000)
+        );
+        assert!(declared(&frame, 9_999).is_none());
+        assert_eq!(declared(&frame, 10_000).unwrap(), plain);
+        // Past the decompressed cap (4096): streamed, and refused as before.
+        assert!(decompress_small(&frame, &limits()).is_none());
+        let err = read_bytes(Body::from(frame), &limits()).await.unwrap_err();
+        assert_eq!(err.status(), 413);
+        // Past the small output: streamed, and handed on to the pieces, which decode it.
+        let plain = vec![b'a'; SMALL_OUTPUT + 1];
+        let frame = zstd::bulk::compress(&plain[..], 1).unwrap();
+        assert!(frame.len() <= SMALL_COMPRESSED);
+        assert!(decompress_small(&frame, &json_limits(u64::MAX)).is_none());
+        let out = read_bytes(Body::from(frame), &json_limits(u64::MAX))
+            .await
+            .unwrap();
+        assert_eq!(out, plain);
+    }
+
+    #[test]
+    fn a_frame_whose_declared_size_lies_is_refused() {
+        // One-shot frames of under 256 bytes keep their size in the byte after the descriptor
+        // (single segment, one-byte size field, no dictionary).
+        let plain = br#"{"minUsn": 0, "lnewer": true}"#;
+        let honest = zstd::bulk::compress(&plain[..], 1).unwrap();
+        assert_eq!(honest[4] & 0xE3, 0x20);
+        assert_eq!(usize::from(honest[5]), plain.len());
+        for size in [0, 1, plain.len() - 1, plain.len() + 1, 255] {
+            let mut lying = honest.clone();
+            lying[5] = size as u8;
+            assert_eq!(
+                zstd::zstd_safe::get_frame_content_size(&lying).unwrap(),
+                Some(size as u64)
+            );
+            assert!(declared(&lying, SMALL_OUTPUT).is_none(), "size {size}");
+            assert!(streamed(&lying, SMALL_OUTPUT).is_err(), "size {size}");
+            let err = decompress_small(&lying, &json_limits(100))
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(err.status(), 400, "size {size}");
+        }
+    }
+
+    #[test]
+    fn a_body_without_a_declared_size_is_still_decoded() {
+        let plain = br#"{"minUsn": 0, "lnewer": true, "graves": null}"#;
+        let frame = zstd::encode_all(&plain[..], 1).unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&frame).unwrap(),
+            None
+        );
+        assert!(declared(&frame, SMALL_OUTPUT).is_none());
+        let (out, items) = decompress_small(&frame, &json_limits(100))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, plain);
+        assert_eq!(items, 6);
+    }
+
+    #[test]
+    fn what_follows_the_first_frame_is_treated_as_before() {
+        let first = zstd::bulk::compress(&b"{\"a\": 1}"[..], 1).unwrap();
+        let second = zstd::bulk::compress(&b"[2]"[..], 1).unwrap();
+        let empty = zstd::bulk::compress(&b""[..], 1).unwrap();
+        let cut = first[..first.len() - 2].to_vec();
+        for tail in [&b"garbage"[..], &second, &empty, &first, &[0u8][..]] {
+            let body = [&first[..], tail].concat();
+            let (out, _) = decompress_small(&body, &json_limits(100)).unwrap().unwrap();
+            assert_eq!(Ok(out), streamed(&body, SMALL_OUTPUT));
+        }
+        // A truncated frame: refused by both, with the decoder's own error.
+        assert!(declared(&cut, SMALL_OUTPUT).is_none());
+        let err = decompress_small(&cut, &json_limits(100))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert!(streamed(&cut, SMALL_OUTPUT).is_err());
+        // The kept context decodes the next body in one shot, afresh.
+        let (out, _) = decompress_small(&first, &json_limits(100))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, b"{\"a\": 1}");
     }
 
     #[test]
