@@ -228,6 +228,15 @@ mod tests {
         }
     }
 
+    /// The server's answer to a client that sends nothing.
+    fn ask(
+        conn: &Connection,
+        memos: &mut ColumnMemos,
+        context: ChangesContext,
+    ) -> UnchunkedChanges {
+        apply_changes(conn, memos, &context, UnchunkedChanges::default()).unwrap()
+    }
+
     fn keys(objects: &[JsonObject]) -> Vec<i64> {
         objects.iter().filter_map(object_id).collect()
     }
@@ -267,13 +276,7 @@ mod tests {
 
         // The same texts, asked from an older usn: the kept scans answer, and every pending
         // entry is sent (a tag whose usn is not an integer counts as 0).
-        let answer = apply_changes(
-            &conn,
-            &mut memos,
-            &context(0, false),
-            UnchunkedChanges::default(),
-        );
-        let answer = answer.unwrap();
+        let answer = ask(&conn, &mut memos, context(0, false));
         assert_eq!(keys(&answer.models), [7]);
         assert_eq!(keys(&answer.decks.0), [1]);
         assert_eq!(keys(&answer.decks.1), [1]);
@@ -294,13 +297,7 @@ mod tests {
             r#"{"stored": 2}"#,
             r#"{"five": 5, "eight": 8}"#,
         );
-        let answer = apply_changes(
-            &conn,
-            &mut memos,
-            &context(8, true),
-            UnchunkedChanges::default(),
-        );
-        let answer = answer.unwrap();
+        let answer = ask(&conn, &mut memos, context(8, true));
         assert_eq!(keys(&answer.models), [7]);
         assert_eq!(keys(&answer.decks.1), [1]);
         assert_eq!(answer.tags, ["eight"]);
