@@ -147,11 +147,6 @@ impl ColumnMemos {
     }
 }
 
-#[cfg(test)]
-fn census(text: &str, column: &str, entry: Entry) -> anyhow::Result<Census> {
-    Ok(census_of(&scan(text, column, entry)?))
-}
-
 fn census_of(usns: &HashMap<String, Option<i64>>) -> Census {
     Census {
         count: usns.len(),
@@ -275,6 +270,11 @@ mod tests {
 
     use super::*;
     use crate::collection::json::{JsonObject, object_usn};
+
+    /// A column's census from a new scan, with no memo.
+    fn census(text: &str, column: &str, entry: Entry) -> anyhow::Result<Census> {
+        Ok(census_of(&scan(text, column, entry)?))
+    }
 
     /// The column as `ColObjects` parses it (None where that fails).
     fn parsed_map(text: &str) -> Option<JsonObject> {
