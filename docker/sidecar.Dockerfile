@@ -6,6 +6,8 @@
 FROM rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# How SQLite is compiled (docs/performance.md, "SQLite's build options").
+COPY .cargo ./.cargo
 COPY sidecar ./sidecar
 # The other workspace member (the load benchmark's driver): cargo reads every member's manifest
 # even when it builds one package.
