@@ -179,6 +179,23 @@ impl Collection {
 mod tests {
     use super::*;
 
+    /// `.cargo/config.toml` sets how libsqlite3-sys compiles SQLite; a build that missed it
+    /// (another working directory, a Dockerfile without the file) would lose the option.
+    #[test]
+    fn sqlite_is_built_without_memory_statistics() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut statement = conn.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|option| option == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+    }
+
     #[test]
     fn unicase_compares_unicode_case_insensitively() {
         let conn = Connection::open_in_memory().unwrap();
