@@ -32,11 +32,15 @@ def tracked_files() -> list[str]:
     return listed.stdout.splitlines()
 
 
+def ignore_file(dockerfile: Path) -> Path:
+    """`docker/<name>.Dockerfile.dockerignore`, which Docker reads instead of a shared one."""
+    return dockerfile.with_name(dockerfile.name + ".dockerignore")
+
+
 def ignore_rules(dockerfile: Path) -> list[tuple[bool, str]]:
     """(lets in, pattern) per line of the Dockerfile's own ignore file."""
-    ignore = dockerfile.with_name(dockerfile.name + ".dockerignore")
     rules = []
-    for line in ignore.read_text().splitlines():
+    for line in ignore_file(dockerfile).read_text().splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -62,9 +66,9 @@ def copy_sources(dockerfile: Path) -> list[str]:
         if not line.upper().startswith("COPY "):
             continue
         words = shlex.split(line, comments=True)
-        arguments = [word for word in words[1:] if not word.startswith("--")]
         if any(word.startswith("--from") for word in words[1:]):
             continue
+        arguments = [word for word in words[1:] if not word.startswith("--")]
         sources.extend(source.strip("/").removeprefix("./") for source in arguments[:-1])
     return sources
 
@@ -72,7 +76,7 @@ def copy_sources(dockerfile: Path) -> list[str]:
 def test_there_are_dockerfiles_with_their_own_ignore_files():
     assert DOCKERFILES, "docker/*.Dockerfile"
     for dockerfile in DOCKERFILES:
-        assert dockerfile.with_name(dockerfile.name + ".dockerignore").exists(), dockerfile
+        assert ignore_file(dockerfile).exists(), dockerfile
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
