@@ -52,18 +52,76 @@ fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Value
 }
 
 /// `null` and `""` both mean "absent" in legacy payloads.
+///
+/// The field is still read as a JSON value first, because that decides which inputs are
+/// accepted. Read straight into the target type instead, a struct would refuse a key given
+/// twice (the value keeps the last one), would skip numbers under unknown keys without
+/// checking their range, and serde_json's raw-value key, which a value reads as JSON text,
+/// would become an ordinary key. Building the value costs no more than building the object or
+/// lists it holds; what used to be wasted was building them a second time from it, which
+/// [`FromLegacyValue`] avoids by moving them out.
 fn null_or_empty_string<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
+    T: FromLegacyValue,
 {
     let value = Option::<Value>::deserialize(deserializer)?;
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) if text.is_empty() => Ok(None),
-        Some(other) => serde_json::from_value(other)
+        Some(other) => T::from_legacy_value(other)
             .map(Some)
             .map_err(serde::de::Error::custom),
+    }
+}
+
+/// A field type read through [`null_or_empty_string`]. Every implementation must give the
+/// same result as `serde_json::from_value`, which is the default; the others exist so that a
+/// large value (a config object, lists of deleted ids) is moved rather than copied.
+trait FromLegacyValue: serde::de::DeserializeOwned {
+    fn from_legacy_value(value: Value) -> serde_json::Result<Self> {
+        serde_json::from_value(value)
+    }
+}
+
+/// A number is small: converting it costs nothing worth avoiding.
+impl FromLegacyValue for i64 {}
+
+impl FromLegacyValue for JsonObject {
+    /// `from_value` would build the same object again, key by key in the same order (the
+    /// crate enables serde_json's `preserve_order`), so the object is simply taken.
+    fn from_legacy_value(value: Value) -> serde_json::Result<Self> {
+        match value {
+            Value::Object(object) => Ok(object),
+            // Anything else is refused, with the usual message.
+            other => serde_json::from_value(other),
+        }
+    }
+}
+
+impl FromLegacyValue for IncomingGraves {
+    /// As the derived reading of an object: the three lists by name, a missing or `null` list
+    /// empty, other keys ignored, and the first bad list (in the object's order) refused.
+    fn from_legacy_value(value: Value) -> serde_json::Result<Self> {
+        let Value::Object(object) = value else {
+            // The rarer shapes (the lists as an array) and the refusals.
+            return serde_json::from_value(value);
+        };
+        let mut graves = IncomingGraves::default();
+        for (key, value) in object {
+            let list = match key.as_str() {
+                "cards" => &mut graves.cards,
+                "notes" => &mut graves.notes,
+                "decks" => &mut graves.decks,
+                _ => continue,
+            };
+            *list = match value {
+                Value::Null => Vec::new(),
+                Value::Array(ids) => ids,
+                other => serde_json::from_value(other)?,
+            };
+        }
+        Ok(graves)
     }
 }
 
@@ -164,6 +222,142 @@ mod tests {
             let start: StartRequest = serde_json::from_str(body).unwrap();
             assert!(start.graves.is_none(), "{body}");
         }
+    }
+
+    /// The reading as it was before [`FromLegacyValue`]: the value built, then converted again
+    /// by `from_value`. The reference the new reading must match.
+    fn copying_null_or_empty_string<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: serde::de::DeserializeOwned,
+    {
+        let value = Option::<Value>::deserialize(deserializer)?;
+        match value {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) if text.is_empty() => Ok(None),
+            Some(other) => serde_json::from_value(other)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(bound = "T: serde::de::DeserializeOwned")]
+    struct Copying<T> {
+        #[serde(default, deserialize_with = "copying_null_or_empty_string")]
+        field: Option<T>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(bound = "T: FromLegacyValue")]
+    struct Moving<T> {
+        #[serde(default, deserialize_with = "null_or_empty_string")]
+        field: Option<T>,
+    }
+
+    /// `field` as a request carries it: every shape accepted or refused before, and the corners
+    /// where reading a struct straight from the text would differ (repeated keys, bad numbers
+    /// under unknown keys, serde_json's raw-value key, which it reads as JSON text).
+    const FIELDS: &[Option<&str>] = &[
+        None,
+        Some("null"),
+        Some(r#""""#),
+        Some(r#""x""#),
+        Some(r#""0""#),
+        Some(r#"" ""#),
+        Some("true"),
+        Some("false"),
+        Some("0"),
+        Some("1"),
+        Some("-1"),
+        Some("1700000000"),
+        Some("9223372036854775807"),
+        Some("9223372036854775808"),
+        Some("-9223372036854775808"),
+        Some("-9223372036854775809"),
+        Some("18446744073709551616"),
+        Some("1.0"),
+        Some("1.5"),
+        Some("-0.0"),
+        Some("1e3"),
+        Some("1e400"),
+        Some("[]"),
+        Some("[null]"),
+        Some("[1,2,3]"),
+        Some(r#"[[1],["2"],[3]]"#),
+        Some("[[1]]"),
+        Some("[[1],null,[3]]"),
+        Some("[[1],[2],[3],[4]]"),
+        Some("{}"),
+        Some(r#"{"a":1}"#),
+        Some(r#"{"b":1,"a":2.5,"c":[true,null,{"d":"e"}]}"#),
+        Some(r#"{"a":1,"a":2}"#),
+        Some(r#"{"cards":[1,"2",1.5],"notes":null,"decks":[]}"#),
+        Some(r#"{"decks":[3],"cards":[1],"notes":[2]}"#),
+        Some(r#"{"cards":null}"#),
+        Some(r#"{"cards":5}"#),
+        Some(r#"{"cards":""}"#),
+        Some(r#"{"cards":{}}"#),
+        Some(r#"{"cards":[1],"cards":[2]}"#),
+        Some(r#"{"cards":5,"cards":[]}"#),
+        Some(r#"{"decks":5,"cards":"x"}"#),
+        Some(r#"{"x":1,"cards":[2]}"#),
+        Some(r#"{"x":1e400}"#),
+        Some(r#"{"x":1e400,"cards":[]}"#),
+        Some(r#"{"x":{"y":[1,{"z":null}]}}"#),
+        Some(r#"{"$serde_json::private::RawValue":"{\"cards\":[7],\"a\":1}"}"#),
+        Some(r#"{"$serde_json::private::RawValue":"5"}"#),
+        Some(r#"{"$serde_json::private::RawValue":"null"}"#),
+        Some(r#"{"$serde_json::private::RawValue":"\"\""}"#),
+        Some(r#"{"$serde_json::private::RawValue":"[[1],[2],[3]]"}"#),
+        Some(r#"{"$serde_json::private::RawValue":"not json"}"#),
+        Some(r#"{"$serde_json::private::RawValue":5}"#),
+        Some(r#"{"$serde_json::private::RawValue":"5","a":1}"#),
+        Some(r#"{"a":1,"$serde_json::private::RawValue":"5"}"#),
+        Some(r#"{"a":{"$serde_json::private::RawValue":"[1]"}}"#),
+        Some(r#"{"cards":[{"$serde_json::private::RawValue":"[1]"}]}"#),
+    ];
+
+    /// Reads every entry of [`FIELDS`] both ways, and requires the same value (down to the
+    /// order of keys and the kind of each number) or the same refusal.
+    fn reads_like_copying<T: FromLegacyValue + std::fmt::Debug>() {
+        let (mut accepted, mut refused) = (0, 0);
+        for field in FIELDS {
+            let body = match field {
+                Some(text) => format!(r#"{{"field":{text}}}"#),
+                None => "{}".to_string(),
+            };
+            let copying = serde_json::from_slice::<Copying<T>>(body.as_bytes()).map(|c| c.field);
+            let moving = serde_json::from_slice::<Moving<T>>(body.as_bytes()).map(|m| m.field);
+            match (copying, moving) {
+                (Ok(copying), Ok(moving)) => {
+                    assert_eq!(format!("{copying:?}"), format!("{moving:?}"), "{body}");
+                    accepted += 1;
+                }
+                (Err(copying), Err(moving)) => {
+                    assert_eq!(copying.to_string(), moving.to_string(), "{body}");
+                    refused += 1;
+                }
+                (copying, moving) => panic!("{body}: before {copying:?}, now {moving:?}"),
+            }
+        }
+        // Both branches ran: the table holds shapes of each kind for this type.
+        assert!(accepted > 1 && refused > 1, "{accepted} {refused}");
+    }
+
+    #[test]
+    fn graves_read_as_before() {
+        reads_like_copying::<IncomingGraves>();
+    }
+
+    #[test]
+    fn config_reads_as_before() {
+        reads_like_copying::<JsonObject>();
+    }
+
+    #[test]
+    fn creation_time_reads_as_before() {
+        reads_like_copying::<i64>();
     }
 
     #[test]
