@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::Arg::{Int, Text};
-use super::{Database, with_pool};
+use super::{Database, UserTable, with_pool};
 use crate::db::users::DjangoUser;
 
 /// A stored key joined with its owner's current Django row.
@@ -41,24 +41,9 @@ impl Database {
 
     /// The key and its owner, or None when the key is unknown or its user is gone.
     pub async fn find_host_key(&self, key_hash: &str) -> sqlx::Result<Option<StoredHostKey>> {
-        let t = &self.users;
-        let sql = format!(
-            "SELECT k.password_fingerprint AS password_fingerprint, k.last_used_at AS last_used_at, \
-             CAST(u.{id} AS BIGINT) AS id, u.{username} AS username, u.{password} AS password, \
-             CAST(CASE WHEN u.{active} THEN 1 ELSE 0 END AS BIGINT) AS is_active \
-             FROM sidecar_host_keys k JOIN {table} u ON u.{id} = k.user_id \
-             WHERE k.key_hash = $1",
-            id = t.id,
-            username = t.username,
-            password = t.password,
-            active = t.active,
-            table = t.table,
-        );
+        let sql = &self.users.statements.find_host_key;
         let found = with_pool!(self, |pool| {
-            let row = sqlx::query(&sql)
-                .bind(key_hash)
-                .fetch_optional(pool)
-                .await?;
+            let row = sqlx::query(sql).bind(key_hash).fetch_optional(pool).await?;
             row.map(|row| -> sqlx::Result<StoredHostKey> {
                 Ok(StoredHostKey {
                     password_fingerprint: row.try_get("password_fingerprint")?,
@@ -101,6 +86,22 @@ impl Database {
         self.verified.revoked();
         done
     }
+}
+
+/// The statement of [`Database::find_host_key`] for `users`' names.
+pub(super) fn find_host_key_sql(users: &UserTable) -> String {
+    format!(
+        "SELECT k.password_fingerprint AS password_fingerprint, k.last_used_at AS last_used_at, \
+         CAST(u.{id} AS BIGINT) AS id, u.{username} AS username, u.{password} AS password, \
+         CAST(CASE WHEN u.{active} THEN 1 ELSE 0 END AS BIGINT) AS is_active \
+         FROM sidecar_host_keys k JOIN {table} u ON u.{id} = k.user_id \
+         WHERE k.key_hash = $1",
+        id = users.id,
+        username = users.username,
+        password = users.password,
+        active = users.active,
+        table = users.table,
+    )
 }
 
 impl Database {

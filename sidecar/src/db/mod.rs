@@ -47,16 +47,40 @@ pub struct UserTable {
     pub username: String,
     pub password: String,
     pub active: String,
+    /// The statements that name these and run on every sync or login, written once here
+    /// rather than formatted again at each call.
+    pub(crate) statements: UserStatements,
+}
+
+/// The text of the statements kept in [`UserTable`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct UserStatements {
+    /// At the start of every sync, and on other calls whose key was not verified moments ago.
+    pub(crate) find_host_key: String,
+    /// Every login.
+    pub(crate) user_by_username: String,
+    /// The admin endpoints; kept with the lookup by username, whose text it shares.
+    pub(crate) user_by_id: String,
 }
 
 impl UserTable {
     pub fn from_settings(settings: &UserTableSettings) -> anyhow::Result<Self> {
-        Ok(Self {
+        let names = Self {
             table: quote_identifier(&settings.user_table)?,
             id: quote_identifier(&settings.user_id_column)?,
             username: quote_identifier(&settings.username_column)?,
             password: quote_identifier(&settings.password_column)?,
             active: quote_identifier(&settings.active_column)?,
+            statements: UserStatements::default(),
+        };
+        let statements = UserStatements {
+            find_host_key: host_keys::find_host_key_sql(&names),
+            user_by_username: users::user_where_sql(&names, &names.username),
+            user_by_id: users::user_where_sql(&names, &names.id),
+        };
+        Ok(Self {
+            statements,
+            ..names
         })
     }
 }
@@ -237,6 +261,88 @@ mod tests {
             "d/db.sqlite3"
         );
         assert!(sqlite_path("postgres://x").is_none());
+    }
+
+    fn user_table(names: [&str; 5]) -> UserTable {
+        let [table, id, username, password, active] = names.map(str::to_string);
+        UserTable::from_settings(&UserTableSettings {
+            user_table: table,
+            user_id_column: id,
+            username_column: username,
+            password_column: password,
+            active_column: active,
+        })
+        .unwrap()
+    }
+
+    /// The statements as they were formatted at each call before being kept in `UserTable`:
+    /// the host-key lookup, then the user lookups by username and by id.
+    fn formatted_at_each_call(t: &UserTable) -> [String; 3] {
+        let host_key = format!(
+            "SELECT k.password_fingerprint AS password_fingerprint, k.last_used_at AS last_used_at, \
+             CAST(u.{id} AS BIGINT) AS id, u.{username} AS username, u.{password} AS password, \
+             CAST(CASE WHEN u.{active} THEN 1 ELSE 0 END AS BIGINT) AS is_active \
+             FROM sidecar_host_keys k JOIN {table} u ON u.{id} = k.user_id \
+             WHERE k.key_hash = $1",
+            id = t.id,
+            username = t.username,
+            password = t.password,
+            active = t.active,
+            table = t.table,
+        );
+        let user_select = format!(
+            "SELECT CAST({id} AS BIGINT) AS id, {username} AS username, {password} AS password, \
+             CAST(CASE WHEN {active} THEN 1 ELSE 0 END AS BIGINT) AS is_active FROM {table}",
+            id = t.id,
+            username = t.username,
+            password = t.password,
+            active = t.active,
+            table = t.table,
+        );
+        let user_where = |column: &str| format!("{user_select} WHERE {column} = $1");
+        [host_key, user_where(&t.username), user_where(&t.id)]
+    }
+
+    #[test]
+    fn kept_statements_are_the_ones_formatted_at_each_call() {
+        // Django's own names (the defaults of the settings), and those of a custom user model.
+        let django = user_table(["auth_user", "id", "username", "password", "is_active"]);
+        let custom = user_table(["accounts_member", "member_id", "email", "pw", "enabled"]);
+        for users in [&django, &custom] {
+            let kept = &users.statements;
+            assert_eq!(
+                [
+                    kept.find_host_key.as_str(),
+                    &kept.user_by_username,
+                    &kept.user_by_id
+                ],
+                formatted_at_each_call(users),
+                "{}",
+                users.table
+            );
+        }
+        assert_eq!(
+            django.statements.find_host_key,
+            "SELECT k.password_fingerprint AS password_fingerprint, \
+             k.last_used_at AS last_used_at, CAST(u.\"id\" AS BIGINT) AS id, \
+             u.\"username\" AS username, u.\"password\" AS password, \
+             CAST(CASE WHEN u.\"is_active\" THEN 1 ELSE 0 END AS BIGINT) AS is_active \
+             FROM sidecar_host_keys k JOIN \"auth_user\" u ON u.\"id\" = k.user_id \
+             WHERE k.key_hash = $1"
+        );
+        assert_eq!(
+            django.statements.user_by_username,
+            "SELECT CAST(\"id\" AS BIGINT) AS id, \"username\" AS username, \
+             \"password\" AS password, \
+             CAST(CASE WHEN \"is_active\" THEN 1 ELSE 0 END AS BIGINT) AS is_active \
+             FROM \"auth_user\" WHERE \"username\" = $1"
+        );
+        assert!(
+            custom
+                .statements
+                .user_by_id
+                .ends_with(" WHERE \"member_id\" = $1")
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Arg, Database, bind, with_pool};
+use super::{Arg, Database, UserTable, bind, with_pool};
 
 /// The columns of a Django user that the sidecar needs.
 #[derive(Clone, Debug)]
@@ -21,41 +21,38 @@ impl std::fmt::Display for DjangoUser {
 }
 
 impl Database {
-    fn user_select(&self) -> String {
-        let t = &self.users;
-        format!(
-            "SELECT CAST({id} AS BIGINT) AS id, {username} AS username, {password} AS password, \
-             CAST(CASE WHEN {active} THEN 1 ELSE 0 END AS BIGINT) AS is_active FROM {table}",
-            id = t.id,
-            username = t.username,
-            password = t.password,
-            active = t.active,
-            table = t.table,
-        )
-    }
-
     /// Django usernames are case-sensitive by default, so the match is exact.
     pub async fn find_user_by_username(&self, username: &str) -> sqlx::Result<Option<DjangoUser>> {
-        self.find_user_where(&self.users.username, Arg::Text(username))
-            .await
+        let sql = &self.users.statements.user_by_username;
+        self.find_user_where(sql, Arg::Text(username)).await
     }
 
     pub async fn find_user_by_id(&self, id: i64) -> sqlx::Result<Option<DjangoUser>> {
-        self.find_user_where(&self.users.id, Arg::Int(id)).await
+        let sql = &self.users.statements.user_by_id;
+        self.find_user_where(sql, Arg::Int(id)).await
     }
 
-    /// The user whose `column` equals `value`, if any.
-    async fn find_user_where(
-        &self,
-        column: &str,
-        value: Arg<'_>,
-    ) -> sqlx::Result<Option<DjangoUser>> {
-        let sql = format!("{} WHERE {column} = $1", self.user_select());
-        with_pool!(self, |pool| bind(sqlx::query(&sql), &[value])
+    /// The user that `sql` (from [`user_where_sql`]) finds for `value`, if any.
+    async fn find_user_where(&self, sql: &str, value: Arg<'_>) -> sqlx::Result<Option<DjangoUser>> {
+        with_pool!(self, |pool| bind(sqlx::query(sql), &[value])
             .fetch_optional(pool)
             .await
             .and_then(|row| row.map(|row| user_from_row(&row)).transpose()))
     }
+}
+
+/// The user whose `column` (one of `users`' quoted names) equals `$1`.
+pub(super) fn user_where_sql(users: &UserTable, column: &str) -> String {
+    let select = format!(
+        "SELECT CAST({id} AS BIGINT) AS id, {username} AS username, {password} AS password, \
+         CAST(CASE WHEN {active} THEN 1 ELSE 0 END AS BIGINT) AS is_active FROM {table}",
+        id = users.id,
+        username = users.username,
+        password = users.password,
+        active = users.active,
+        table = users.table,
+    );
+    format!("{select} WHERE {column} = $1")
 }
 
 fn user_from_row<R: Row>(row: &R) -> sqlx::Result<DjangoUser>
