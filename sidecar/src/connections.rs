@@ -31,9 +31,9 @@ use tower::Service;
 /// requests, and temporary files.
 const RESERVED_FDS: u64 = 128;
 
-/// Descriptors one collection connection kept between requests holds: the file, its log and
-/// its index.
-const FDS_PER_KEPT: u64 = 3;
+/// Descriptors one user's connections kept between requests hold: the collection, its log
+/// and its index, and `media.db`.
+const FDS_PER_KEPT: u64 = 4;
 
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
@@ -93,8 +93,8 @@ fn open_files_limit() -> Option<u64> {
 }
 
 /// The connection cap per listener, lowered so that `listeners` listeners at their cap still
-/// leave `RESERVED_FDS` descriptors free plus those of the collection connections kept between
-/// requests. Those get at most a quarter of what is left after the reserve (and at most
+/// leave `RESERVED_FDS` descriptors free plus those of the collection and `media.db`
+/// connections kept between requests. Those get at most a quarter of what is left after the reserve (and at most
 /// `collection::cached::MAX_OPEN`), so a low open-files limit lowers their cap rather than
 /// starving the listeners.
 pub fn fit_to_open_files(max_connections: usize, listeners: u64) -> usize {
@@ -103,13 +103,14 @@ pub fn fit_to_open_files(max_connections: usize, listeners: u64) -> usize {
     };
     let budget = FdBudget::of(open_files, listeners);
     crate::collection::cached::limit_kept(budget.kept);
+    crate::media::cached::limit_kept(budget.kept);
     let fitted = (max_connections as u64).min(budget.per_listener).max(1) as usize;
     if fitted < max_connections {
         tracing::warn!(
             open_files,
             configured = max_connections,
             used = fitted,
-            kept_collections = budget.kept,
+            kept_connections = budget.kept,
             "SIDECAR_MAX_CONNECTIONS lowered to fit under the open-files limit"
         );
     }
@@ -358,15 +359,15 @@ mod tests {
     #[test]
     fn a_low_open_files_limit_lowers_the_kept_connections_not_the_listeners() {
         let budget = FdBudget::of(256, 2);
-        assert_eq!(budget.kept, 10);
-        assert_eq!(budget.per_listener, 49);
+        assert_eq!(budget.kept, 8);
+        assert_eq!(budget.per_listener, 48);
     }
 
     #[test]
     fn a_common_limit_keeps_the_full_cap_of_kept_connections() {
-        let budget = FdBudget::of(1024, 2);
+        let budget = FdBudget::of(2048, 2);
         assert_eq!(budget.kept, crate::collection::cached::MAX_OPEN);
-        assert_eq!(budget.per_listener, (1024 - 128 - 3 * 64) / 2);
+        assert_eq!(budget.per_listener, (2048 - 128 - 4 * 64) / 2);
     }
 
     #[test]

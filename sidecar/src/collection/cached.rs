@@ -13,18 +13,17 @@
 //!
 //! Never stale: every path that replaces, deletes, moves aside or writes the file outside
 //! this connection (full upload and download, reset, removal, import, recovery) closes it
-//! first, under the user's lock (`UserSlot::close_collection`). As a second guard, a kept
+//! first, under the user's lock (`UserSlot::close_files`). As a second guard, a kept
 //! connection is used only while the path still names the file it was opened on (same device
 //! and inode); otherwise it is closed and the file opened afresh.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 use super::census::ColumnMemos;
+use super::kept::{FileId, Places};
 use super::sqlite::open_collection;
 
 /// How many collection connections are kept open at most, across all users. Each holds a
@@ -53,55 +52,18 @@ const STATEMENT_CACHE: usize = 64;
 /// connection is closed folds it ([`super::sqlite::WAL_FOLD_PAGES`]).
 const AUTOCHECKPOINT_PAGES: u64 = 1000;
 
-/// Kept connections across all users, for [`MAX_OPEN`].
-static OPEN: AtomicUsize = AtomicUsize::new(0);
-
-/// The cap in force: [`MAX_OPEN`], or less when the open-files limit is low
-/// (`connections::fit_to_open_files`).
-static MAX_KEPT: AtomicUsize = AtomicUsize::new(MAX_OPEN);
+/// Kept connections across all users, at most [`MAX_OPEN`].
+static PLACES: Places = Places::new(MAX_OPEN);
 
 /// Lowers the cap of kept connections to `max` (never above [`MAX_OPEN`]); a connection opened
 /// past it is closed after its request.
 pub fn limit_kept(max: usize) {
-    MAX_KEPT.store(max.min(MAX_OPEN), Ordering::Relaxed);
+    PLACES.limit(max);
 }
 
 /// How many connections are kept open right now, across all users.
 pub fn open_count() -> usize {
-    OPEN.load(Ordering::Relaxed)
-}
-
-/// Takes one of `max` places in `open`, if one is free.
-fn claim(open: &AtomicUsize, max: usize) -> bool {
-    open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-        (n < max).then_some(n + 1)
-    })
-    .is_ok()
-}
-
-/// Which file a connection was opened on, and its state when the connection was last put
-/// away: a file replaced (another inode) or written by other means (another size or change
-/// time) since then is not what the connection's page cache holds.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct FileId {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    changed: (i64, i64),
-    modified: (i64, i64),
-}
-
-impl FileId {
-    fn of(path: &Path) -> Option<Self> {
-        let meta = std::fs::metadata(path).ok()?;
-        Some(Self {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            changed: (meta.ctime(), meta.ctime_nsec()),
-            modified: (meta.mtime(), meta.mtime_nsec()),
-        })
-    }
+    PLACES.taken()
 }
 
 /// An open collection connection, outside any transaction when it is kept in a slot.
@@ -110,7 +72,8 @@ pub struct CachedCollection {
     path: PathBuf,
     file: FileId,
     last_used: Instant,
-    /// Counted in [`OPEN`] (false for one opened past the cap: it is closed after its request).
+    /// Holds one of the [`PLACES`] (false for one opened past the cap: it is closed after its
+    /// request).
     counted: bool,
     /// The one-time checks of `storage::status` (WAL mode, the graves indexes) were done on
     /// this connection.
@@ -134,7 +97,7 @@ impl CachedCollection {
                 Some("the collection vanished while it was opened".into()),
             )
         })?;
-        let counted = claim(&OPEN, MAX_KEPT.load(Ordering::Relaxed));
+        let counted = PLACES.claim();
         Ok(Self {
             conn,
             path: path.to_path_buf(),
@@ -211,13 +174,7 @@ impl CachedCollection {
         Self {
             conn: Connection::open_in_memory().expect("an in-memory database opens"),
             path: PathBuf::new(),
-            file: FileId {
-                dev: 0,
-                ino: 0,
-                size: 0,
-                changed: (0, 0),
-                modified: (0, 0),
-            },
+            file: FileId::NONE,
             last_used: Instant::now(),
             counted: false,
             checked: false,
@@ -229,7 +186,7 @@ impl CachedCollection {
 impl Drop for CachedCollection {
     fn drop(&mut self) {
         if self.counted {
-            OPEN.fetch_sub(1, Ordering::AcqRel);
+            PLACES.release();
         }
     }
 }
@@ -274,15 +231,6 @@ mod tests {
         mark(&first);
         let again = CachedCollection::reuse_or_open(Some(first), &path).unwrap();
         assert!(is_marked(&again), "the same connection must be reused");
-    }
-
-    #[test]
-    fn places_are_limited() {
-        let open = AtomicUsize::new(0);
-        assert!(claim(&open, 2));
-        assert!(claim(&open, 2));
-        assert!(!claim(&open, 2), "a third connection must not be kept");
-        assert_eq!(open.load(Ordering::Relaxed), 2);
     }
 
     #[test]

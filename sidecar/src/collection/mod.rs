@@ -8,6 +8,7 @@ pub mod convert;
 pub mod graves;
 pub mod intake;
 pub mod json;
+pub mod kept;
 pub mod proto;
 pub mod query;
 pub mod row_counts;

@@ -142,10 +142,19 @@ impl MediaDb {
         Ok(Self { conn })
     }
 
+    /// Whether no transaction is open on it, so that it may be kept for the next request.
+    pub fn in_autocommit(&self) -> bool {
+        self.conn.is_autocommit()
+    }
+
+    #[cfg(test)]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     pub fn totals(&self) -> anyhow::Result<MediaTotals> {
         let sql = "SELECT last_usn, total_bytes, total_nonempty_files FROM meta";
-        Ok(self.conn.query_row(
-            sql,
+        Ok(self.conn.prepare_cached(sql)?.query_row(
             [],
             from_row!(MediaTotals: last_usn, total_bytes, total_files),
         )?)
@@ -153,7 +162,7 @@ impl MediaDb {
 
     /// Changes after `after_usn`, oldest first: the client resumes from the last row's usn.
     pub fn changes_since(&self, after_usn: i64, limit: usize) -> anyhow::Result<Vec<MediaChange>> {
-        let mut statement = self.conn.prepare(
+        let mut statement = self.conn.prepare_cached(
             "SELECT fname, usn, csum, size FROM media WHERE usn > ?1 ORDER BY usn, fname LIMIT ?2",
         )?;
         let rows = statement.query_map(params![after_usn, limit as i64], |row| {
@@ -184,11 +193,8 @@ impl MediaDb {
 /// The file's entry, unless it is missing or marked deleted.
 fn live_entry(conn: &rusqlite::Connection, name: &str) -> anyhow::Result<Option<MediaEntry>> {
     let row: Option<(Vec<u8>, i64)> = conn
-        .query_row(
-            "SELECT csum, size FROM media WHERE fname = ?1 AND size > 0",
-            [name],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .prepare_cached("SELECT csum, size FROM media WHERE fname = ?1 AND size > 0")?
+        .query_row([name], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     Ok(row.and_then(|(csum, size)| to_sha1(csum).map(|sha1| MediaEntry { sha1, size })))
 }
@@ -200,10 +206,12 @@ pub struct MediaTransaction<'a> {
 impl MediaTransaction<'_> {
     fn next_usn(&self) -> anyhow::Result<i64> {
         self.tx
-            .execute("UPDATE meta SET last_usn = last_usn + 1", [])?;
+            .prepare_cached("UPDATE meta SET last_usn = last_usn + 1")?
+            .execute([])?;
         Ok(self
             .tx
-            .query_row("SELECT last_usn FROM meta", [], |row| row.get(0))?)
+            .prepare_cached("SELECT last_usn FROM meta")?
+            .query_row([], |row| row.get(0))?)
     }
 
     pub fn live_entry(&self, name: &str) -> anyhow::Result<Option<MediaEntry>> {
@@ -220,18 +228,20 @@ impl MediaTransaction<'_> {
     ) -> anyhow::Result<i64> {
         let previous = self.live_entry(name)?;
         let usn = self.next_usn()?;
-        self.tx.execute(
-            "INSERT OR REPLACE INTO media (fname, csum, size, usn, mtime) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![name, &sha1[..], size, usn, now],
-        )?;
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO media (fname, csum, size, usn, mtime) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![name, &sha1[..], size, usn, now])?;
         let (bytes_delta, files_delta) = match previous {
             Some(old) => (size - old.size, 0),
             None => (size, 1),
         };
-        self.tx.execute(
-            "UPDATE meta SET total_bytes = total_bytes + ?1, total_nonempty_files = total_nonempty_files + ?2",
-            params![bytes_delta, files_delta],
-        )?;
+        self.tx
+            .prepare_cached(
+                "UPDATE meta SET total_bytes = total_bytes + ?1, total_nonempty_files = total_nonempty_files + ?2",
+            )?
+            .execute(params![bytes_delta, files_delta])?;
         Ok(usn)
     }
 

@@ -1,6 +1,7 @@
 //! The user's media store: flat `media/` plus `media.db` (docs/design.md#media,
 //! docs/sync-protocol.md#media-sync).
 
+pub mod cached;
 pub mod db;
 pub mod download_zip;
 pub mod names;

@@ -86,8 +86,8 @@ impl UserData {
         let mut slot = self.registry.lock(self.user_id).await;
         slot.hold_cluster(super::Acquire::Supersede).await?;
         super::end_session(&mut slot, "user deleted").await?;
-        // The kept connection is closed before its file goes.
-        slot.close_collection();
+        // The kept connections are closed before their files go.
+        slot.close_files();
         let forgotten = forget_keys.await?;
         let files = self.files.clone();
         let folder_removed = super::blocking(move || remove_user_folder(&files)).await?;

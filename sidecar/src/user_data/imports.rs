@@ -49,9 +49,9 @@ impl UserData {
         let limits = ImportLimits {
             max_collection_bytes: self.settings.max_uncompressed_bytes(),
         };
-        // The merge writes the collection through its own connection: the kept one is
-        // closed first, so that it never serves what it read before the import.
-        let kept = slot.cached_collection();
+        // The merge writes the collection and `media.db` through its own connections: the
+        // kept ones are closed first, so that they never serve what they read before.
+        let kept = (slot.cached_collection(), slot.cached_media());
         let files = self.files.clone();
         let outcome = blocking(move || {
             drop(kept);

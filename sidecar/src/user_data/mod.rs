@@ -183,10 +183,10 @@ impl UserData {
     /// Takes the user's lock, deals with an open sync as `open_sync` says, runs `work` on a
     /// blocking thread with the user's files, and releases the lock, in one blocking hop.
     ///
-    /// Ending the sync (`OpenSync::End`) also closes the user's kept collection connection
-    /// before `work` runs: such work replaces, deletes or rewrites the collection file by
-    /// other means (full upload and download, reset). `OpenSync::Keep` leaves it open: that
-    /// work reads or writes other files (media) or only reads (a reset's dry run).
+    /// Ending the sync (`OpenSync::End`) also closes the user's kept connections before `work`
+    /// runs: such work replaces, deletes or rewrites the collection or media files by other
+    /// means (full upload and download, reset). `OpenSync::Keep` leaves them open: that work
+    /// only reads (a reset's dry run). Media work goes through `with_media` instead.
     async fn exclusive<T, E, F>(&self, open_sync: OpenSync, work: F) -> UserDataResult<T>
     where
         T: Send + 'static,
@@ -202,9 +202,9 @@ impl UserData {
         let (session, kept) = match open_sync {
             OpenSync::End(reason) => (
                 slot.session.take().map(|session| (session, reason)),
-                slot.cached_collection(),
+                (slot.cached_collection(), slot.cached_media()),
             ),
-            OpenSync::Keep => (None, None),
+            OpenSync::Keep => (None, (None, None)),
         };
         let files = self.files.clone();
         let result = blocking(move || {
@@ -217,25 +217,6 @@ impl UserData {
         .await;
         slot.unlock().await;
         result
-    }
-}
-
-impl UserData {
-    /// Work that runs without the user's lock in single-process mode, where SQLite's own
-    /// locking lets it run beside the lock's holder (reading the media USN, opening the media
-    /// store before an upload is received). In cluster mode it runs under the lock, leaving
-    /// an open sync alone: no SQLite file may be open on two nodes at once.
-    async fn beside_the_lock<T, E, F>(&self, work: F) -> UserDataResult<T>
-    where
-        T: Send + 'static,
-        E: Into<UserDataError> + Send + 'static,
-        F: FnOnce(&UserFiles) -> Result<T, E> + Send + 'static,
-    {
-        if self.registry.cluster().is_some() {
-            return self.exclusive(OpenSync::Keep, work).await;
-        }
-        let files = self.files.clone();
-        blocking(move || work(&files)).await
     }
 }
 

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use super::cluster::{Acquire, AcquireError, ClusterLocks, HeldLock};
 use crate::collection::cached::CachedCollection;
+use crate::media::cached::CachedMediaDb;
 use crate::normal_sync::NormalSyncSession;
 
 /// What one user's requests share while they hold the user's lock.
@@ -34,6 +35,8 @@ pub struct UserSlot {
     /// The user's collection connection kept open between requests and syncs, when no sync
     /// holds it (`collection::cached`).
     collection: Option<CachedCollection>,
+    /// The user's `media.db` connection kept open between requests (`media::cached`).
+    media: Option<CachedMediaDb>,
 }
 
 impl UserSlot {
@@ -49,7 +52,7 @@ impl UserSlot {
     /// Closes the files the slot keeps open between requests before another node may open
     /// them (the lock's release). The open sync's connection is never released with it.
     fn close_files_before_cluster_unlock(&mut self) {
-        self.close_collection();
+        self.close_files();
     }
 
     /// Takes the kept collection connection out of the slot, to use it on a blocking thread;
@@ -67,17 +70,35 @@ impl UserSlot {
         }
     }
 
-    /// Closes the kept collection connection. Whatever replaces, deletes, moves or writes the
-    /// collection file by other means calls it first, under the user's lock; so does whatever
-    /// hands the user to another process. An open normal sync holds its own connection: end
-    /// it first (`user_data::end_session`).
-    pub fn close_collection(&mut self) {
+    /// Closes the kept connections, to the collection and to `media.db`. Whatever replaces,
+    /// deletes or moves those files, or writes the collection by other means, calls it first,
+    /// under the user's lock; so does whatever hands the user to another process. An open
+    /// normal sync holds its own connection: end it first (`user_data::end_session`).
+    pub fn close_files(&mut self) {
         self.collection = None;
+        self.media = None;
     }
 
-    /// How long the kept connection has gone unused, if there is one.
+    /// How long the kept collection connection has gone unused, if there is one.
     pub fn collection_idle_for(&self) -> Option<std::time::Duration> {
         self.collection.as_ref().map(CachedCollection::idle_for)
+    }
+
+    /// Takes the kept `media.db` connection out of the slot, to use it on a blocking thread;
+    /// [`UserSlot::keep_media`] puts it back.
+    pub fn cached_media(&mut self) -> Option<CachedMediaDb> {
+        self.media.take()
+    }
+
+    /// Keeps `media` open for the user's next request. Callers put it away first on the
+    /// blocking thread that used it (`CachedMediaDb::put_away`).
+    pub fn keep_media(&mut self, media: CachedMediaDb) {
+        self.media = Some(media);
+    }
+
+    /// How long the kept `media.db` connection has gone unused, if there is one.
+    pub fn media_idle_for(&self) -> Option<std::time::Duration> {
+        self.media.as_ref().map(CachedMediaDb::idle_for)
     }
 }
 
@@ -382,7 +403,7 @@ mod tests {
         // Kept across the release of the lock, for the user's next request.
         let mut slot = registry.lock(1).await;
         assert!(slot.collection_idle_for().is_some());
-        slot.close_collection();
+        slot.close_files();
         assert!(slot.collection_idle_for().is_none());
         assert!(slot.cached_collection().is_none());
     }

@@ -69,10 +69,12 @@ impl UserData {
         let mut slot = self.registry.lock(self.user_id).await;
         let session = slot.session.take();
         let kept = slot.cached_collection();
+        let kept_media = slot.cached_media();
         let files = self.files.clone();
         // One blocking hop: the open sync's rollback, then the status on the kept connection
-        // (the sync's own connection, once rolled back), which goes back to the slot.
-        let (read, conn) = blocking(move || {
+        // (the sync's own connection, once rolled back) and the media USN on the kept
+        // `media.db` connection; both go back to the slot.
+        let (read, conn, media) = blocking(move || {
             let kept = session
                 .and_then(|session| end_now(session, "meta"))
                 .or(kept);
@@ -80,14 +82,20 @@ impl UserData {
             // client stops at a failing meta, so nothing else would ever repair it.
             let (status, conn) = match collection_status_or_recover_on(&files, kept) {
                 Ok(read) => read,
-                Err(err) => return Ok::<_, UserDataError>((Err(err), None)),
+                Err(err) => return Ok::<_, UserDataError>((Err(err), None, None)),
             };
-            let read = crate::media::last_usn(&files).map(|media_usn| (status, media_usn));
-            Ok((read, conn.put_away()))
+            let (read, media) = match super::media::media_usn_on(kept_media, &files) {
+                Ok((media_usn, media)) => (Ok((status, media_usn)), media),
+                Err(err) => (Err(err), None),
+            };
+            Ok((read, conn.put_away(), media))
         })
         .await?;
         if let Some(conn) = conn {
             slot.keep_collection(conn);
+        }
+        if let Some(media) = media {
+            slot.keep_media(media);
         }
         drop(slot);
         let (status, media_usn) = read?;
@@ -403,7 +411,7 @@ impl UserData {
 impl Users {
     /// Rolls back syncs whose client went silent for `timeout`, so a vanished device cannot
     /// keep a user's changes in limbo (docs/design.md#schema-11-on-the-server), and closes
-    /// collection connections kept unused for `collection::cached::IDLE_CLOSE`.
+    /// collection and `media.db` connections kept unused for `collection::cached::IDLE_CLOSE`.
     pub fn spawn_idle_expiry(&self, timeout: Duration) {
         let timeout = timeout.max(Duration::from_secs(1));
         let period = (timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
@@ -424,8 +432,8 @@ impl Users {
 }
 
 /// One user's housekeeping, under the user's lock: rolls back a sync idle for longer than
-/// `sync_timeout`, and closes the kept collection connection once unused for longer than
-/// `close_after`, so that handles and memory go back with the users who stopped syncing.
+/// `sync_timeout`, and closes the kept collection and `media.db` connections once unused for
+/// longer than `close_after`, so that handles and memory go back with the users who stopped syncing.
 async fn tidy_user(
     mut slot: UserGuard,
     user_id: i64,
@@ -455,9 +463,14 @@ async fn tidy_user(
         .is_some_and(|idle| idle > close_after)
         .then(|| slot.cached_collection())
         .flatten();
+    let closing_media = slot
+        .media_idle_for()
+        .is_some_and(|idle| idle > close_after)
+        .then(|| slot.cached_media())
+        .flatten();
     slot.unlock().await;
-    if let Some(closing) = closing {
-        let _ = tokio::task::spawn_blocking(move || drop(closing)).await;
+    if closing.is_some() || closing_media.is_some() {
+        let _ = tokio::task::spawn_blocking(move || drop((closing, closing_media))).await;
     }
 }
 
