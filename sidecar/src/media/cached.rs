@@ -28,6 +28,11 @@ pub const MAX_OPEN: usize = crate::collection::cached::MAX_OPEN;
 
 static PLACES: Places = Places::new(MAX_OPEN);
 
+/// The page cache of a kept connection, KiB (SQLite's default is 2,000). The media calls look
+/// files up by name and changes by USN through indexes, a few pages each; the rest come from
+/// the operating system's cache. So 64 kept connections hold at most 16 MiB of pages.
+const PAGE_CACHE_KIB: u32 = 256;
+
 /// Lowers the cap of kept connections to `max` (never above [`MAX_OPEN`]).
 pub fn limit_kept(max: usize) {
     PLACES.limit(max);
@@ -85,6 +90,7 @@ impl CachedMediaDb {
     }
 
     fn wrap(db: MediaDb, files: &UserFiles) -> anyhow::Result<Self> {
+        db.limit_page_cache(PAGE_CACHE_KIB)?;
         let path = files.media_db();
         // Read after opening: a file replaced in between is then caught at the next use.
         let file = FileId::of(&path)
@@ -235,6 +241,17 @@ mod tests {
         let kept = db.put_away();
         let again = CachedMediaDb::reuse_or_open_existing(kept, &files).unwrap();
         assert_eq!(again.unwrap().totals().unwrap().last_usn, 0);
+    }
+
+    #[test]
+    fn a_kept_connection_caches_few_pages() {
+        let (_root, files) = user();
+        let db = CachedMediaDb::reuse_or_open(None, &files).unwrap();
+        let cache: i64 = db
+            .connection()
+            .query_row("PRAGMA cache_size", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(cache, -i64::from(PAGE_CACHE_KIB));
     }
 
     #[test]

@@ -142,6 +142,13 @@ impl MediaDb {
         Ok(Self { conn })
     }
 
+    /// Caps the pages this connection caches, for one kept between requests.
+    pub fn limit_page_cache(&self, kib: u32) -> anyhow::Result<()> {
+        self.conn
+            .execute_batch(&format!("PRAGMA cache_size = -{kib}"))?;
+        Ok(())
+    }
+
     /// Whether no transaction is open on it, so that it may be kept for the next request.
     pub fn in_autocommit(&self) -> bool {
         self.conn.is_autocommit()
