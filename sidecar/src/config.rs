@@ -248,6 +248,22 @@ pub fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
+impl Settings {
+    /// The settings these command-line arguments give (without the program's name), with
+    /// every other setting at its default; for tests.
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Self {
+        use clap::Parser;
+
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        Cli::parse_from(std::iter::once("test".to_string()).chain(args)).settings
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -83,13 +83,6 @@ mod tests {
     use super::*;
     use axum::Router;
     use axum::routing::get;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        settings: crate::config::Settings,
-    }
 
     /// A router answering `GET /x` behind `log_request`, with `node` as the configured node
     /// (set directly: starting in cluster mode needs PostgreSQL, which this test does not).
@@ -103,12 +96,10 @@ mod tests {
                  is_active bool)",
             )
             .unwrap();
-        let mut settings = Cli::parse_from([
-            "test".to_string(),
+        let mut settings = crate::config::Settings::from_args([
             format!("--database-url=sqlite:///{}", db_path.display()),
             format!("--data-dir={}", dir.path().join("data").display()),
-        ])
-        .settings;
+        ]);
         settings.node_id = node.map(str::to_string);
         let users = crate::db::UserTable::from_settings(&settings.user_table).unwrap();
         let db = crate::db::Database::connect(&settings.resolved_database_url().unwrap(), users)

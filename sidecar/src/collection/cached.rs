@@ -17,13 +17,13 @@
 //! connection is used only while the path still names the file it was opened on (same device
 //! and inode); otherwise it is closed and the file opened afresh.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use rusqlite::Connection;
 
 use super::census::ColumnMemos;
-use super::kept::{FileId, Places};
+use super::kept::{Places, Tenancy};
 use super::sqlite::open_collection;
 
 /// How many collection connections are kept open at most, across all users. Each holds a
@@ -69,12 +69,8 @@ pub fn open_count() -> usize {
 /// An open collection connection, outside any transaction when it is kept in a slot.
 pub struct CachedCollection {
     conn: Connection,
-    path: PathBuf,
-    file: FileId,
-    last_used: Instant,
-    /// Holds one of the [`PLACES`] (false for one opened past the cap: it is closed after its
-    /// request).
-    counted: bool,
+    /// Its file, and one of the [`PLACES`] unless it was opened past the cap.
+    tenancy: Tenancy,
     /// The one-time checks of `storage::status` (WAL mode, the graves indexes) were done on
     /// this connection.
     pub checked: bool,
@@ -90,20 +86,15 @@ impl CachedCollection {
         conn.execute_batch(&format!(
             "PRAGMA cache_size = -{PAGE_CACHE_KIB}; PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};"
         ))?;
-        // Read after opening: a file replaced in between is then caught at the next use.
-        let file = FileId::of(path).ok_or_else(|| {
+        let tenancy = Tenancy::begin(path, &PLACES).ok_or_else(|| {
             rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
                 Some("the collection vanished while it was opened".into()),
             )
         })?;
-        let counted = PLACES.claim();
         Ok(Self {
             conn,
-            path: path.to_path_buf(),
-            file,
-            last_used: Instant::now(),
-            counted,
+            tenancy,
             checked: false,
             column_memos: ColumnMemos::default(),
         })
@@ -123,7 +114,7 @@ impl CachedCollection {
     /// Whether the file at `path` is still the one this connection has open, unchanged since
     /// it was put away, with no transaction left on it.
     fn serves(&self, path: &Path) -> bool {
-        self.conn.is_autocommit() && self.path == path && FileId::of(path) == Some(self.file)
+        self.conn.is_autocommit() && self.tenancy.serves(path)
     }
 
     pub fn conn(&self) -> &Connection {
@@ -138,7 +129,7 @@ impl CachedCollection {
     /// Whether it may be kept in a slot after its request (it was opened within the cap and
     /// has no transaction open).
     pub fn keepable(&self) -> bool {
-        self.counted && self.conn.is_autocommit()
+        self.tenancy.has_place() && self.conn.is_autocommit()
     }
 
     /// Puts it away after a request, on the thread that used it: `None` (and closed) if it may
@@ -146,16 +137,11 @@ impl CachedCollection {
     /// housekeeping, and the file's state after this connection's own writes, against which
     /// the next use checks; one put in a slot without this is reopened at its next use.
     pub fn put_away(mut self) -> Option<Self> {
-        if !self.keepable() {
-            return None;
-        }
-        self.last_used = Instant::now();
-        self.file = FileId::of(&self.path)?;
-        Some(self)
+        (self.keepable() && self.tenancy.put_away()).then_some(self)
     }
 
     pub fn idle_for(&self) -> Duration {
-        self.last_used.elapsed()
+        self.tenancy.idle_for()
     }
 }
 
@@ -173,20 +159,9 @@ impl CachedCollection {
     pub fn in_memory() -> Self {
         Self {
             conn: Connection::open_in_memory().expect("an in-memory database opens"),
-            path: PathBuf::new(),
-            file: FileId::NONE,
-            last_used: Instant::now(),
-            counted: false,
+            tenancy: Tenancy::none(),
             checked: false,
             column_memos: ColumnMemos::default(),
-        }
-    }
-}
-
-impl Drop for CachedCollection {
-    fn drop(&mut self) {
-        if self.counted {
-            PLACES.release();
         }
     }
 }
@@ -206,22 +181,12 @@ mod tests {
         (root, path)
     }
 
-    /// Marks a connection: temporary tables belong to the connection that made them.
     fn mark(kept: &CachedCollection) {
-        kept.conn()
-            .execute_batch("CREATE TEMP TABLE marker (x)")
-            .unwrap();
+        crate::collection::test_support::mark_connection(kept.conn());
     }
 
     fn is_marked(kept: &CachedCollection) -> bool {
-        kept.conn()
-            .query_row(
-                "SELECT COUNT(*) FROM temp.sqlite_master WHERE name = 'marker'",
-                [],
-                |row| row.get::<_, i64>(0),
-            )
-            .unwrap()
-            == 1
+        crate::collection::test_support::is_marked(kept.conn())
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! connections").
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// A bounded number of kept connections of one kind, across all users.
 pub struct Places {
@@ -79,13 +80,85 @@ impl FileId {
 
     /// An identity no file has, for a connection that is never kept.
     #[cfg(test)]
-    pub const NONE: Self = Self {
+    const NONE: Self = Self {
         dev: 0,
         ino: 0,
         size: 0,
         changed: (0, 0),
         modified: (0, 0),
     };
+}
+
+/// What a kept connection notes about itself besides the connection: its file, that file's
+/// state when it was last put away, when that was, and whether it holds one of its kind's
+/// places (given back when it is dropped).
+pub struct Tenancy {
+    path: PathBuf,
+    file: FileId,
+    last_used: Instant,
+    /// Holds one of `places` (false for one opened past the cap: it is closed after its
+    /// request).
+    place: Option<&'static Places>,
+}
+
+impl Tenancy {
+    /// For a connection just opened on `path`; `None` if the file is gone already. Read after
+    /// opening, so that a file replaced in between is caught at the next use.
+    pub fn begin(path: &Path, places: &'static Places) -> Option<Self> {
+        let file = FileId::of(path)?;
+        Some(Self {
+            path: path.to_path_buf(),
+            file,
+            last_used: Instant::now(),
+            place: places.claim().then_some(places),
+        })
+    }
+
+    /// Whether `path` still names the file, unchanged since it was put away.
+    pub fn serves(&self, path: &Path) -> bool {
+        self.path == path && FileId::of(path) == Some(self.file)
+    }
+
+    /// Whether it holds a place, so that its connection may be kept.
+    pub fn has_place(&self) -> bool {
+        self.place.is_some()
+    }
+
+    /// Notes the time and the file's state after the connection's own writes, as its request
+    /// ends; false if the file is gone.
+    pub fn put_away(&mut self) -> bool {
+        self.last_used = Instant::now();
+        match FileId::of(&self.path) {
+            Some(file) => {
+                self.file = file;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        self.last_used.elapsed()
+    }
+
+    /// For a connection that is never kept.
+    #[cfg(test)]
+    pub fn none() -> Self {
+        Self {
+            path: PathBuf::new(),
+            file: FileId::NONE,
+            last_used: Instant::now(),
+            place: None,
+        }
+    }
+}
+
+impl Drop for Tenancy {
+    fn drop(&mut self) {
+        if let Some(places) = self.place {
+            places.release();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +186,42 @@ mod tests {
         assert!(places.claim());
         assert!(places.claim());
         assert!(!places.claim(), "never above the cap given at creation");
+    }
+
+    #[test]
+    fn a_tenancy_holds_its_place_until_it_is_dropped() {
+        static PLACES: Places = Places::new(1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        std::fs::write(&path, b"one").unwrap();
+        let first = Tenancy::begin(&path, &PLACES).unwrap();
+        let second = Tenancy::begin(&path, &PLACES).unwrap();
+        assert!(first.has_place());
+        assert!(!second.has_place(), "past the cap");
+        drop(second);
+        assert_eq!(PLACES.taken(), 1, "one without a place gives none back");
+        drop(first);
+        assert_eq!(PLACES.taken(), 0);
+        assert!(Tenancy::begin(&dir.path().join("missing"), &PLACES).is_none());
+    }
+
+    #[test]
+    fn a_tenancy_serves_its_file_until_it_changes_by_other_means() {
+        static PLACES: Places = Places::new(1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        std::fs::write(&path, b"one").unwrap();
+        let mut tenancy = Tenancy::begin(&path, &PLACES).unwrap();
+        assert!(tenancy.serves(&path));
+        assert!(!tenancy.serves(&dir.path().join("b")));
+        // Its own writes, noted when it is put away.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::fs::write(&path, b"one and two").unwrap();
+        assert!(!tenancy.serves(&path));
+        assert!(tenancy.put_away());
+        assert!(tenancy.serves(&path));
+        std::fs::remove_file(&path).unwrap();
+        assert!(!tenancy.put_away(), "the file is gone");
     }
 
     #[test]

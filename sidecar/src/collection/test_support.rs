@@ -68,3 +68,20 @@ pub fn use_statistics_of_200k_notes(conn: &Connection) {
     )
     .unwrap();
 }
+
+/// Marks a connection, to tell later whether a kept connection was reused: temporary tables
+/// belong to the connection that made them.
+pub fn mark_connection(conn: &Connection) {
+    conn.execute_batch("CREATE TEMP TABLE marker (x)").unwrap();
+}
+
+/// Whether [`mark_connection`] marked this connection.
+pub fn is_marked(conn: &Connection) -> bool {
+    conn.query_row(
+        "SELECT COUNT(*) FROM temp.sqlite_master WHERE name = 'marker'",
+        [],
+        |row| row.get::<_, i64>(0),
+    )
+    .unwrap()
+        == 1
+}

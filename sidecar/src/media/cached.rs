@@ -14,10 +14,9 @@
 //! file it was opened on, unchanged since it was put away; a file written by another
 //! connection since (an import, a repair) is opened afresh.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::collection::kept::{FileId, Places};
+use crate::collection::kept::{Places, Tenancy};
 use crate::storage::UserFiles;
 
 use super::MediaDb;
@@ -46,12 +45,8 @@ pub fn open_count() -> usize {
 /// An open media store, outside any transaction when it is kept in a slot.
 pub struct CachedMediaDb {
     db: MediaDb,
-    path: PathBuf,
-    file: FileId,
-    last_used: Instant,
-    /// Holds one of the [`PLACES`] (false for one opened past the cap: it is closed after its
-    /// request).
-    counted: bool,
+    /// Its file, and one of the [`PLACES`] unless it was opened past the cap.
+    tenancy: Tenancy,
 }
 
 impl CachedMediaDb {
@@ -82,7 +77,7 @@ impl CachedMediaDb {
     fn reuse(kept: Option<Self>, files: &UserFiles) -> Option<Self> {
         let kept = kept?;
         let path = files.media_db();
-        if kept.db.in_autocommit() && kept.path == path && FileId::of(&path) == Some(kept.file) {
+        if kept.db.in_autocommit() && kept.tenancy.serves(&path) {
             return Some(kept);
         }
         tracing::debug!(path = %path.display(), "kept media.db connection was stale");
@@ -91,17 +86,9 @@ impl CachedMediaDb {
 
     fn wrap(db: MediaDb, files: &UserFiles) -> anyhow::Result<Self> {
         db.limit_page_cache(PAGE_CACHE_KIB)?;
-        let path = files.media_db();
-        // Read after opening: a file replaced in between is then caught at the next use.
-        let file = FileId::of(&path)
+        let tenancy = Tenancy::begin(&files.media_db(), &PLACES)
             .ok_or_else(|| anyhow::anyhow!("media.db vanished while it was opened"))?;
-        Ok(Self {
-            db,
-            path,
-            file,
-            last_used: Instant::now(),
-            counted: PLACES.claim(),
-        })
+        Ok(Self { db, tenancy })
     }
 
     /// Puts it away after a request, on the thread that used it: `None` (and closed) if it may
@@ -109,16 +96,12 @@ impl CachedMediaDb {
     /// Notes the time, for the idle housekeeping, and the file's state after this
     /// connection's own writes, against which the next use checks.
     pub fn put_away(mut self) -> Option<Self> {
-        if !self.counted || !self.db.in_autocommit() {
-            return None;
-        }
-        self.last_used = Instant::now();
-        self.file = FileId::of(&self.path)?;
-        Some(self)
+        let keepable = self.tenancy.has_place() && self.db.in_autocommit();
+        (keepable && self.tenancy.put_away()).then_some(self)
     }
 
     pub fn idle_for(&self) -> Duration {
-        self.last_used.elapsed()
+        self.tenancy.idle_for()
     }
 }
 
@@ -133,14 +116,6 @@ impl std::ops::Deref for CachedMediaDb {
 impl std::ops::DerefMut for CachedMediaDb {
     fn deref_mut(&mut self) -> &mut MediaDb {
         &mut self.db
-    }
-}
-
-impl Drop for CachedMediaDb {
-    fn drop(&mut self) {
-        if self.counted {
-            PLACES.release();
-        }
     }
 }
 
@@ -162,22 +137,12 @@ mod tests {
         usn
     }
 
-    /// Marks a connection: temporary tables belong to the connection that made them.
     fn mark(db: &CachedMediaDb) {
-        db.connection()
-            .execute_batch("CREATE TEMP TABLE marker (x)")
-            .unwrap();
+        crate::collection::test_support::mark_connection(db.connection());
     }
 
     fn is_marked(db: &CachedMediaDb) -> bool {
-        db.connection()
-            .query_row(
-                "SELECT COUNT(*) FROM temp.sqlite_master WHERE name = 'marker'",
-                [],
-                |row| row.get::<_, i64>(0),
-            )
-            .unwrap()
-            == 1
+        crate::collection::test_support::is_marked(db.connection())
     }
 
     #[test]

@@ -208,23 +208,14 @@ pub(super) fn media_usn_on(
 mod tests {
     use std::sync::Arc;
 
-    use clap::Parser;
-
     use super::*;
     use crate::storage::DataDir;
     use crate::user_data::Users;
     use crate::user_data::admin::MediaOnReset;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        settings: crate::config::Settings,
-    }
-
     fn users(root: &std::path::Path) -> Users {
         let settings =
-            Cli::parse_from(["test".to_string(), format!("--data-dir={}", root.display())])
-                .settings;
+            crate::config::Settings::from_args([format!("--data-dir={}", root.display())]);
         Users::new(DataDir::new(root).unwrap(), Arc::new(settings), None)
     }
 
