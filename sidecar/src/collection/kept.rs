@@ -1,7 +1,6 @@
 //! What every SQLite connection kept open between requests shares, whatever its file (the
 //! collection, `media.db`): a bounded number of places across all users, and the identity of
-//! the file it was opened on, checked before each reuse (docs/performance.md, "Kept
-//! connections").
+//! the file it was opened on, checked before each reuse (docs/operations.md, section 5a).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
