@@ -57,7 +57,7 @@ impl Places {
 /// open its file's inode stays allocated, so a file created at the same path later cannot
 /// take the same inode number.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct FileId {
+struct FileId {
     dev: u64,
     ino: u64,
     size: u64,
@@ -66,7 +66,7 @@ pub struct FileId {
 }
 
 impl FileId {
-    pub fn of(path: &Path) -> Option<Self> {
+    fn of(path: &Path) -> Option<Self> {
         let meta = std::fs::metadata(path).ok()?;
         Some(Self {
             dev: meta.dev(),

@@ -37,11 +37,6 @@ pub fn limit_kept(max: usize) {
     PLACES.limit(max);
 }
 
-/// How many are kept open right now, across all users.
-pub fn open_count() -> usize {
-    PLACES.taken()
-}
-
 /// An open media store, outside any transaction when it is kept in a slot.
 pub struct CachedMediaDb {
     db: MediaDb,

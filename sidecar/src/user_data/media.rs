@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::cluster::Acquire;
+use super::registry::UserGuard;
 use super::{Received, UserData, UserDataError, UserDataResult, blocking};
 use crate::media::cached::CachedMediaDb;
 use crate::media::db::{MediaChange, MediaTotals};
@@ -26,19 +27,11 @@ impl UserData {
             Some(_) => Some(self.registry.lock(self.user_id).await),
             None => self.registry.try_lock(self.user_id),
         };
-        let Some(mut slot) = slot else {
+        let Some(slot) = slot else {
             let files = self.files.clone();
             return blocking(move || crate::media::last_usn(&files)).await;
         };
-        slot.hold_cluster(Acquire::Wait).await?;
-        let kept = slot.cached_media();
-        let files = self.files.clone();
-        let (usn, kept) = blocking(move || media_usn_on(kept, &files)).await?;
-        if let Some(kept) = kept {
-            slot.keep_media(kept);
-        }
-        slot.unlock().await;
-        Ok(usn)
+        self.on_kept_media(slot, media_usn_on).await
     }
 
     /// Changes after the client's last media USN, oldest first.
@@ -167,22 +160,36 @@ impl UserData {
         E: From<anyhow::Error> + Into<UserDataError> + Send + 'static,
         F: FnOnce(&UserFiles, &mut MediaDb) -> Result<T, E> + Send + 'static,
     {
-        let mut slot = self.registry.lock(self.user_id).await;
-        slot.hold_cluster(Acquire::Wait).await?;
-        let kept = slot.cached_media();
-        let files = self.files.clone();
-        let (result, kept) = blocking(move || {
-            let mut db = match CachedMediaDb::reuse_or_open(kept, &files) {
+        let slot = self.registry.lock(self.user_id).await;
+        self.on_kept_media(slot, move |kept, files| {
+            let mut db = match CachedMediaDb::reuse_or_open(kept, files) {
                 Ok(db) => db,
-                Err(err) => return Ok::<_, UserDataError>((Err(E::from(err)), None)),
+                Err(err) => return (Err(E::from(err)), None),
             };
-            let result = work(&files, &mut db);
+            let result = work(files, &mut db);
             // A failure may have come from the file itself: the next request opens it
             // afresh, which repairs a damaged one.
             let kept = if result.is_ok() { db.put_away() } else { None };
-            Ok((result, kept))
+            (result, kept)
         })
-        .await?;
+        .await
+    }
+
+    /// With the user's lock (`slot`) held, leaving an open normal sync alone: runs `step` on
+    /// a blocking thread with the slot's kept `media.db` connection, keeps the connection
+    /// `step` gives back, and releases the lock.
+    async fn on_kept_media<T, E, F>(&self, mut slot: UserGuard, step: F) -> UserDataResult<T>
+    where
+        T: Send + 'static,
+        E: Into<UserDataError> + Send + 'static,
+        F: FnOnce(Option<CachedMediaDb>, &UserFiles) -> (Result<T, E>, Option<CachedMediaDb>)
+            + Send
+            + 'static,
+    {
+        slot.hold_cluster(Acquire::Wait).await?;
+        let kept = slot.cached_media();
+        let files = self.files.clone();
+        let (result, kept) = blocking(move || Ok::<_, UserDataError>(step(kept, &files))).await?;
         if let Some(kept) = kept {
             slot.keep_media(kept);
         }
@@ -192,15 +199,19 @@ impl UserData {
 }
 
 /// The media USN on `kept` if it still serves, else on the store opened afresh (repaired if
-/// damaged); 0 for a user without one, for whom nothing is created. Returns the connection to
-/// keep. Runs on a blocking thread, under the user's lock.
+/// damaged); 0 for a user without one, for whom nothing is created. Gives back the connection
+/// to keep. Runs on a blocking thread, under the user's lock.
 pub(super) fn media_usn_on(
     kept: Option<CachedMediaDb>,
     files: &UserFiles,
-) -> anyhow::Result<(i64, Option<CachedMediaDb>)> {
-    match CachedMediaDb::reuse_or_open_existing(kept, files)? {
-        None => Ok((0, None)),
-        Some(db) => Ok((db.totals()?.last_usn, db.put_away())),
+) -> (anyhow::Result<i64>, Option<CachedMediaDb>) {
+    match CachedMediaDb::reuse_or_open_existing(kept, files) {
+        Ok(None) => (Ok(0), None),
+        Ok(Some(db)) => match db.totals() {
+            Ok(totals) => (Ok(totals.last_usn), db.put_away()),
+            Err(err) => (Err(err), None),
+        },
+        Err(err) => (Err(err), None),
     }
 }
 

@@ -84,10 +84,8 @@ impl UserData {
                 Ok(read) => read,
                 Err(err) => return Ok::<_, UserDataError>((Err(err), None, None)),
             };
-            let (read, media) = match super::media::media_usn_on(kept_media, &files) {
-                Ok((media_usn, media)) => (Ok((status, media_usn)), media),
-                Err(err) => (Err(err), None),
-            };
+            let (media_usn, media) = super::media::media_usn_on(kept_media, &files);
+            let read = media_usn.map(|media_usn| (status, media_usn));
             Ok((read, conn.put_away(), media))
         })
         .await?;
