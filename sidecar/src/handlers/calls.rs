@@ -9,7 +9,7 @@ use crate::auth::AuthedUser;
 use crate::auth::extractor::KeyCheck;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::transport::{SyncHeader, read_json};
+use crate::transport::{SyncHeader, read_json, read_json_sized};
 use crate::user_data::UserData;
 
 /// The JSON body of a sync call, under the cap for JSON bodies.
@@ -32,6 +32,8 @@ pub struct UserCall<T, const IN_SESSION: bool = false, const RECENT_KEY: bool = 
     pub user: UserData,
     pub header: SyncHeader,
     pub input: T,
+    /// The length of the JSON text, after decompression.
+    pub body_len: usize,
 }
 
 /// A call that continues an operation its client began moments ago with a looked-up key:
@@ -57,12 +59,12 @@ where
         if IN_SESSION {
             user.ensure_session(&header.session_key).await?;
         }
-        let request = Request::from_parts(parts, body);
-        let SyncJson(input) = SyncJson::from_request(request, state).await?;
+        let (input, body_len) = read_json_sized(body, state.settings.limits.json_body()).await?;
         Ok(Self {
             user,
             header,
             input,
+            body_len,
         })
     }
 }

@@ -449,6 +449,14 @@ pub async fn read_json<T: DeserializeOwned + Send + 'static>(
     body: Body,
     limits: BodyLimits,
 ) -> ApiResult<T> {
+    Ok(read_json_sized(body, limits).await?.0)
+}
+
+/// [`read_json`], with the length of the JSON text (after decompression) beside the value.
+pub async fn read_json_sized<T: DeserializeOwned + Send + 'static>(
+    body: Body,
+    limits: BodyLimits,
+) -> ApiResult<(T, usize)> {
     let wire = current_wire();
     let mut reservation = Reservation::new(&limits, Instant::now() + limits.timeout);
     let compressed = collect_compressed(body, &limits, &mut reservation).await?;
@@ -459,13 +467,14 @@ pub async fn read_json<T: DeserializeOwned + Send + 'static>(
         .saturating_mul(2)
         .saturating_add(items.saturating_mul(BYTES_PER_ITEM));
     reservation.charge(parse_cost).await?;
-    let parsed = if bytes.len() <= INLINE_PARSE_LIMIT {
+    let length = bytes.len();
+    let parsed = if length <= INLINE_PARSE_LIMIT {
         parse_json(&bytes)
     } else {
         tokio::task::spawn_blocking(move || parse_json(&bytes)).await?
     };
     drop(reservation);
-    parsed
+    Ok((parsed?, length))
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {

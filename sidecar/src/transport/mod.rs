@@ -9,6 +9,6 @@ pub mod import_body;
 pub mod legacy;
 pub mod response;
 
-pub use body::{BodyLimits, read_json, read_to_file};
+pub use body::{BodyLimits, read_json, read_json_sized, read_to_file};
 pub use header::SyncHeader;
 pub use response::SyncResponse;

@@ -1,5 +1,6 @@
 //! The service floor: every operation on one user's data (collection, media store, import
-//! ledger), each run under that user's lock and off the async executor.
+//! ledger), each run under that user's lock and off the async executor; only the small calls
+//! of an open normal sync may run on the worker (`inline`).
 //!
 //! Handlers extract a request, call one operation of [`UserData`] and encode its answer. The
 //! operations call the domain modules (`normal_sync`, `media`, `import`), which call `storage`
@@ -9,6 +10,7 @@
 pub mod admin;
 pub mod cluster;
 mod imports;
+mod inline;
 mod media;
 mod registry;
 mod sync;

@@ -21,6 +21,7 @@ use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard};
 use tokio::time::Instant;
 
 use super::cluster::{Acquire, AcquireError, ClusterLocks, HeldLock};
+use super::inline::CallCosts;
 use crate::collection::cached::CachedCollection;
 use crate::media::cached::CachedMediaDb;
 use crate::normal_sync::NormalSyncSession;
@@ -37,6 +38,9 @@ pub struct UserSlot {
     collection: Option<CachedCollection>,
     /// The user's `media.db` connection kept open between requests (`media::cached`).
     media: Option<CachedMediaDb>,
+    /// How long the user's last calls of an open sync took, which decides where the next ones
+    /// run (`user_data::inline`).
+    pub call_costs: CallCosts,
 }
 
 impl UserSlot {
@@ -77,6 +81,7 @@ impl UserSlot {
     pub fn close_files(&mut self) {
         self.collection = None;
         self.media = None;
+        self.call_costs.forget();
     }
 
     /// How long the kept collection connection has gone unused, if there is one.

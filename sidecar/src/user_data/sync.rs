@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::cluster::Acquire;
+use super::inline::{CallKind, Load};
 use super::registry::UserGuard;
 use super::{
     OpenSync, Received, UserData, UserDataError, UserDataResult, Users, blocking, end_now,
@@ -24,6 +25,7 @@ use crate::normal_sync::wire::{
     SanityCheckResponse, StartRequest, UnchunkedChanges,
 };
 use crate::normal_sync::{NormalSyncSession, OpResult, SyncOpError};
+use crate::storage::UserFiles;
 use crate::storage::full_sync::{
     UPLOAD_CORRUPT, UPLOAD_OK, UPLOAD_TOO_LARGE, UploadOutcome, install_upload,
     snapshot_for_download,
@@ -185,20 +187,28 @@ impl UserData {
 
     /// One stateful call of the normal sync (`applyGraves` to `sanityCheck2`) on the open
     /// session `session_key`, once its request is within the limits.
+    /// `body_len` is the length of the request's JSON text, after decompression.
     pub async fn in_session<C: SessionCall>(
         &self,
         session_key: &str,
         call: C,
+        body_len: usize,
     ) -> UserDataResult<C::Answer> {
         call.check_limits(&self.settings.limits)?;
-        self.run_in_session(session_key, move |session| call.run(session))
+        let load = Load {
+            items: call.items(),
+            bytes: body_len,
+        };
+        let inline = Some((C::KIND, load));
+        self.run_in_session(session_key, inline, move |session| call.run(session))
             .await
     }
 
     /// `finish`: commits the sync; returns the new `mod`, ms.
     pub async fn finish(&self, session_key: &str) -> UserDataResult<i64> {
         let files = self.files.clone();
-        self.run_in_session(session_key, move |session| {
+        // Never on the worker: it commits, and waits for the fsync.
+        self.run_in_session(session_key, None, move |session| {
             crate::fault::point("sync:before-commit");
             let modified = crate::normal_sync::finish::finish(&session.conn, session.server_usn)?;
             crate::fault::point("sync:committed");
@@ -221,12 +231,19 @@ impl UserData {
         Ok(())
     }
 
-    /// Runs one stateful sync call on the user's open session, on a blocking thread.
+    /// Runs one stateful sync call on the user's open session: on a blocking thread, or on
+    /// the worker when `inline` names a small call that [`CallCosts`] lets run there
+    /// (`user_data::inline`).
     ///
     /// A missing session, or one started under another session key, is `NoSession`
     /// (docs/sync-protocol.md#sessions). Any error rolls the whole sync back, as the official
     /// server does.
-    async fn run_in_session<T, F>(&self, session_key: &str, operation: F) -> UserDataResult<T>
+    async fn run_in_session<T, F>(
+        &self,
+        session_key: &str,
+        inline: Option<(CallKind, Load)>,
+        operation: F,
+    ) -> UserDataResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut NormalSyncSession) -> OpResult<(T, AfterCall)> + Send + 'static,
@@ -252,39 +269,30 @@ impl UserData {
         }
         let mut session = slot.session.take().expect("checked above");
         let files = self.files.clone();
-        // One blocking hop: the call, and the end of the sync when it ends it.
-        let outcome = blocking(move || {
+        let on_worker = inline.filter(|&(kind, load)| slot.call_costs.runs_inline(kind, load));
+        let (left, result) = if let Some((kind, _)) = on_worker {
+            let started = Instant::now();
             let result = operation(&mut session);
-            let ended = match result {
-                Ok((value, AfterCall::KeepSession)) => return Ok((Ok(session), Ok(value))),
-                // Either committed already (finish) or to be discarded (failed sanity check);
-                // a rollback after a commit is a harmless no-op.
-                Ok((value, AfterCall::EndSession)) => {
-                    let conn = session.rollback().and_then(CachedCollection::put_away);
-                    return Ok((Err(conn), Ok(value)));
-                }
-                Err(err) => err,
-            };
-            let reason = match &ended {
-                SyncOpError::Invalid(message) => message.clone(),
-                SyncOpError::Internal(err) => format!("{err:#}"),
-            };
-            tracing::info!(user_id, reason = %reason, "sync call failed; rolling back");
-            session.log_outcome("failed");
-            let conn = session.rollback().and_then(CachedCollection::put_away);
-            if let SyncOpError::Internal(cause) = &ended
-                && is_corruption(cause)
-            {
-                // Damage that meta's checks did not reach: replace the collection now, or
-                // every later sync would fail here the same way. Its connection goes first.
-                drop(conn);
-                replace_damaged_collection(&files, &reason)?;
-                return Ok((Err(None), Err(ended)));
+            slot.call_costs.record(kind, started.elapsed());
+            match result {
+                Ok((value, AfterCall::KeepSession)) => (Ok(session), Ok(value)),
+                // Ending the sync goes to the pool, as everything but the call's own work.
+                ended => blocking(move || settle(session, ended, &files, user_id)).await?,
             }
-            anyhow::Ok::<(LeftOpen, OpResult<T>)>((Err(conn), Err(ended)))
-        })
-        .await?;
-        let (left, result) = outcome;
+        } else {
+            // One blocking hop: the call, and the end of the sync when it ends it.
+            let (settled, took) = blocking(move || {
+                let started = Instant::now();
+                let result = operation(&mut session);
+                let took = started.elapsed();
+                anyhow::Ok((settle(session, result, &files, user_id)?, took))
+            })
+            .await?;
+            if let Some((kind, _)) = inline {
+                slot.call_costs.record(kind, took);
+            }
+            settled
+        };
         match left {
             Ok(mut session) => {
                 session.last_activity = Instant::now();
@@ -472,16 +480,63 @@ async fn tidy_user(
     }
 }
 
+/// After a call of an open sync, on a blocking thread: keeps the session open, or ends it, by
+/// commit already made (`finish`) or by rollback, and repairs a collection the call found
+/// damaged.
+fn settle<T>(
+    session: NormalSyncSession,
+    result: OpResult<(T, AfterCall)>,
+    files: &UserFiles,
+    user_id: i64,
+) -> anyhow::Result<(LeftOpen, OpResult<T>)> {
+    let ended = match result {
+        Ok((value, AfterCall::KeepSession)) => return Ok((Ok(session), Ok(value))),
+        // Either committed already (finish) or to be discarded (failed sanity check); a
+        // rollback after a commit is a harmless no-op.
+        Ok((value, AfterCall::EndSession)) => {
+            let conn = session.rollback().and_then(CachedCollection::put_away);
+            return Ok((Err(conn), Ok(value)));
+        }
+        Err(err) => err,
+    };
+    let reason = match &ended {
+        SyncOpError::Invalid(message) => message.clone(),
+        SyncOpError::Internal(err) => format!("{err:#}"),
+    };
+    tracing::info!(user_id, reason = %reason, "sync call failed; rolling back");
+    session.log_outcome("failed");
+    let conn = session.rollback().and_then(CachedCollection::put_away);
+    if let SyncOpError::Internal(cause) = &ended
+        && is_corruption(cause)
+    {
+        // Damage that meta's checks did not reach: replace the collection now, or every later
+        // sync would fail here the same way. Its connection goes first.
+        drop(conn);
+        replace_damaged_collection(files, &reason)?;
+        return Ok((Err(None), Err(ended)));
+    }
+    Ok((Err(conn), Err(ended)))
+}
+
 /// A stateful call of the normal sync, by its request: what it does on the open session.
 pub trait SessionCall: Send + 'static {
     type Answer: Send + 'static;
+
+    /// Which call it is, for where it runs (`user_data::inline`).
+    const KIND: CallKind;
+
+    /// The rows, ids or objects its request carries.
+    fn items(&self) -> usize {
+        0
+    }
 
     /// Refuses a request past the configured limits, before the session is looked at.
     fn check_limits(&self, _limits: &Limits) -> UserDataResult<()> {
         Ok(())
     }
 
-    /// Runs on a blocking thread; says whether the session stays open.
+    /// Runs on a blocking thread, or on the worker when it is small (`user_data::inline`);
+    /// says whether the session stays open.
     fn run(self, session: &mut NormalSyncSession) -> OpResult<(Self::Answer, AfterCall)>;
 }
 
@@ -498,13 +553,14 @@ fn at_most(count: usize, limit: usize, what: &str) -> UserDataResult<()> {
 /// `applyGraves`: the client's deletions.
 impl SessionCall for ApplyGravesRequest {
     type Answer = ();
+    const KIND: CallKind = CallKind::ApplyGraves;
+
+    fn items(&self) -> usize {
+        self.chunk.len()
+    }
 
     fn check_limits(&self, limits: &Limits) -> UserDataResult<()> {
-        at_most(
-            self.chunk.len(),
-            limits.max_grave_ids,
-            "ids in one applyGraves",
-        )
+        at_most(self.items(), limits.max_grave_ids, "ids in one applyGraves")
     }
 
     fn run(self, session: &mut NormalSyncSession) -> OpResult<((), AfterCall)> {
@@ -518,6 +574,17 @@ impl SessionCall for ApplyGravesRequest {
 /// `applyChanges`: notetypes, decks, deck configs, tags and config, both ways.
 impl SessionCall for ApplyChangesRequest {
     type Answer = UnchunkedChanges;
+    const KIND: CallKind = CallKind::ApplyChanges;
+
+    fn items(&self) -> usize {
+        let changes = &self.changes;
+        let conf = changes.conf.as_ref().map_or(0, |conf| conf.len());
+        changes.models.len()
+            + changes.decks.0.len()
+            + changes.decks.1.len()
+            + changes.tags.len()
+            + conf
+    }
 
     fn run(self, session: &mut NormalSyncSession) -> OpResult<(UnchunkedChanges, AfterCall)> {
         let context = ChangesContext {
@@ -544,6 +611,7 @@ pub struct NextChunk;
 
 impl SessionCall for NextChunk {
     type Answer = Chunk;
+    const KIND: CallKind = CallKind::Chunk;
 
     fn run(self, session: &mut NormalSyncSession) -> OpResult<(Chunk, AfterCall)> {
         if session.pending.is_none() {
@@ -558,10 +626,14 @@ impl SessionCall for NextChunk {
 /// `applyChunk`: merges a batch of the client's rows.
 impl SessionCall for ApplyChunkRequest {
     type Answer = ();
+    const KIND: CallKind = CallKind::ApplyChunk;
+
+    fn items(&self) -> usize {
+        self.chunk.revlog.len() + self.chunk.cards.len() + self.chunk.notes.len()
+    }
 
     fn check_limits(&self, limits: &Limits) -> UserDataResult<()> {
-        let rows = self.chunk.revlog.len() + self.chunk.cards.len() + self.chunk.notes.len();
-        at_most(rows, limits.max_chunk_rows, "rows in one chunk")
+        at_most(self.items(), limits.max_chunk_rows, "rows in one chunk")
     }
 
     fn run(self, session: &mut NormalSyncSession) -> OpResult<((), AfterCall)> {
@@ -578,6 +650,7 @@ impl SessionCall for ApplyChunkRequest {
 /// `sanityCheck2`: compares counts; a mismatch discards the whole sync.
 impl SessionCall for SanityCheckRequest {
     type Answer = SanityCheckResponse;
+    const KIND: CallKind = CallKind::SanityCheck;
 
     fn run(self, session: &mut NormalSyncSession) -> OpResult<(SanityCheckResponse, AfterCall)> {
         let (conn, memo) = session.conn.with_column_memos();
@@ -602,6 +675,118 @@ mod tests {
     use crate::storage::DataDir;
     use crate::storage::status::ensure_collection;
     use crate::user_data::registry::Registry;
+
+    /// A call that answers the thread it ran on, after taking as long as told.
+    struct RanOn {
+        took: Duration,
+        items: usize,
+        fails: bool,
+    }
+
+    impl SessionCall for RanOn {
+        type Answer = std::thread::ThreadId;
+        const KIND: CallKind = CallKind::Chunk;
+
+        fn items(&self) -> usize {
+            self.items
+        }
+
+        fn run(self, _: &mut NormalSyncSession) -> OpResult<(Self::Answer, AfterCall)> {
+            std::thread::sleep(self.took);
+            if self.fails {
+                return Err(SyncOpError::Invalid("told to fail".into()));
+            }
+            Ok((std::thread::current().id(), AfterCall::KeepSession))
+        }
+    }
+
+    const FAST: RanOn = RanOn {
+        took: Duration::ZERO,
+        items: 0,
+        fails: false,
+    };
+
+    async fn started(root: &std::path::Path) -> UserData {
+        let settings =
+            crate::config::Settings::from_args([format!("--data-dir={}", root.display())]);
+        let users = Users::new(
+            DataDir::new(root).unwrap(),
+            std::sync::Arc::new(settings),
+            None,
+        );
+        let user = users.user(1);
+        let request = StartRequest {
+            min_usn: 0,
+            local_is_newer: false,
+            graves: None,
+        };
+        user.start_sync("key".into(), request, ClientTag::default())
+            .await
+            .unwrap();
+        user
+    }
+
+    /// The test runtime has one thread; the blocking pool's are others.
+    #[tokio::test]
+    async fn a_small_call_runs_on_the_worker_once_its_kind_was_fast() {
+        let root = tempfile::tempdir().unwrap();
+        let user = started(root.path()).await;
+        let here = std::thread::current().id();
+        let ran_on = |call: RanOn| user.in_session("key", call, 100);
+        assert_ne!(
+            ran_on(FAST).await.unwrap(),
+            here,
+            "the first one is timed on the pool"
+        );
+        assert_eq!(ran_on(FAST).await.unwrap(), here);
+        let large = RanOn {
+            items: crate::user_data::inline::MAX_ITEMS + 1,
+            ..FAST
+        };
+        assert_ne!(ran_on(large).await.unwrap(), here);
+        let large_body = user.in_session("key", FAST, crate::user_data::inline::MAX_BODY + 1);
+        assert_ne!(large_body.await.unwrap(), here);
+        // A slow one on the worker sends the next one to the pool, where a fast one brings
+        // the following one back.
+        let slow = RanOn {
+            took: crate::user_data::inline::BUDGET * 4,
+            ..FAST
+        };
+        assert_eq!(ran_on(slow).await.unwrap(), here);
+        assert_ne!(ran_on(FAST).await.unwrap(), here);
+        assert_eq!(ran_on(FAST).await.unwrap(), here);
+        // Whatever closes the user's files forgets the times.
+        user.registry.lock(1).await.close_files();
+        assert_ne!(ran_on(FAST).await.unwrap(), here);
+    }
+
+    /// A call that fails on the worker still ends the sync: rolled back, its connection kept.
+    #[tokio::test]
+    async fn a_call_failing_on_the_worker_ends_the_sync() {
+        let root = tempfile::tempdir().unwrap();
+        let user = started(root.path()).await;
+        let here = std::thread::current().id();
+        user.in_session("key", FAST, 100).await.unwrap();
+        assert_eq!(user.in_session("key", FAST, 100).await.unwrap(), here);
+        let failing = RanOn {
+            fails: true,
+            ..FAST
+        };
+        assert!(matches!(
+            user.in_session("key", failing, 100).await,
+            Err(UserDataError::Sync(SyncOpError::Invalid(_)))
+        ));
+        assert!(matches!(
+            user.in_session("key", FAST, 100).await,
+            Err(UserDataError::NoSession)
+        ));
+        let mut slot = user.registry.lock(1).await;
+        assert!(slot.session.is_none());
+        assert!(
+            slot.cached_collection().is_some(),
+            "the rolled-back connection is kept"
+        );
+    }
 
     #[tokio::test]
     async fn housekeeping_closes_a_kept_connection_once_unused_long_enough() {

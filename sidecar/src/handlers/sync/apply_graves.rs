@@ -6,5 +6,9 @@ use crate::normal_sync::wire::ApplyGravesRequest;
 use crate::transport::SyncResponse;
 
 pub async fn apply_graves(call: InSession<ApplyGravesRequest>) -> ApiResult<SyncResponse> {
-    json_answer(call.user.in_session(&call.header.session_key, call.input)).await
+    json_answer(
+        call.user
+            .in_session(&call.header.session_key, call.input, call.body_len),
+    )
+    .await
 }

@@ -6,5 +6,9 @@ use crate::transport::SyncResponse;
 use crate::user_data::NextChunk;
 
 pub async fn chunk(call: InSession<EmptyInput>) -> ApiResult<SyncResponse> {
-    json_answer(call.user.in_session(&call.header.session_key, NextChunk)).await
+    json_answer(
+        call.user
+            .in_session(&call.header.session_key, NextChunk, call.body_len),
+    )
+    .await
 }
