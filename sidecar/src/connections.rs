@@ -94,9 +94,9 @@ fn open_files_limit() -> Option<u64> {
 
 /// The connection cap per listener, lowered so that `listeners` listeners at their cap still
 /// leave `RESERVED_FDS` descriptors free plus those of the collection and `media.db`
-/// connections kept between requests. Those get at most a quarter of what is left after the reserve (and at most
-/// `collection::cached::MAX_OPEN`), so a low open-files limit lowers their cap rather than
-/// starving the listeners.
+/// connections kept between requests. Those get at most a quarter of what is left after the
+/// reserve (and at most `collection::cached::MAX_OPEN`), so a low open-files limit lowers their
+/// cap rather than starving the listeners.
 pub fn fit_to_open_files(max_connections: usize, listeners: u64) -> usize {
     let Some(open_files) = open_files_limit() else {
         return max_connections;

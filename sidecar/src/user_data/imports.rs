@@ -51,7 +51,7 @@ impl UserData {
         };
         // The merge writes the collection and `media.db` through its own connections: the
         // kept ones are closed first, so that they never serve what they read before.
-        let kept = (slot.cached_collection(), slot.cached_media());
+        let kept = slot.take_files();
         let files = self.files.clone();
         let outcome = blocking(move || {
             drop(kept);

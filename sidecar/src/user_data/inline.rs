@@ -77,8 +77,9 @@ impl CallCosts {
         self.last[kind as usize] = Some(took);
     }
 
-    /// Forgets every time: the user's files were closed, replaced or removed, so the next call
-    /// of each kind is timed on the pool again.
+    /// Forgets every time: the user's kept connections were closed, or their files replaced or
+    /// removed (`UserSlot::take_files`, the idle housekeeping), so the next call of each kind is
+    /// timed on the pool again.
     pub fn forget(&mut self) {
         *self = Self::default();
     }

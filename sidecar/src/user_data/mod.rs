@@ -204,7 +204,7 @@ impl UserData {
         let (session, kept) = match open_sync {
             OpenSync::End(reason) => (
                 slot.session.take().map(|session| (session, reason)),
-                (slot.cached_collection(), slot.cached_media()),
+                slot.take_files(),
             ),
             OpenSync::Keep => (None, (None, None)),
         };

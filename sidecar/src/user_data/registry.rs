@@ -79,9 +79,16 @@ impl UserSlot {
     /// under the user's lock; so does whatever hands the user to another process. An open
     /// normal sync holds its own connection: end it first (`user_data::end_session`).
     pub fn close_files(&mut self) {
-        self.collection = None;
-        self.media = None;
+        drop(self.take_files());
+    }
+
+    /// Takes the kept connections out of the slot, to be closed on a blocking thread before
+    /// their files are replaced, deleted or written by other means (the same callers as
+    /// [`UserSlot::close_files`]). The times of the user's last sync calls go with them: they
+    /// were taken on those files (`user_data::inline`).
+    pub fn take_files(&mut self) -> (Option<CachedCollection>, Option<CachedMediaDb>) {
         self.call_costs.forget();
+        (self.collection.take(), self.media.take())
     }
 
     /// How long the kept collection connection has gone unused, if there is one.

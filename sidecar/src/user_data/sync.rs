@@ -439,7 +439,8 @@ impl Users {
 
 /// One user's housekeeping, under the user's lock: rolls back a sync idle for longer than
 /// `sync_timeout`, and closes the kept collection and `media.db` connections once unused for
-/// longer than `close_after`, so that handles and memory go back with the users who stopped syncing.
+/// longer than `close_after`, so that handles and memory go back with the users who stopped
+/// syncing.
 async fn tidy_user(
     mut slot: UserGuard,
     user_id: i64,
@@ -474,6 +475,10 @@ async fn tidy_user(
         .is_some_and(|idle| idle > close_after)
         .then(|| slot.cached_media())
         .flatten();
+    if closing.is_some() {
+        // The next sync works on a connection opened afresh: its calls are timed again.
+        slot.call_costs.forget();
+    }
     slot.unlock().await;
     if closing.is_some() || closing_media.is_some() {
         let _ = tokio::task::spawn_blocking(move || drop((closing, closing_media))).await;
@@ -758,6 +763,67 @@ mod tests {
         // Whatever closes the user's files forgets the times.
         user.registry.lock(1).await.close_files();
         assert_ne!(ran_on(FAST).await.unwrap(), here);
+    }
+
+    /// A reset replaces the files the times were taken on: the next sync's first call of
+    /// each kind is timed on the pool again.
+    #[tokio::test]
+    async fn a_reset_forgets_the_times() {
+        let root = tempfile::tempdir().unwrap();
+        let user = started(root.path()).await;
+        let here = std::thread::current().id();
+        user.in_session("key", FAST, 100).await.unwrap();
+        assert_eq!(user.in_session("key", FAST, 100).await.unwrap(), here);
+        user.reset(false, crate::user_data::admin::MediaOnReset::Delete)
+            .await
+            .unwrap();
+        let request = StartRequest {
+            min_usn: 0,
+            local_is_newer: false,
+            graves: None,
+        };
+        user.start_sync("again".into(), request, ClientTag::default())
+            .await
+            .unwrap();
+        assert_ne!(user.in_session("again", FAST, 100).await.unwrap(), here);
+    }
+
+    /// The idle housekeeping that closes the kept collection forgets the times too.
+    #[tokio::test]
+    async fn closing_an_idle_collection_forgets_the_times() {
+        let root = tempfile::tempdir().unwrap();
+        let files = DataDir::new(root.path().to_path_buf()).unwrap().user(1);
+        ensure_collection(&files).unwrap();
+        let registry = Registry::default();
+        let load = Load {
+            items: 0,
+            bytes: 100,
+        };
+        let mut slot = registry.lock(1).await;
+        slot.call_costs.record(CallKind::Chunk, Duration::ZERO);
+        let conn = CachedCollection::open(&files.collection())
+            .unwrap()
+            .put_away()
+            .expect("within the cap");
+        slot.keep_collection(conn);
+        tidy_user(slot, 1, Duration::from_secs(300), IDLE_CLOSE).await;
+        assert!(
+            registry
+                .lock(1)
+                .await
+                .call_costs
+                .runs_inline(CallKind::Chunk, load)
+        );
+        tidy_user(
+            registry.lock(1).await,
+            1,
+            Duration::from_secs(300),
+            Duration::ZERO,
+        )
+        .await;
+        let slot = registry.lock(1).await;
+        assert!(slot.collection_idle_for().is_none());
+        assert!(!slot.call_costs.runs_inline(CallKind::Chunk, load));
     }
 
     /// A call that fails on the worker still ends the sync: rolled back, its connection kept.
