@@ -720,15 +720,19 @@ mod tests {
             None,
         );
         let user = users.user(1);
+        start(&user, "key").await;
+        user
+    }
+
+    async fn start(user: &UserData, session_key: &str) {
         let request = StartRequest {
             min_usn: 0,
             local_is_newer: false,
             graves: None,
         };
-        user.start_sync("key".into(), request, ClientTag::default())
+        user.start_sync(session_key.into(), request, ClientTag::default())
             .await
             .unwrap();
-        user
     }
 
     /// The test runtime has one thread; the blocking pool's are others.
@@ -777,14 +781,7 @@ mod tests {
         user.reset(false, crate::user_data::admin::MediaOnReset::Delete)
             .await
             .unwrap();
-        let request = StartRequest {
-            min_usn: 0,
-            local_is_newer: false,
-            graves: None,
-        };
-        user.start_sync("again".into(), request, ClientTag::default())
-            .await
-            .unwrap();
+        start(&user, "again").await;
         assert_ne!(user.in_session("again", FAST, 100).await.unwrap(), here);
     }
 
