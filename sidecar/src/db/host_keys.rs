@@ -39,8 +39,25 @@ impl Database {
         Ok(())
     }
 
-    /// The key and its owner, or None when the key is unknown or its user is gone.
+    /// The key and its owner, or None when the key is unknown or its user is gone. On SQLite
+    /// it is read without sqlx's thread when that read can go ahead at once (`db::direct`).
     pub async fn find_host_key(&self, key_hash: &str) -> sqlx::Result<Option<StoredHostKey>> {
+        let sql = &self.users.statements.find_host_key;
+        if let Some(found) = self
+            .direct
+            .as_ref()
+            .and_then(|direct| direct.find_host_key(sql, key_hash))
+        {
+            return Ok(found);
+        }
+        self.find_host_key_through_sqlx(key_hash).await
+    }
+
+    /// [`Self::find_host_key`] through the pool, which waits for a busy database.
+    pub(crate) async fn find_host_key_through_sqlx(
+        &self,
+        key_hash: &str,
+    ) -> sqlx::Result<Option<StoredHostKey>> {
         let sql = &self.users.statements.find_host_key;
         let found = with_pool!(self, |pool| {
             let row = sqlx::query(sql).bind(key_hash).fetch_optional(pool).await?;

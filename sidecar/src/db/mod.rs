@@ -6,6 +6,7 @@
 //! decoding works for both.
 
 pub mod deleted_users;
+pub mod direct;
 pub mod host_keys;
 pub mod login_failures;
 mod migrations;
@@ -107,11 +108,14 @@ pub struct Database {
     pub users: std::sync::Arc<UserTable>,
     /// Host keys verified moments ago; every deletion of keys voids them.
     pub verified: std::sync::Arc<verified_keys::VerifiedKeys>,
+    /// On SQLite, the host-key lookup read without sqlx's thread when it can go ahead at once.
+    pub(crate) direct: Option<std::sync::Arc<direct::DirectReads>>,
 }
 
 impl Database {
     /// Connects, checks that Django's user table is there, and runs our migrations.
     pub async fn connect(url: &str, users: UserTable) -> anyhow::Result<Self> {
+        let mut direct = None;
         let pool = if let Some(path) = sqlite_path(url) {
             let options = SqliteConnectOptions::new()
                 .filename(&path)
@@ -129,6 +133,8 @@ impl Database {
                 .with_context(|| {
                     format!("cannot open Django's SQLite database {path} (run `manage.py migrate` first)")
                 })?;
+            direct =
+                direct::DirectReads::open(std::path::Path::new(&path)).map(std::sync::Arc::new);
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)
@@ -150,6 +156,7 @@ impl Database {
             pool,
             users: std::sync::Arc::new(users),
             verified: Default::default(),
+            direct,
         };
         db.check_user_table().await?;
         db.migrate().await?;
