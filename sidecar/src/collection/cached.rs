@@ -117,6 +117,13 @@ impl CachedCollection {
         self.conn.is_autocommit() && self.tenancy.serves(path)
     }
 
+    /// Whether a call may use it on the async worker (`user_data::inline`): it still serves
+    /// `path`, with no transaction open, and had its one-time checks, so that using it opens,
+    /// converts or repairs nothing.
+    pub fn ready(&self, path: &Path) -> bool {
+        self.checked && self.serves(path)
+    }
+
     pub fn conn(&self) -> &Connection {
         &self.conn
     }

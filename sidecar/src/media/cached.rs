@@ -71,12 +71,18 @@ impl CachedMediaDb {
 
     fn reuse(kept: Option<Self>, files: &UserFiles) -> Option<Self> {
         let kept = kept?;
-        let path = files.media_db();
-        if kept.db.in_autocommit() && kept.tenancy.serves(&path) {
+        if kept.ready(files) {
             return Some(kept);
         }
+        let path = files.media_db();
         tracing::debug!(path = %path.display(), "kept media.db connection was stale");
         None
+    }
+
+    /// Whether it still serves the user's `media.db`, unchanged since it was put away and
+    /// with no transaction open, so that it may be used again as it is.
+    pub fn ready(&self, files: &UserFiles) -> bool {
+        self.db.in_autocommit() && self.tenancy.serves(&files.media_db())
     }
 
     fn wrap(db: MediaDb, files: &UserFiles) -> anyhow::Result<Self> {

@@ -1,4 +1,4 @@
-//! Which calls of an open normal sync run on the async worker instead of the blocking pool
+//! Which calls of a normal sync run on the async worker instead of the blocking pool
 //! (docs/performance.md, "Small sync calls on the worker").
 //!
 //! Handing a call to the blocking pool and back costs two thread wake-ups, more than the work
@@ -17,6 +17,11 @@
 //!
 //! Only the call's own work runs on the worker. Ending the sync after it (a rollback, the
 //! repair of a damaged file) always goes to the pool.
+//!
+//! `meta` and `start` follow the same rule between syncs (docs/performance.md, "`meta` and
+//! `start` on the worker"): only when no sync is open (nothing to roll back) and the user's
+//! kept connections still serve their files and had their one-time checks (nothing to open,
+//! convert or repair); otherwise, and for the first of each kind, they go to the pool.
 
 use std::time::Duration;
 
@@ -46,9 +51,20 @@ pub struct Load {
     pub bytes: usize,
 }
 
-/// The calls of an open sync that may run on the worker.
+impl Load {
+    /// A request that carries nothing the call works through (`meta`).
+    pub const NONE: Self = Self { items: 0, bytes: 0 };
+}
+
+/// The calls of a normal sync that may run on the worker.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum CallKind {
+    /// Only when no sync is open, on the kept connections: nothing to roll back, open or
+    /// repair (`UserData::meta`).
+    Meta,
+    /// Only when no sync is open, on the kept connection (`UserData::start_sync`); its items
+    /// are the graves a legacy client sends with it.
+    Start,
     ApplyGraves,
     ApplyChanges,
     Chunk,
@@ -56,7 +72,7 @@ pub enum CallKind {
     SanityCheck,
 }
 
-const KINDS: usize = 5;
+const KINDS: usize = 7;
 
 /// How long one user's last call of each kind took; kept in the user's slot.
 #[derive(Default, Debug)]

@@ -229,7 +229,16 @@ where
     E: Into<UserDataError> + Send + 'static,
     F: FnOnce() -> Result<T, E> + Send + 'static,
 {
+    #[cfg(test)]
+    POOL_HOPS.with(|hops| hops.set(hops.get() + 1));
     tokio::task::spawn_blocking(work).await?.map_err(Into::into)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many times [`blocking`] was called on this thread: in a test on tokio's
+    /// current-thread runtime, how many hops to the pool the test's calls made.
+    pub(crate) static POOL_HOPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Ends an open normal sync on this thread: logs its outcome and rolls it back. Returns its

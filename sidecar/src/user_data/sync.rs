@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::cluster::Acquire;
 use super::inline::{CallKind, Load};
-use super::registry::UserGuard;
+use super::registry::{UserGuard, UserSlot};
 use super::{
     OpenSync, Received, UserData, UserDataError, UserDataResult, Users, blocking, end_now,
     end_session,
@@ -16,6 +16,7 @@ use crate::collection::cached::{CachedCollection, IDLE_CLOSE};
 use crate::import::ledger::mark_delivered;
 use crate::import::{ImportLimits, reapply_pending};
 use crate::limits::Limits;
+use crate::media::cached::CachedMediaDb;
 use crate::normal_sync::changes::{ChangesContext, apply_changes};
 use crate::normal_sync::chunks::{ApplyContext, PendingRows, apply_chunk, next_chunk};
 use crate::normal_sync::graves::{apply_graves, read_graves};
@@ -34,7 +35,7 @@ use crate::storage::recovery::{
     collection_status_or_recover_on, is_corruption, is_damage, replace_damaged_collection,
 };
 use crate::storage::scheduler::SchedulerFeatures;
-use crate::storage::status::ensure_collection;
+use crate::storage::status::{CollectionStatus, ensure_collection, read_status_on};
 use crate::sync_log::{ClientTag, Counts, Kind, SyncLine, collection_usn};
 
 /// What `meta` tells the client about the user's collection.
@@ -69,34 +70,10 @@ impl UserData {
     /// operation, and a half-finished sync must never linger.
     pub async fn meta(&self) -> UserDataResult<CollectionState> {
         let mut slot = self.registry.lock(self.user_id).await;
-        let session = slot.session.take();
-        let kept = slot.cached_collection();
-        let kept_media = slot.cached_media();
-        let files = self.files.clone();
-        // One blocking hop: the open sync's rollback, then the status on the kept connection
-        // (the sync's own connection, once rolled back) and the media USN on the kept
-        // `media.db` connection; both go back to the slot.
-        let (read, conn, media) = blocking(move || {
-            let kept = session
-                .and_then(|session| end_now(session, "meta"))
-                .or(kept);
-            // A missing, empty or damaged collection or media.db is replaced here: the
-            // client stops at a failing meta, so nothing else would ever repair it.
-            let (status, conn) = match collection_status_or_recover_on(&files, kept) {
-                Ok(read) => read,
-                Err(err) => return Ok::<_, UserDataError>((Err(err), None, None)),
-            };
-            let (media_usn, media) = super::media::media_usn_on(kept_media, &files);
-            let read = media_usn.map(|media_usn| (status, media_usn));
-            Ok((read, conn.put_away(), media))
-        })
-        .await?;
-        if let Some(conn) = conn {
-            slot.keep_collection(conn);
-        }
-        if let Some(media) = media {
-            slot.keep_media(media);
-        }
+        let read = match meta_on_worker(&mut slot, &self.files) {
+            Some(read) => Ok(read),
+            None => self.meta_on_pool(&mut slot).await?,
+        };
         drop(slot);
         let (status, media_usn) = read?;
         let now_ms = now_millis();
@@ -122,6 +99,46 @@ impl UserData {
         })
     }
 
+    /// `meta`'s read on the pool: what [`meta_on_worker`] leaves there, and what it cannot do.
+    async fn meta_on_pool(
+        &self,
+        slot: &mut UserGuard,
+    ) -> UserDataResult<anyhow::Result<(CollectionStatus, i64)>> {
+        let session = slot.session.take();
+        let kept = slot.cached_collection();
+        let kept_media = slot.cached_media();
+        let files = self.files.clone();
+        // One blocking hop: the open sync's rollback, then the status on the kept connection
+        // (the sync's own connection, once rolled back) and the media USN on the kept
+        // `media.db` connection; both go back to the slot.
+        let (read, conn, media, took) = blocking(move || {
+            let started = Instant::now();
+            let kept = session
+                .and_then(|session| end_now(session, "meta"))
+                .or(kept);
+            // A missing, empty or damaged collection or media.db is replaced here: the
+            // client stops at a failing meta, so nothing else would ever repair it.
+            let (status, conn) = match collection_status_or_recover_on(&files, kept) {
+                Ok(read) => read,
+                Err(err) => {
+                    return Ok::<_, UserDataError>((Err(err), None, None, started.elapsed()));
+                }
+            };
+            let (media_usn, media) = super::media::media_usn_on(kept_media, &files);
+            let read = media_usn.map(|media_usn| (status, media_usn));
+            Ok((read, conn.put_away(), media, started.elapsed()))
+        })
+        .await?;
+        slot.call_costs.record(CallKind::Meta, took);
+        if let Some(conn) = conn {
+            slot.keep_collection(conn);
+        }
+        if let Some(media) = media {
+            slot.keep_media(media);
+        }
+        Ok(read)
+    }
+
     /// Opens a normal sync under `session_key` and returns the server's deletions. A new
     /// start always replaces the previous sync of this user (docs/sync-protocol.md#sessions).
     pub async fn start_sync(
@@ -133,13 +150,58 @@ impl UserData {
         let mut slot = self.registry.lock(self.user_id).await;
         // Cluster mode: a sync open on another node is ended there first.
         slot.hold_cluster(Acquire::Supersede).await?;
-        let previous = slot.session.take();
+        let user_id = self.user_id;
+        let load = Load {
+            items: request.graves.as_ref().map_or(0, |graves| graves.len()),
+            bytes: 0,
+        };
+        let on_worker =
+            slot.session.is_none() && slot.call_costs.runs_inline(CallKind::Start, load);
         let kept = slot.cached_collection();
+        let opened = match kept {
+            Some(conn) if on_worker && conn.ready(&self.files.collection()) => {
+                // On the worker (`user_data::inline`): the kept connection, checked, with no
+                // sync to end; `BEGIN IMMEDIATE` waits for nobody, since only this user's
+                // calls, one at a time, write the file.
+                let started = Instant::now();
+                let opened = NormalSyncSession::open(conn, user_id, session_key, request, client);
+                slot.call_costs.record(CallKind::Start, started.elapsed());
+                if let Err(SyncOpError::Internal(err)) = &opened
+                    && is_damage(err)
+                {
+                    let (files, reason) = (self.files.clone(), format!("{err:#}"));
+                    blocking(move || replace_damaged_collection(&files, &reason)).await?;
+                }
+                opened
+            }
+            kept => {
+                self.start_on_pool(&mut slot, kept, session_key, request, client)
+                    .await?
+            }
+        };
+        let (session, graves) = opened?;
+        crate::metrics::session_started();
+        // The session keeps the cluster lock (if any) in the slot until it ends.
+        slot.session = Some(session);
+        Ok(graves)
+    }
+
+    /// `start` on the pool: the previous sync's rollback, and the new transaction on the
+    /// user's kept connection (or one opened now), in one blocking hop; timed for
+    /// `user_data::inline`.
+    async fn start_on_pool(
+        &self,
+        slot: &mut UserGuard,
+        kept: Option<CachedCollection>,
+        session_key: String,
+        request: StartRequest,
+        client: ClientTag,
+    ) -> UserDataResult<OpResult<(NormalSyncSession, Graves)>> {
+        let previous = slot.session.take();
         let files = self.files.clone();
         let user_id = self.user_id;
-        // One blocking hop: the previous sync's rollback, and the new transaction on the
-        // user's kept connection.
-        let opened = blocking(move || {
+        let (opened, took) = blocking(move || {
+            let started = Instant::now();
             let kept = previous
                 .and_then(|session| end_now(session, "replaced by a new start"))
                 .or(kept);
@@ -160,14 +222,11 @@ impl UserData {
                 // instead of failing here for ever.
                 replace_damaged_collection(&files, &format!("{err:#}"))?;
             }
-            anyhow::Ok(opened)
+            anyhow::Ok((opened, started.elapsed()))
         })
         .await?;
-        let (session, graves) = opened?;
-        crate::metrics::session_started();
-        // The session keeps the cluster lock (if any) in the slot until it ends.
-        slot.session = Some(session);
-        Ok(graves)
+        slot.call_costs.record(CallKind::Start, took);
+        Ok(opened)
     }
 
     /// `NoSession` unless `session_key` names the user's open sync. Handlers call it before
@@ -435,6 +494,55 @@ impl Users {
             }
         });
     }
+}
+
+/// `meta`'s read on the worker (`user_data::inline`), when it would open, roll back or repair
+/// nothing: no sync is open, the kept connections still serve their files (or the user has no
+/// `media.db`), and the user's last `meta` took at most the budget. None when it cannot, or when
+/// the read fails: the connections are back in the slot and the pool reads, and repairs.
+fn meta_on_worker(slot: &mut UserSlot, files: &UserFiles) -> Option<(CollectionStatus, i64)> {
+    if slot.session.is_some() || !slot.call_costs.runs_inline(CallKind::Meta, Load::NONE) {
+        return None;
+    }
+    let started = Instant::now();
+    let mut conn = slot.cached_collection()?;
+    let media = slot.cached_media();
+    let read = read_meta_on_kept(files, &mut conn, media.as_ref());
+    slot.call_costs.record(CallKind::Meta, started.elapsed());
+    if let Some(media) = media {
+        // Read only: its file is as it was, and put away only notes the time.
+        slot.keep_media(media);
+    }
+    match read {
+        Some(_) => {
+            if let Some(conn) = conn.put_away() {
+                slot.keep_collection(conn);
+            }
+        }
+        None => slot.keep_collection(conn),
+    }
+    read
+}
+
+/// The collection's status and the media USN on connections that need no opening, converting
+/// or repair; None otherwise, or when a read fails.
+fn read_meta_on_kept(
+    files: &UserFiles,
+    conn: &mut CachedCollection,
+    media: Option<&CachedMediaDb>,
+) -> Option<(CollectionStatus, i64)> {
+    if !conn.ready(&files.collection()) {
+        return None;
+    }
+    let media_usn = match media {
+        Some(media) if media.ready(files) => media.totals().ok()?.last_usn,
+        Some(_) => return None,
+        // A store that exists but is not kept is opened on the pool.
+        None if files.media_db().exists() => return None,
+        None => 0,
+    };
+    let status = read_status_on(files, conn).ok()?;
+    Some((status, media_usn))
 }
 
 /// One user's housekeeping, under the user's lock: rolls back a sync idle for longer than
@@ -849,6 +957,94 @@ mod tests {
             slot.cached_collection().is_some(),
             "the rolled-back connection is kept"
         );
+    }
+
+    /// How many hops to the pool `call` made (the test runtime has one thread).
+    async fn hops<T>(call: impl std::future::Future<Output = T>) -> (T, usize) {
+        let before = crate::user_data::POOL_HOPS.with(std::cell::Cell::get);
+        let answer = call.await;
+        (
+            answer,
+            crate::user_data::POOL_HOPS.with(std::cell::Cell::get) - before,
+        )
+    }
+
+    async fn finish_and_meta(user: &UserData, session_key: &str) -> (CollectionState, usize) {
+        user.finish(session_key).await.unwrap();
+        let (state, hops) = hops(user.meta()).await;
+        (state.unwrap(), hops)
+    }
+
+    /// `meta` and `start` run on the worker once their kind was fast, on the kept connection,
+    /// and read what the last sync wrote; an open sync, or files closed, send them back to the
+    /// pool.
+    #[tokio::test]
+    async fn meta_and_start_run_on_the_worker_between_syncs() {
+        let root = tempfile::tempdir().unwrap();
+        let user = started(root.path()).await;
+        // The first meta is timed on the pool, and ends the open sync there.
+        let (first, pool_hops) = hops(user.meta()).await;
+        let first = first.unwrap();
+        assert_eq!(pool_hops, 1);
+        start(&user, "a").await;
+        let (second, pool_hops) = finish_and_meta(&user, "a").await;
+        assert_eq!(pool_hops, 0, "on the worker");
+        assert!(second.modified_ms >= first.modified_ms);
+        assert_eq!(second.usn, first.usn + 1, "the commit is read");
+        // `start` was timed on the pool by the first sync; now it runs on the worker.
+        let ((), pool_hops) = hops(start(&user, "b")).await;
+        assert_eq!(pool_hops, 0, "on the worker");
+        let (third, _) = finish_and_meta(&user, "b").await;
+        assert_eq!(third.usn, second.usn + 1);
+        // With a sync open, meta ends it on the pool.
+        start(&user, "c").await;
+        let (_, pool_hops) = hops(user.meta()).await;
+        assert_eq!(pool_hops, 1);
+        // A start that replaces an open sync ends it on the pool too.
+        start(&user, "d").await;
+        let ((), pool_hops) = hops(start(&user, "e")).await;
+        assert_eq!(pool_hops, 1);
+        user.finish("e").await.unwrap();
+        // Whatever closes the files forgets the times: both are timed on the pool again.
+        user.registry.lock(1).await.close_files();
+        let (_, pool_hops) = hops(user.meta()).await;
+        assert_eq!(pool_hops, 1);
+    }
+
+    /// A kept connection whose file was replaced behind it (as a full upload or a restore
+    /// would) is not used on the worker: the pool opens the new file and reads it.
+    #[tokio::test]
+    async fn meta_on_a_replaced_file_goes_to_the_pool() {
+        let root = tempfile::tempdir().unwrap();
+        let user = started(root.path()).await;
+        user.meta().await.unwrap();
+        let before = user.meta().await.unwrap();
+        let path = user.files.collection();
+        let other = root.path().join("other.anki2");
+        std::fs::copy(&path, &other).unwrap();
+        let conn = rusqlite::Connection::open(&other).unwrap();
+        conn.execute("UPDATE col SET usn = usn + 41", []).unwrap();
+        drop(conn);
+        std::fs::rename(&other, &path).unwrap();
+        let (after, pool_hops) = hops(user.meta()).await;
+        assert_eq!(pool_hops, 1);
+        assert_eq!(after.unwrap().usn, before.usn + 41);
+    }
+
+    /// A user whose `media.db` exists but is not kept gets `meta` from the pool, which opens
+    /// it and reads its USN; the next one reads it on the worker.
+    #[tokio::test]
+    async fn meta_opens_an_unkept_media_store_on_the_pool() {
+        let root = tempfile::tempdir().unwrap();
+        let user = started(root.path()).await;
+        user.meta().await.unwrap();
+        let db = crate::media::db::MediaDb::open(&user.files).unwrap();
+        drop(db);
+        let (state, pool_hops) = hops(user.meta()).await;
+        assert_eq!(pool_hops, 1);
+        let (again, pool_hops) = hops(user.meta()).await;
+        assert_eq!(pool_hops, 0);
+        assert_eq!(state.unwrap().media_usn, again.unwrap().media_usn);
     }
 
     #[tokio::test]
