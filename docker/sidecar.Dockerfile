@@ -4,6 +4,9 @@
 # Build from the repository root: docker build -f docker/sidecar.Dockerfile .
 
 FROM rust:1.95.0-slim-bookworm AS build
+# jemalloc, the sidecar's allocator, is built from source with `make`, which the slim image lacks.
+RUN apt-get update && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 # How SQLite is compiled (docs/performance.md, "SQLite's build options").

@@ -84,8 +84,33 @@ pub struct Limits {
     #[arg(long, env = "SIDECAR_BLOCKING_THREADS", default_value_t = 64)]
     pub blocking_threads: usize,
 
+    /// Async worker threads, which run the HTTP work and the small calls of a sync. Unset:
+    /// one fewer than the machine's cores, at least one ([`Limits::worker_threads`]).
+    #[arg(long, env = "SIDECAR_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
+
     #[arg(skip)]
     json_memory: JsonMemory,
+}
+
+impl Limits {
+    /// The async worker threads: as set, or one fewer than the machine's cores (at least
+    /// one), so that a core is left to the blocking pool, where every `finish` commits and
+    /// waits for its fsync. On a 2-core machine a second worker cost 8 to 12% more CPU per
+    /// review sync, its wake-ups and stolen tasks, for no more syncs per second
+    /// (docs/performance.md, "One core left to the blocking pool").
+    pub fn worker_threads(&self) -> usize {
+        match self.worker_threads {
+            Some(threads) => usize::from(threads),
+            None => default_worker_threads(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            ),
+        }
+    }
+}
+
+fn default_worker_threads(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
 }
 
 /// The semaphore behind `json_memory_mb`, made on first use (one per server).
@@ -229,6 +254,16 @@ mod tests {
         assert_eq!(limits.full_upload_body().max_uncompressed, 300 * MIB);
         assert_eq!(limits.full_upload_body().max_compressed, 100 * MIB);
         assert!(limits.login_body().max_items.unwrap() <= 64 * 1024);
+    }
+
+    #[test]
+    fn a_core_is_left_to_the_blocking_pool_unless_set() {
+        assert_eq!(default_worker_threads(1), 1);
+        assert_eq!(default_worker_threads(2), 1);
+        assert_eq!(default_worker_threads(16), 15);
+        let set = Cli::parse_from(["test", "--worker-threads", "3"]).limits;
+        assert_eq!(set.worker_threads(), 3);
+        assert!(Cli::try_parse_from(["test", "--worker-threads", "0"]).is_err());
     }
 
     #[test]
