@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-/// jemalloc as Rust's allocator: it took 6% off the CPU of a review sync against glibc's
-/// (docs/performance.md, "jemalloc, with its address space given back").
+/// jemalloc as Rust's allocator: about 4% less CPU per review sync than glibc's, by the A/B
+/// runs of docs/performance.md ("jemalloc, with its address space given back").
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
