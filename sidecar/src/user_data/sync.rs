@@ -509,17 +509,21 @@ fn meta_on_worker(slot: &mut UserSlot, files: &UserFiles) -> Option<(CollectionS
     let media = slot.cached_media();
     let read = read_meta_on_kept(files, &mut conn, media.as_ref());
     slot.call_costs.record(CallKind::Meta, started.elapsed());
-    if let Some(media) = media {
-        // Read only: its file is as it was, and put away only notes the time.
-        slot.keep_media(media);
-    }
-    match read {
-        Some(_) => {
-            if let Some(conn) = conn.put_away() {
-                slot.keep_collection(conn);
-            }
+    if read.is_some() {
+        // Both were used: put away, as on the pool, to note the time for the idle
+        // housekeeping.
+        if let Some(conn) = conn.put_away() {
+            slot.keep_collection(conn);
         }
-        None => slot.keep_collection(conn),
+        if let Some(media) = media.and_then(CachedMediaDb::put_away) {
+            slot.keep_media(media);
+        }
+    } else {
+        // Back as they were, unused: a stale one must stay stale for the pool to see it.
+        slot.keep_collection(conn);
+        if let Some(media) = media {
+            slot.keep_media(media);
+        }
     }
     read
 }
@@ -1045,6 +1049,23 @@ mod tests {
         let (again, pool_hops) = hops(user.meta()).await;
         assert_eq!(pool_hops, 0);
         assert_eq!(state.unwrap().media_usn, again.unwrap().media_usn);
+    }
+
+    /// A `meta` on the worker is a use of the kept `media.db` connection too: it notes the
+    /// time, so that the idle housekeeping does not close a store every sync reads.
+    #[tokio::test]
+    async fn meta_on_the_worker_notes_the_use_of_the_media_store() {
+        let root = tempfile::tempdir().unwrap();
+        let user = started(root.path()).await;
+        drop(crate::media::db::MediaDb::open(&user.files).unwrap());
+        user.meta().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let before = user.registry.lock(1).await.media_idle_for().unwrap();
+        let (state, pool_hops) = hops(user.meta()).await;
+        state.unwrap();
+        assert_eq!(pool_hops, 0, "on the worker");
+        let after = user.registry.lock(1).await.media_idle_for().unwrap();
+        assert!(after < before, "{after:?} after, {before:?} before");
     }
 
     #[tokio::test]
