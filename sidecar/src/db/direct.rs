@@ -66,11 +66,8 @@ impl DirectReads {
     pub fn find_host_key(&self, sql: &str, key_hash: &str) -> Option<Option<StoredHostKey>> {
         let conn = self.lock().pop()?;
         let found = read_host_key(&conn, sql, key_hash);
-        let mut idle = self.lock();
-        if idle.len() < MAX_CONNECTIONS {
-            idle.push(conn);
-        }
-        drop(idle);
+        // Only what was taken comes back: the list never grows past what `open` made.
+        self.lock().push(conn);
         match found {
             Ok(found) => Some(found),
             Err(err) => {
