@@ -847,6 +847,16 @@ mod tests {
             .unwrap();
     }
 
+    /// A user with the sync "key" open whose small calls now run on the worker: the first
+    /// was timed on the pool, the second ran here. Also gives this (the worker's) thread.
+    async fn warmed_up(root: &std::path::Path) -> (UserData, std::thread::ThreadId) {
+        let user = started(root).await;
+        let here = std::thread::current().id();
+        user.in_session("key", FAST, 100).await.unwrap();
+        assert_eq!(user.in_session("key", FAST, 100).await.unwrap(), here);
+        (user, here)
+    }
+
     /// The test runtime has one thread; the blocking pool's are others.
     #[tokio::test]
     async fn a_small_call_runs_on_the_worker_once_its_kind_was_fast() {
@@ -886,10 +896,7 @@ mod tests {
     #[tokio::test]
     async fn a_reset_forgets_the_times() {
         let root = tempfile::tempdir().unwrap();
-        let user = started(root.path()).await;
-        let here = std::thread::current().id();
-        user.in_session("key", FAST, 100).await.unwrap();
-        assert_eq!(user.in_session("key", FAST, 100).await.unwrap(), here);
+        let (user, here) = warmed_up(root.path()).await;
         user.reset(false, crate::user_data::admin::MediaOnReset::Delete)
             .await
             .unwrap();
@@ -939,10 +946,7 @@ mod tests {
     #[tokio::test]
     async fn a_call_failing_on_the_worker_ends_the_sync() {
         let root = tempfile::tempdir().unwrap();
-        let user = started(root.path()).await;
-        let here = std::thread::current().id();
-        user.in_session("key", FAST, 100).await.unwrap();
-        assert_eq!(user.in_session("key", FAST, 100).await.unwrap(), here);
+        let (user, _) = warmed_up(root.path()).await;
         let failing = RanOn {
             fails: true,
             ..FAST
