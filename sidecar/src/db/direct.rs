@@ -2,9 +2,9 @@
 //! sqlx's worker thread (docs/performance.md, "The key lookup without sqlx's thread").
 //!
 //! sqlx runs each SQLite connection on a thread of its own, so every query costs two thread
-//! wake-ups, more than the indexed read itself. `meta` begins every sync with a lookup of its
-//! host key, so that lookup reads here instead: on a read-only connection kept open, which never
-//! waits for a lock (busy timeout 0). When the read cannot go ahead at once (Django holds its
+//! wake-ups, more than the indexed read itself. Every lookup of a host key (`meta` begins every
+//! sync with one) reads here instead: on a read-only connection kept open, which never waits
+//! for a lock (busy timeout 0). When the read cannot go ahead at once (Django holds its
 //! write lock, a journal left by a crash must be rolled back, the file is gone) this answers
 //! nothing and the caller asks sqlx, which waits on its own thread as before. So this path
 //! answers only what it can read at once, and every other case behaves as it did without it.
