@@ -8,6 +8,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::get;
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 
 use crate::config::Settings;
 use crate::connections::{self, ConnectionLimits};
@@ -20,6 +21,11 @@ use crate::user_data::cluster::ClusterLocks;
 
 /// Connects to the database, runs migrations and prepares the data folder.
 pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    // Before any connection opens: the logs' frames then take one write each. Without it the
+    // sidecar works as before, only with more system calls.
+    if let Err(err) = crate::collection::wal_writes::install() {
+        tracing::warn!(error = %format!("{err:#}"), "WAL writes are not joined");
+    }
     // Checked before connecting, so a refusal is one plain line.
     let node = crate::config::cluster_node(
         settings.node_id.as_deref(),
@@ -69,19 +75,16 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
 }
 
 /// The public tree: `/sync/*`, `/msync/*` and `/health`, under the configured base path.
+///
+/// The request log, the body limit and the legacy decoding wrap the whole tree once, as
+/// plain layers around it. `Router::layer` would wrap every route in its own boxed service
+/// instead, and each such layer adds a boxing, a clone and a future to every request
+/// (docs/performance.md, "Middleware around the tree").
 pub fn public_router(state: AppState) -> Router {
     let base = state.settings.normalized_base_path();
-    // Sync bodies are chunked and can be hundreds of MiB; the transport layer enforces our
-    // own caps while streaming, so axum's 2 MB default must not apply.
-    // Legacy (multipart, sync v8–10) requests are decoded into v11-shaped ones first.
     let sync = Router::new()
         .nest("/sync", handlers::sync::router())
-        .nest("/msync", handlers::msync::router())
-        .layer(DefaultBodyLimit::disable())
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::transport::legacy::decode_legacy,
-        ));
+        .nest("/msync", handlers::msync::router());
     let mut app = Router::new().route("/health", get(handlers::health::health));
     if base.is_empty() {
         app = app.merge(sync);
@@ -90,11 +93,22 @@ pub fn public_router(state: AppState) -> Router {
             .nest(&base, sync)
             .route(&format!("{base}/health"), get(handlers::health::health));
     }
-    app.layer(middleware::from_fn_with_state(
-        state.clone(),
-        crate::request_log::log_request,
-    ))
-    .with_state(state)
+    let app = ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::request_log::log_request,
+        ))
+        // Sync bodies are chunked and can be hundreds of MiB; the transport layer enforces
+        // our own caps while streaming, so axum's 2 MB default must not apply.
+        .layer(DefaultBodyLimit::disable())
+        // Legacy (multipart, sync v8–10) requests under `/sync` and `/msync` are decoded into
+        // v11-shaped ones first.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::transport::legacy::decode_legacy,
+        ))
+        .service(app.with_state(state));
+    Router::new().fallback_service(app)
 }
 
 /// The internal tree, on its own listener.

@@ -147,6 +147,19 @@ impl CachedCollection {
         (self.keepable() && self.tenancy.put_away()).then_some(self)
     }
 
+    /// [`Self::put_away`] after a request that only read, on a connection found
+    /// [`Self::ready`] before it: the file is not checked again (`kept::Tenancy`).
+    pub fn put_away_unchanged(mut self) -> Option<Self> {
+        let keepable = self.keepable();
+        self.tenancy.put_away_unchanged();
+        keepable.then_some(self)
+    }
+
+    /// The file's size, bytes, as last checked: just now when [`Self::ready`] said yes.
+    pub fn file_size(&self) -> u64 {
+        self.tenancy.size()
+    }
+
     pub fn idle_for(&self) -> Duration {
         self.tenancy.idle_for()
     }
@@ -248,6 +261,27 @@ mod tests {
             !is_marked(&fresh),
             "a file changed in place must be opened again"
         );
+    }
+
+    /// A read-only request puts its connection away without reading the file's state again:
+    /// a change made by another writer while it read is caught at the next use, where
+    /// [`CachedCollection::put_away`] would have taken the changed file for its own writes.
+    #[test]
+    fn a_change_during_a_read_is_caught_after_putting_away_unchanged() {
+        let (_root, path) = collection();
+        let mut kept = CachedCollection::open(&path).unwrap();
+        kept.checked = true;
+        mark(&kept);
+        assert!(kept.ready(&path));
+        assert_eq!(kept.file_size(), std::fs::metadata(&path).unwrap().len());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[0; 4096]);
+        std::fs::write(&path, bytes).unwrap();
+        let kept = kept.put_away_unchanged().expect("kept");
+        assert!(!kept.ready(&path));
+        let fresh = CachedCollection::reuse_or_open(Some(kept), &path).unwrap();
+        assert!(!is_marked(&fresh), "the changed file must be opened again");
     }
 
     #[test]

@@ -136,6 +136,19 @@ impl Tenancy {
         }
     }
 
+    /// Notes the time as a request that only read ends: the file is as the check before its
+    /// use found it ([`Self::serves`]), so it is not read again; a change made meanwhile by
+    /// another writer is caught at the next use.
+    pub fn put_away_unchanged(&mut self) {
+        self.last_used = Instant::now();
+    }
+
+    /// The file's size as last checked ([`Self::begin`], [`Self::serves`] or
+    /// [`Self::put_away`]).
+    pub fn size(&self) -> u64 {
+        self.file.size
+    }
+
     pub fn idle_for(&self) -> Duration {
         self.last_used.elapsed()
     }

@@ -18,3 +18,4 @@ pub mod schema_guard;
 pub mod sqlite;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod wal_writes;

@@ -43,6 +43,29 @@ impl CachedQuery for Connection {
     }
 }
 
+/// Runs `read` in one read transaction when the connection has none open (inside an open
+/// transaction it just runs). Its statements then see one state of the file, and in WAL mode
+/// the log's read lock is taken and released once, where each statement on its own takes and
+/// releases it (two `fcntl` calls, and a look at the log's index, each time). The transaction
+/// is ended whatever `read` returns, so a kept connection goes back with none open.
+pub fn in_one_read<T>(
+    conn: &Connection,
+    read: impl FnOnce(&Connection) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if !conn.is_autocommit() {
+        return read(conn);
+    }
+    conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
+    let result = read(conn);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = conn.prepare_cached(end).and_then(|mut end| end.execute([]));
+    match (result, ended) {
+        (Ok(value), Ok(_)) => Ok(value),
+        (Err(err), _) => Err(err),
+        (Ok(_), Err(err)) => Err(err.into()),
+    }
+}
+
 /// How many pages a stored collection's write-ahead log may reach before opening the
 /// collection folds it back into the file and empties it (a checkpoint: two fsyncs and the
 /// pages written a second time). A review sync appends about 15 pages, so this folds about
@@ -277,5 +300,65 @@ mod tests {
         assert_eq!(journal, "wal");
         conn.execute_batch("CREATE TABLE t (name text COLLATE unicase)")
             .unwrap();
+    }
+
+    /// A file in WAL mode with one row, and a second connection to it.
+    fn two_connections() -> (tempfile::TempDir, Connection, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("col.anki2");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (v integer); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let reader = open_collection(&path).unwrap();
+        (dir, writer, reader)
+    }
+
+    fn value(conn: &Connection) -> i64 {
+        conn.query_row("SELECT v FROM t", [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn one_read_sees_one_state_of_the_file() {
+        let (_dir, writer, reader) = two_connections();
+        let (before, after) = in_one_read(&reader, |conn| {
+            let before = value(conn);
+            // Another connection commits between the two statements.
+            writer.execute_batch("UPDATE t SET v = 2").unwrap();
+            Ok((before, value(conn)))
+        })
+        .unwrap();
+        assert_eq!((before, after), (1, 1), "both statements read one snapshot");
+        assert!(reader.is_autocommit(), "the read transaction was ended");
+        assert_eq!(value(&reader), 2, "the next read sees the commit");
+    }
+
+    #[test]
+    fn one_read_ends_its_transaction_when_the_read_fails() {
+        let (_dir, _writer, reader) = two_connections();
+        let failed: anyhow::Result<()> = in_one_read(&reader, |conn| {
+            value(conn);
+            anyhow::bail!("the read failed")
+        });
+        assert_eq!(failed.unwrap_err().to_string(), "the read failed");
+        assert!(reader.is_autocommit());
+    }
+
+    #[test]
+    fn one_read_inside_an_open_transaction_leaves_it_open() {
+        let (_dir, _writer, reader) = two_connections();
+        reader
+            .execute_batch("BEGIN IMMEDIATE; UPDATE t SET v = 3;")
+            .unwrap();
+        assert_eq!(in_one_read(&reader, |conn| Ok(value(conn))).unwrap(), 3);
+        assert!(
+            !reader.is_autocommit(),
+            "the caller's transaction is still open"
+        );
+        reader.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(value(&reader), 1);
     }
 }

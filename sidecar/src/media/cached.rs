@@ -101,6 +101,14 @@ impl CachedMediaDb {
         (keepable && self.tenancy.put_away()).then_some(self)
     }
 
+    /// [`Self::put_away`] after a request that only read, on a connection found
+    /// [`Self::ready`] before it: the file is not checked again (`collection::kept::Tenancy`).
+    pub fn put_away_unchanged(mut self) -> Option<Self> {
+        let keepable = self.tenancy.has_place() && self.db.in_autocommit();
+        self.tenancy.put_away_unchanged();
+        keepable.then_some(self)
+    }
+
     pub fn idle_for(&self) -> Duration {
         self.tenancy.idle_for()
     }

@@ -7,6 +7,7 @@ use super::{UserFiles, rollover_crt};
 use crate::clock::now_millis;
 use crate::collection::cached::CachedCollection;
 use crate::collection::col_row::{MetaTimes, col};
+use crate::collection::sqlite::in_one_read;
 use crate::collection::{schema11, sqlite};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,18 +74,22 @@ pub fn read_status_from(
     conn: &rusqlite::Connection,
     file_size: u64,
 ) -> anyhow::Result<CollectionStatus> {
-    let MetaTimes {
-        modified_ms,
-        schema_ms,
-        usn,
-    } = col(conn).meta_times().context("reading the col row")?;
-    let any_card = crate::collection::rows::has_cards(conn)?;
-    Ok(CollectionStatus {
-        modified_ms,
-        schema_ms,
-        usn,
-        empty: !any_card,
-        file_size,
-        features: features_of(conn)?,
+    // One read transaction for the three reads: one snapshot, and the log's read lock
+    // taken and released once rather than at each statement.
+    in_one_read(conn, |conn| {
+        let MetaTimes {
+            modified_ms,
+            schema_ms,
+            usn,
+        } = col(conn).meta_times().context("reading the col row")?;
+        let any_card = crate::collection::rows::has_cards(conn)?;
+        Ok(CollectionStatus {
+            modified_ms,
+            schema_ms,
+            usn,
+            empty: !any_card,
+            file_size,
+            features: features_of(conn)?,
+        })
     })
 }

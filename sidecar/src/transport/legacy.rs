@@ -95,18 +95,30 @@ fn is_multipart(request: &Request) -> bool {
         })
 }
 
+/// Whether `path` is under `/sync` or `/msync` (after the base path, if any): the trees the
+/// legacy protocol uses.
+fn is_sync_path(path: &str) -> bool {
+    ["/sync", "/msync"].iter().any(|tree| {
+        path.match_indices(tree).any(|(at, _)| {
+            let rest = &path[at + tree.len()..];
+            rest.is_empty() || rest.starts_with('/')
+        })
+    })
+}
+
 fn is_media_begin_get(request: &Request) -> bool {
     request.method() == Method::GET && request.uri().path().ends_with("/msync/begin")
 }
 
-/// Middleware on the `/sync` and `/msync` routers. Requests with the `anki-sync` header, and
-/// requests that are not legacy-shaped, pass unchanged (the v11 path answers those).
+/// Middleware around the public tree, for requests under `/sync` and `/msync`. Requests with
+/// the `anki-sync` header, requests elsewhere (`/health`, unknown paths), and requests that
+/// are not legacy-shaped pass unchanged (the v11 path answers those).
 pub async fn decode_legacy(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if request.headers().contains_key(HEADER_NAME) {
+    if request.headers().contains_key(HEADER_NAME) || !is_sync_path(request.uri().path()) {
         return next.run(request).await;
     }
     if is_media_begin_get(&request) {
@@ -309,6 +321,31 @@ async fn read_data_part(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_sync_trees_are_decoded() {
+        for path in [
+            "/sync/meta",
+            "/sync/hostKey",
+            "/msync/begin",
+            "/msync/uploadChanges",
+            "/anki/sync/start",
+            "/anki/msync/begin",
+            "/sync",
+        ] {
+            assert!(is_sync_path(path), "{path}");
+        }
+        for path in [
+            "/health",
+            "/anki/health",
+            "/",
+            "/syncx/meta",
+            "/async/meta",
+            "/other",
+        ] {
+            assert!(!is_sync_path(path), "{path}");
+        }
+    }
 
     fn limits() -> BodyLimits {
         BodyLimits::sizes(1024, 4096)

@@ -35,7 +35,7 @@ use crate::storage::recovery::{
     collection_status_or_recover_on, is_corruption, is_damage, replace_damaged_collection,
 };
 use crate::storage::scheduler::SchedulerFeatures;
-use crate::storage::status::{CollectionStatus, ensure_collection, read_status_on};
+use crate::storage::status::{CollectionStatus, ensure_collection, read_status_from};
 use crate::sync_log::{ClientTag, Counts, Kind, SyncLine, collection_usn};
 
 /// What `meta` tells the client about the user's collection.
@@ -511,11 +511,11 @@ fn meta_on_worker(slot: &mut UserSlot, files: &UserFiles) -> Option<(CollectionS
     slot.call_costs.record(CallKind::Meta, started.elapsed());
     if read.is_some() {
         // Both were used: put away, as on the pool, to note the time for the idle
-        // housekeeping.
-        if let Some(conn) = conn.put_away() {
+        // housekeeping. Both were found unchanged just before, and only read.
+        if let Some(conn) = conn.put_away_unchanged() {
             slot.keep_collection(conn);
         }
-        if let Some(media) = media.and_then(CachedMediaDb::put_away) {
+        if let Some(media) = media.and_then(CachedMediaDb::put_away_unchanged) {
             slot.keep_media(media);
         }
     } else {
@@ -545,7 +545,8 @@ fn read_meta_on_kept(
         None if files.media_db().exists() => return None,
         None => 0,
     };
-    let status = read_status_on(files, conn).ok()?;
+    // Ready: checked once already, and its file's size was read by that check just now.
+    let status = read_status_from(conn, conn.file_size()).ok()?;
     Some((status, media_usn))
 }
 
