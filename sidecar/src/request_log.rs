@@ -101,7 +101,7 @@ const SESSION_CALLS: [&str; 7] = [
 ];
 
 /// Whether a request's line is at debug level rather than info: a call of a normal sync that
-/// succeeded, which the sync's line covers (docs/operations.md, "Logs"). Six of the seven
+/// succeeded, which the sync's line covers (docs/operations.md, "Logs and metrics"). Six of the seven
 /// requests of a small sync, so the log keeps two lines per sync (its `meta` and its outcome)
 /// instead of eight, and the sidecar saves the formatting and the write of the other six
 /// (about 2% of a review sync's CPU, docs/performance.md). A failed call, `meta`, and every

@@ -79,7 +79,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
 /// The request log, the body limit and the legacy decoding wrap the whole tree once, as
 /// plain layers around it. `Router::layer` would wrap every route in its own boxed service
 /// instead, and each such layer adds a boxing, a clone and a future to every request
-/// (docs/performance.md, "Middleware around the tree").
+/// (docs/performance.md, "The middleware around the whole tree").
 pub fn public_router(state: AppState) -> Router {
     let base = state.settings.normalized_base_path();
     let sync = Router::new()

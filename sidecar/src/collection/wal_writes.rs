@@ -119,7 +119,7 @@ unsafe extern "C" fn open(
 ) -> c_int {
     let real = real();
     // SAFETY: the real VFS opens its own file object at the start of the one SQLite allocated
-    // for ours, which is larger.
+    // for ours, which is larger; the state goes after it.
     unsafe {
         let Some(real_open) = (*real.vfs).xOpen else {
             return ffi::SQLITE_CANTOPEN;
@@ -128,8 +128,7 @@ unsafe extern "C" fn open(
         if rc != ffi::SQLITE_OK || flags & ffi::SQLITE_OPEN_WAL == 0 || (*file).pMethods.is_null() {
             return rc;
         }
-        let state = file.cast::<u8>().add(real.state_offset).cast::<WalState>();
-        state.write(WalState {
+        state(file).write(WalState {
             real: (*file).pMethods,
             held: false,
             held_at: 0,
@@ -153,12 +152,25 @@ unsafe fn release(file: *mut ffi::sqlite3_file) -> c_int {
             return ffi::SQLITE_OK;
         }
         (*state).held = false;
-        let (header, at) = ((*state).header, (*state).held_at);
+        let header = (*state).header;
+        write_through(file, &header, (*state).held_at)
+    }
+}
+
+/// One write of `bytes` at `offset` by the real file's method.
+///
+/// # Safety
+/// As [`state`].
+unsafe fn write_through(file: *mut ffi::sqlite3_file, bytes: &[u8], offset: i64) -> c_int {
+    // SAFETY: as `state`; `bytes` is readable for its length.
+    unsafe {
+        let (Some(real_write), Ok(length)) =
+            ((*(*state(file)).real).xWrite, c_int::try_from(bytes.len()))
+        else {
+            return ffi::SQLITE_IOERR_WRITE;
+        };
         count_write();
-        match (*(*state).real).xWrite {
-            Some(write) => write(file, header.as_ptr().cast(), FRAME_HEADER as c_int, at),
-            None => ffi::SQLITE_IOERR_WRITE,
-        }
+        real_write(file, bytes.as_ptr().cast(), length, offset)
     }
 }
 
@@ -171,9 +183,6 @@ unsafe extern "C" fn write(
     // SAFETY: SQLite passes `amount` readable bytes at `data`; the file is one `open` set up.
     unsafe {
         let state = state(file);
-        let Some(real_write) = (*(*state).real).xWrite else {
-            return ffi::SQLITE_IOERR_WRITE;
-        };
         let Ok(length) = usize::try_from(amount) else {
             return ffi::SQLITE_IOERR_WRITE;
         };
@@ -184,16 +193,7 @@ unsafe extern "C" fn write(
             joined.clear();
             joined.extend_from_slice(&(*state).header);
             joined.extend_from_slice(bytes);
-            let Ok(joined_length) = c_int::try_from(joined.len()) else {
-                return ffi::SQLITE_IOERR_WRITE;
-            };
-            count_write();
-            return real_write(
-                file,
-                joined.as_ptr().cast(),
-                joined_length,
-                (*state).held_at,
-            );
+            return write_through(file, joined, (*state).held_at);
         }
         let rc = release(file);
         if rc != ffi::SQLITE_OK {
@@ -205,8 +205,7 @@ unsafe extern "C" fn write(
             (*state).held_at = offset;
             return ffi::SQLITE_OK;
         }
-        count_write();
-        real_write(file, data, amount, offset)
+        write_through(file, bytes, offset)
     }
 }
 

@@ -97,16 +97,21 @@ impl CachedMediaDb {
     /// Notes the time, for the idle housekeeping, and the file's state after this
     /// connection's own writes, against which the next use checks.
     pub fn put_away(mut self) -> Option<Self> {
-        let keepable = self.tenancy.has_place() && self.db.in_autocommit();
-        (keepable && self.tenancy.put_away()).then_some(self)
+        (self.keepable() && self.tenancy.put_away()).then_some(self)
     }
 
     /// [`Self::put_away`] after a request that only read, on a connection found
     /// [`Self::ready`] before it: the file is not checked again (`collection::kept::Tenancy`).
     pub fn put_away_unchanged(mut self) -> Option<Self> {
-        let keepable = self.tenancy.has_place() && self.db.in_autocommit();
+        let keepable = self.keepable();
         self.tenancy.put_away_unchanged();
         keepable.then_some(self)
+    }
+
+    /// Whether it may be kept in a slot after its request: opened within the cap, with no
+    /// transaction left open.
+    fn keepable(&self) -> bool {
+        self.tenancy.has_place() && self.db.in_autocommit()
     }
 
     pub fn idle_for(&self) -> Duration {
